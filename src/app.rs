@@ -1,0 +1,369 @@
+//! `Config -> App`: binds the listeners and the admin listener, compiles the first snapshot, then runs
+//! the control loop: reload on SIGHUP or when the config file changes, drain on shutdown.
+//!
+//! Life of a config change: read the file -> validate (every error, positioned) -> build upstream
+//! clients if their settings changed -> compile a [`State`] -> `ArcSwap::store` -> reconcile listeners
+//! (rebind only addresses that appeared or went). Requests in flight finish on the state they started
+//! with. A file that fails validation is logged and the running config stays.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin;
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::proxy::upstream::Clients;
+use crate::proxy::{Proxy, State};
+use crate::routing::Snapshot;
+use crate::server::{self, ListenerSettings, RunningListener, ServerCtx};
+
+/// Why edgesplit could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind listener `{name}` on {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("upstream TLS setup failed: {0}")]
+    Upstream(String),
+}
+
+type ReloadReply = oneshot::Sender<Result<(), String>>;
+
+/// A running edgesplit: its bound addresses and the levers tests and `main` pull.
+pub struct Handle {
+    pub admin_addr: SocketAddr,
+    listeners: Arc<Mutex<Vec<RunningListener>>>,
+    shutdown: CancellationToken,
+    reload_tx: mpsc::Sender<ReloadReply>,
+    done: tokio::task::JoinHandle<()>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Handle {
+    /// The bound address of each listener, by name.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let l = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().map(|l| (l.name.clone(), l.local)).collect()
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+    }
+
+    /// Reloads the config file now, as SIGHUP does.
+    pub async fn reload(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.reload_tx
+            .send(tx)
+            .await
+            .map_err(|_| "edgesplit is stopping".to_string())?;
+        rx.await.map_err(|_| "edgesplit is stopping".to_string())?
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until edgesplit has drained and stopped.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Starts edgesplit on `config`. `source` is the file it came from (reloads read it again); `stop`
+/// resolves when it should shut down (SIGTERM/SIGINT in `main`).
+pub async fn start(
+    config: Config,
+    source: Option<PathBuf>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Handle, StartError> {
+    let metrics = Arc::new(Metrics::default());
+    let clients =
+        Arc::new(Clients::build(&config.upstream, &config.timeouts).map_err(StartError::Upstream)?);
+    let state = State {
+        routes: Snapshot::compile(&config, &metrics),
+        clients,
+        upstream_response: config.timeouts.upstream_response,
+    };
+    let proxy = Arc::new(Proxy::new(state, metrics.clone(), config.log.access_log));
+    let shutdown = CancellationToken::new();
+    let ctx = Arc::new(ServerCtx {
+        proxy: proxy.clone(),
+        conns: Arc::new(Semaphore::new(config.limits.max_connections)),
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+    });
+
+    let mut running = Vec::new();
+    for l in &config.listeners {
+        let settings = ListenerSettings::new(l, config.timeouts, config.limits);
+        let r = server::start_listener(l, settings, &ctx).map_err(|source| {
+            shutdown.cancel();
+            StartError::Bind {
+                name: l.name.clone(),
+                addr: l.addr,
+                source,
+            }
+        })?;
+        running.push(r);
+    }
+    let ready = Arc::new(AtomicBool::new(true));
+    let admin_listener = server::bind_tcp(config.admin_listen).map_err(|source| {
+        shutdown.cancel();
+        StartError::Bind {
+            name: "admin".into(),
+            addr: config.admin_listen,
+            source,
+        }
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            name: "admin".into(),
+            addr: config.admin_listen,
+            source,
+        })?;
+    let admin_stop = CancellationToken::new();
+    tokio::spawn(admin::serve(
+        admin_listener,
+        admin::Admin {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        admin_stop.clone(),
+    ));
+    tracing::info!(addr = %admin_addr, "Admin listening");
+
+    let listeners = Arc::new(Mutex::new(running));
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let control = Control {
+        config,
+        source,
+        ctx,
+        listeners: listeners.clone(),
+    };
+    let sd = shutdown.clone();
+    let done = tokio::spawn(async move {
+        control.run(reload_rx, stop, sd).await;
+        ready.store(false, Relaxed);
+        admin_stop.cancel();
+    });
+    Ok(Handle {
+        admin_addr,
+        listeners,
+        shutdown,
+        reload_tx,
+        done,
+        metrics,
+    })
+}
+
+struct Control {
+    config: Config,
+    source: Option<PathBuf>,
+    ctx: Arc<ServerCtx>,
+    listeners: Arc<Mutex<Vec<RunningListener>>>,
+}
+
+impl Control {
+    async fn run(
+        mut self,
+        mut reload_rx: mpsc::Receiver<ReloadReply>,
+        stop: impl Future<Output = ()>,
+        shutdown: CancellationToken,
+    ) {
+        tokio::pin!(stop);
+        let mut hup = hangup_signal();
+        let mut last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+        let poll_every = self.config.timeouts.config_poll;
+        let mut poll = tokio::time::interval(if poll_every.is_zero() {
+            std::time::Duration::from_secs(3600)
+        } else {
+            poll_every
+        });
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = shutdown.cancelled() => break,
+                reply = reload_rx.recv() => {
+                    last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    let result = self.reload("api").await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
+                Some(()) = recv_hup(&mut hup) => {
+                    last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    let _ = self.reload("SIGHUP").await;
+                }
+                _ = poll.tick(), if !poll_every.is_zero() => {
+                    let text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    if text.is_some() && text != last_text {
+                        last_text = text;
+                        let _ = self.reload("file change").await;
+                    }
+                }
+            }
+        }
+        self.drain().await;
+    }
+
+    async fn reload(&mut self, trigger: &str) -> Result<(), String> {
+        let Some(path) = self.source.clone() else {
+            return Err("edgesplit was started without a config file".into());
+        };
+        let result = match config::load(&path) {
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "Config rejected");
+                }
+                Err(errors.to_string())
+            }
+            Ok(new) => self.apply(new),
+        };
+        self.ctx.proxy.metrics.reload(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!(trigger, file = %path.display(), "Config reloaded"),
+            Err(_) => {
+                tracing::error!(trigger, file = %path.display(), "Reload failed; the running config stays")
+            }
+        }
+        result
+    }
+
+    /// Compiles and publishes `new`, then reconciles the listener set.
+    fn apply(&mut self, new: Config) -> Result<(), String> {
+        let proxy = &self.ctx.proxy;
+        let old_state = proxy.state.load_full();
+        let clients = if old_state.clients.built_from == (new.upstream.clone(), new.timeouts) {
+            old_state.clients.clone()
+        } else {
+            Arc::new(Clients::build(&new.upstream, &new.timeouts)?)
+        };
+        let state = State {
+            routes: Snapshot::compile(&new, &proxy.metrics),
+            clients,
+            upstream_response: new.timeouts.upstream_response,
+        };
+
+        // Bind new addresses before publishing anything, so a bind failure leaves everything as it was.
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = Vec::new();
+        for l in &new.listeners {
+            if listeners.iter().any(|r| r.configured == l.addr) {
+                continue;
+            }
+            let settings = ListenerSettings::new(l, new.timeouts, new.limits);
+            match server::start_listener(l, settings, &self.ctx) {
+                Ok(r) => fresh.push(r),
+                Err(e) => {
+                    for r in &fresh {
+                        r.stop();
+                    }
+                    return Err(format!(
+                        "cannot bind listener `{}` on {}: {e}",
+                        l.name, l.addr
+                    ));
+                }
+            }
+        }
+        proxy.state.store(Arc::new(state));
+        listeners.retain(|r| {
+            let keep = new.listeners.iter().any(|l| l.addr == r.configured);
+            if !keep {
+                tracing::info!(listener = %r.name, addr = %r.local, "Listener removed");
+                r.stop();
+            }
+            keep
+        });
+        for r in listeners.iter_mut() {
+            if let Some(l) = new.listeners.iter().find(|l| l.addr == r.configured) {
+                r.settings
+                    .store(Arc::new(ListenerSettings::new(l, new.timeouts, new.limits)));
+                r.name = l.name.clone();
+            }
+        }
+        listeners.extend(fresh);
+        drop(listeners);
+
+        let old = &self.config;
+        if old.admin_listen != new.admin_listen
+            || old.store_path != new.store_path
+            || old.log != new.log
+            || old.limits.max_connections != new.limits.max_connections
+        {
+            tracing::warn!(
+                "[admin], [store], [log] and limits.max_connections apply at the next restart"
+            );
+        }
+        self.config = new;
+        Ok(())
+    }
+
+    async fn drain(self) {
+        let grace = self.config.timeouts.shutdown_grace;
+        tracing::info!(grace = ?grace, "Shutting down: draining connections");
+        self.ctx.shutdown.cancel();
+        {
+            let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            for l in listeners.iter() {
+                l.stop();
+            }
+        }
+        self.ctx.tracker.close();
+        self.ctx.proxy.tasks.close();
+        let all = async {
+            self.ctx.tracker.wait().await;
+            self.ctx.proxy.tasks.wait().await;
+        };
+        match tokio::time::timeout(grace, all).await {
+            Ok(()) => tracing::info!("Drained"),
+            Err(_) => tracing::warn!(
+                open = self.ctx.tracker.len() + self.ctx.proxy.tasks.len(),
+                "Grace period over; closing what is left"
+            ),
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {
+    None
+}
+
+#[cfg(unix)]
+async fn recv_hup(hup: &mut Hangup) -> Option<()> {
+    match hup {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+#[cfg(not(unix))]
+async fn recv_hup(_: &mut Hangup) -> Option<()> {
+    std::future::pending().await
+}

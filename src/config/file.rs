@@ -1,0 +1,98 @@
+//! The serde mirror of the TOML file. Every table denies unknown keys; values keep their spans so that
+//! validation can point at `FILE:LINE:COL`.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One `[[listener]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListener {
+    pub name: Option<Spanned<String>>,
+    pub listen: Spanned<String>,
+    /// Certificate/key pairs; present means HTTPS. The first pair is the default when SNI matches none.
+    #[serde(default)]
+    pub tls: Vec<FileCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCertificate {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    pub listen: Option<Spanned<String>>,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStore {
+    pub path: Option<Spanned<String>>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    pub level: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
+    pub access_log: Option<bool>,
+}
+
+/// `[timeouts]`: every value is a humantime duration such as `"500ms"`, `"10s"` or `"2m"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTimeouts {
+    pub client_header: Option<Spanned<String>>,
+    pub client_idle: Option<Spanned<String>>,
+    pub upstream_connect: Option<Spanned<String>>,
+    pub upstream_response: Option<Spanned<String>>,
+    pub upstream_idle: Option<Spanned<String>>,
+    pub shutdown_grace: Option<Spanned<String>>,
+    pub config_poll: Option<Spanned<String>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_connections: Option<Spanned<i64>>,
+    pub max_header_bytes: Option<Spanned<i64>>,
+    pub max_headers: Option<Spanned<i64>>,
+}
+
+/// `[upstream]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    pub ca_file: Option<Spanned<String>>,
+    pub pool_max_idle_per_host: Option<Spanned<i64>>,
+}
+
+/// `[[distribution]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDistribution {
+    pub id: Spanned<String>,
+    pub domains: Spanned<Vec<Spanned<String>>>,
+    pub primary: Spanned<FilePool>,
+    pub staging: Option<Spanned<FilePool>>,
+    pub staging_dns_name: Option<Spanned<String>>,
+}
+
+/// An origin pool: `[distribution.primary]` or `[distribution.staging]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePool {
+    pub origins: Spanned<Vec<Spanned<String>>>,
+    /// Host header sent to these origins instead of the client's.
+    pub host: Option<Spanned<String>>,
+    /// `"http1"` (default) or `"http2"`.
+    pub protocol: Option<Spanned<String>>,
+}

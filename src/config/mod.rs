@@ -1,0 +1,189 @@
+//! Configuration: `edgesplit.toml` -> [`file`] (serde mirror, spans kept) -> [`Config`] (validated runtime
+//! types). Every problem in a file is reported at once, each as `FILE:LINE:COL: message`.
+//!
+//! Which settings apply on reload: everything but `[admin]`, `[store]`, `[log]` and
+//! `limits.max_connections`, which are read once at start (the log says so when they change).
+//! Listeners are rebound only when the set of listen addresses changes; a listener whose address stays
+//! picks up new TLS certificates and timeouts for its next connection.
+
+mod file;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::uri::{Authority, Scheme};
+
+pub use validate::parse;
+
+/// A validated configuration, ready to compile into a routing snapshot.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub admin_listen: SocketAddr,
+    pub store_path: Option<PathBuf>,
+    pub log: LogConfig,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub upstream: UpstreamConfig,
+    pub distributions: Vec<DistributionConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Present for HTTPS listeners: certificates loaded and checked, ALPN `h2`, `http/1.1`.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub server_config: Arc<rustls::ServerConfig>,
+    /// The (cert, key) files it came from, for logs.
+    pub files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter directive such as `info` or `edgesplit=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest time a client may take to send a request head, counted from its first byte.
+    pub client_header: Duration,
+    /// Longest time a client connection may sit with no request in flight and no byte received.
+    pub client_idle: Duration,
+    pub upstream_connect: Duration,
+    /// Longest wait for an origin's response head once the request is sent: 504 past it.
+    pub upstream_response: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub upstream_idle: Duration,
+    /// How long SIGTERM waits for in-flight requests before closing what is left.
+    pub shutdown_grace: Duration,
+    /// How often the config file is checked for changes (0 turns polling off; SIGHUP still reloads).
+    pub config_poll: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1.1) or header list (HTTP/2) accepted; larger is 431.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub ca_file: Option<PathBuf>,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DistributionConfig {
+    pub id: String,
+    /// Lower-case host names, `*.suffix` wildcards, or `*` for the default distribution.
+    pub domains: Vec<String>,
+    pub primary: PoolConfig,
+    pub staging: Option<PoolConfig>,
+    pub staging_dns_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub origins: Vec<Origin>,
+    pub host: Option<HeaderValue>,
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    Http2,
+}
+
+/// One origin server, `http://` or `https://` with an authority and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
+/// One problem in a config file, positioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    parse(&text, &name, path.parent().unwrap_or(Path::new(".")))
+}

@@ -1,0 +1,661 @@
+//! `FILE text -> Config`: parse with error recovery, deserialize each section and list element on its own
+//! so one bad value does not hide the next, then check every rule, collecting all problems.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::uri::{Scheme, Uri};
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::file::*;
+use super::*;
+
+/// Collects problems with their byte spans; turns them into `FILE:LINE:COL` at the end.
+struct Problems<'a> {
+    text: &'a str,
+    file: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl<'a> Problems<'a> {
+    fn add(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.text, span.start);
+        self.list.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    fn toml(&mut self, e: toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        self.add(span, e.message().trim().to_string());
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
+}
+
+fn de<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, p: &mut Problems<'_>) -> Option<T> {
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|e| p.toml(e))
+        .ok()
+}
+
+/// Each element of an array of tables on its own, so every broken element is reported.
+fn de_list<T: DeserializeOwned>(
+    key: &str,
+    value: Spanned<DeValue<'_>>,
+    p: &mut Problems<'_>,
+) -> Vec<T> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items.into_iter().filter_map(|item| de(item, p)).collect(),
+        _ => {
+            p.add(
+                span,
+                format!("`{key}` must be an array of tables: write it as [[{key}]]"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+#[derive(Default)]
+struct FileConfig {
+    listeners: Vec<FileListener>,
+    distributions: Vec<FileDistribution>,
+    admin: FileAdmin,
+    store: FileStore,
+    log: FileLog,
+    timeouts: FileTimeouts,
+    limits: FileLimits,
+    upstream: FileUpstream,
+}
+
+const TOP_KEYS: &str = "listener, distribution, admin, store, log, timeouts, limits, upstream";
+
+fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
+    let mut fc = FileConfig::default();
+    for (key, value) in root {
+        let span = key.span();
+        match key.get_ref().as_ref() {
+            "listener" => fc.listeners = de_list("listener", value, p),
+            "distribution" => fc.distributions = de_list("distribution", value, p),
+            "admin" => fc.admin = de(value, p).unwrap_or_default(),
+            "store" => fc.store = de(value, p).unwrap_or_default(),
+            "log" => fc.log = de(value, p).unwrap_or_default(),
+            "timeouts" => fc.timeouts = de(value, p).unwrap_or_default(),
+            "limits" => fc.limits = de(value, p).unwrap_or_default(),
+            "upstream" => fc.upstream = de(value, p).unwrap_or_default(),
+            other => p.add(
+                span,
+                format!("unknown key `{other}`, expected one of {TOP_KEYS}"),
+            ),
+        }
+    }
+    fc
+}
+
+/// Parses and validates config text. `file` names it in errors; relative paths (certificates, CA file,
+/// store) are taken from `base_dir`.
+pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut p = Problems {
+        text,
+        file,
+        list: Vec::new(),
+    };
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in syntax {
+            p.toml(e);
+        }
+        return Err(ConfigErrors(p.list));
+    }
+    let fc = read_file_config(root.into_inner(), &mut p);
+    let config = validate(fc, base_dir, &mut p);
+    if p.list.is_empty() {
+        Ok(config)
+    } else {
+        p.list.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(p.list))
+    }
+}
+
+fn duration(
+    v: &Option<Spanned<String>>,
+    default: Duration,
+    allow_zero: bool,
+    p: &mut Problems<'_>,
+) -> Duration {
+    let Some(v) = v else { return default };
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) if d.is_zero() && !allow_zero => {
+            p.add(v.span(), "must be longer than zero");
+            default
+        }
+        Ok(d) => d,
+        Err(e) => {
+            p.add(
+                v.span(),
+                format!(
+                    "`{}` is not a duration ({e}); write for example \"500ms\", \"10s\" or \"2m\"",
+                    v.get_ref()
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn count(
+    v: &Option<Spanned<i64>>,
+    default: usize,
+    range: Range<i64>,
+    p: &mut Problems<'_>,
+) -> usize {
+    let Some(v) = v else { return default };
+    let n = *v.get_ref();
+    if range.contains(&n) {
+        n as usize
+    } else {
+        p.add(
+            v.span(),
+            format!(
+                "{n} is out of range: must be at least {} and below {}",
+                range.start, range.end
+            ),
+        );
+        default
+    }
+}
+
+fn resolve(base_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
+    let listeners = validate_listeners(&fc.listeners, base_dir, p);
+
+    let admin_listen = match &fc.admin.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 9901)),
+        Some(s) => s.get_ref().parse().unwrap_or_else(|_| {
+            p.add(
+                s.span(),
+                format!(
+                    "`{}` is not an address: write IP:PORT such as \"127.0.0.1:9901\"",
+                    s.get_ref()
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 9901))
+        }),
+    };
+    if let Some(l) = listeners.iter().find(|l| l.addr == admin_listen) {
+        let span = fc.admin.listen.as_ref().map_or(0..0, |s| s.span());
+        p.add(
+            span,
+            format!(
+                "the admin listener cannot share {} with listener `{}`",
+                admin_listen, l.name
+            ),
+        );
+    }
+
+    let store_path = fc
+        .store
+        .path
+        .as_ref()
+        .map(|s| resolve(base_dir, s.get_ref()));
+
+    let format = match fc
+        .log
+        .format
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()))
+    {
+        None | Some(("logfmt", _)) => LogFormat::Logfmt,
+        Some(("json", _)) => LogFormat::Json,
+        Some((other, span)) => {
+            p.add(
+                span,
+                format!("unknown log format `{other}`, expected \"logfmt\" or \"json\""),
+            );
+            LogFormat::Logfmt
+        }
+    };
+    let level = fc
+        .log
+        .level
+        .as_ref()
+        .map_or_else(|| "info".to_string(), |s| s.get_ref().clone());
+    if let Some(s) = &fc.log.level
+        && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(s.get_ref())
+    {
+        p.add(s.span(), format!("bad log level `{}`: {e}", s.get_ref()));
+    }
+    let log = LogConfig {
+        level,
+        format,
+        access_log: fc.log.access_log.unwrap_or(true),
+    };
+
+    let t = &fc.timeouts;
+    let timeouts = Timeouts {
+        client_header: duration(&t.client_header, Duration::from_secs(10), false, p),
+        client_idle: duration(&t.client_idle, Duration::from_secs(60), false, p),
+        upstream_connect: duration(&t.upstream_connect, Duration::from_secs(3), false, p),
+        upstream_response: duration(&t.upstream_response, Duration::from_secs(30), false, p),
+        upstream_idle: duration(&t.upstream_idle, Duration::from_secs(90), false, p),
+        shutdown_grace: duration(&t.shutdown_grace, Duration::from_secs(30), true, p),
+        config_poll: duration(&t.config_poll, Duration::from_secs(2), true, p),
+    };
+
+    let l = &fc.limits;
+    let limits = Limits {
+        max_connections: count(&l.max_connections, 10_000, 1..10_000_001, p),
+        max_header_bytes: count(
+            &l.max_header_bytes,
+            64 * 1024,
+            8192..16 * 1024 * 1024 + 1,
+            p,
+        ),
+        max_headers: count(&l.max_headers, 100, 1..10_001, p),
+    };
+
+    let ca_file = fc.upstream.ca_file.as_ref().map(|s| {
+        let path = resolve(base_dir, s.get_ref());
+        if let Err(e) = crate::tls::load_roots(&path) {
+            p.add(s.span(), e);
+        }
+        path
+    });
+    let upstream = UpstreamConfig {
+        ca_file,
+        pool_max_idle_per_host: count(&fc.upstream.pool_max_idle_per_host, 1024, 0..1_000_001, p),
+    };
+
+    let distributions = validate_distributions(&fc.distributions, p);
+
+    Config {
+        listeners,
+        admin_listen,
+        store_path,
+        log,
+        timeouts,
+        limits,
+        upstream,
+        distributions,
+    }
+}
+
+fn validate_listeners(
+    list: &[FileListener],
+    base_dir: &Path,
+    p: &mut Problems<'_>,
+) -> Vec<ListenerConfig> {
+    let mut out: Vec<ListenerConfig> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, l) in list.iter().enumerate() {
+        let name = l
+            .name
+            .as_ref()
+            .map_or_else(|| format!("listener-{}", i + 1), |n| n.get_ref().clone());
+        if !names.insert(name.clone()) {
+            let span = l.name.as_ref().map_or(l.listen.span(), |n| n.span());
+            p.add(span, format!("listener name `{name}` is used twice"));
+        }
+        let Ok(addr) = l.listen.get_ref().parse::<SocketAddr>() else {
+            p.add(
+                l.listen.span(),
+                format!(
+                    "`{}` is not an address: write IP:PORT such as \"0.0.0.0:8080\"",
+                    l.listen.get_ref()
+                ),
+            );
+            continue;
+        };
+        if let Some(other) = out.iter().find(|o| o.addr == addr) {
+            p.add(
+                l.listen.span(),
+                format!("{addr} is already used by listener `{}`", other.name),
+            );
+        }
+        let tls = if l.tls.is_empty() {
+            None
+        } else {
+            let mut files = Vec::new();
+            let mut ok = true;
+            for c in &l.tls {
+                let cert = resolve(base_dir, c.cert.get_ref());
+                let key = resolve(base_dir, c.key.get_ref());
+                if let Err(e) = crate::tls::load_certified_key(&cert, &key) {
+                    p.add(c.cert.span(), e);
+                    ok = false;
+                }
+                files.push((cert, key));
+            }
+            match crate::tls::server_config(&files) {
+                Ok(server_config) if ok => Some(TlsConfig {
+                    server_config,
+                    files,
+                }),
+                Ok(_) => None,
+                Err(e) => {
+                    p.add(l.listen.span(), e);
+                    None
+                }
+            }
+        };
+        out.push(ListenerConfig { name, addr, tls });
+    }
+    out
+}
+
+fn validate_distributions(
+    list: &[FileDistribution],
+    p: &mut Problems<'_>,
+) -> Vec<DistributionConfig> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let mut domains: HashMap<String, String> = HashMap::new();
+    let mut staging_names: HashMap<String, String> = HashMap::new();
+    for d in list {
+        let id = d.id.get_ref().clone();
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            p.add(d.id.span(), format!("distribution id `{id}` must be non-empty and use only letters, digits, '-', '_' and '.'"));
+        }
+        if !ids.insert(id.clone()) {
+            p.add(d.id.span(), format!("distribution id `{id}` is used twice"));
+        }
+        if d.domains.get_ref().is_empty() {
+            p.add(
+                d.domains.span(),
+                "a distribution needs at least one domain (\"*\" matches any host)",
+            );
+        }
+        let mut own = Vec::new();
+        for dom in d.domains.get_ref() {
+            let name = dom.get_ref().to_ascii_lowercase();
+            if !valid_domain(&name) {
+                p.add(
+                    dom.span(),
+                    format!(
+                        "`{}` is not a host name, a `*.suffix` wildcard or `*`",
+                        dom.get_ref()
+                    ),
+                );
+                continue;
+            }
+            if let Some(other) = domains.insert(name.clone(), id.clone()) {
+                p.add(
+                    dom.span(),
+                    format!("domain `{name}` is already served by distribution `{other}`"),
+                );
+            }
+            own.push(name);
+        }
+        let primary = validate_pool(&d.primary, p);
+        let staging = d.staging.as_ref().map(|s| validate_pool(s, p));
+        let staging_dns_name = d.staging_dns_name.as_ref().map(|s| {
+            let name = s.get_ref().to_ascii_lowercase();
+            if !valid_domain(&name) || name.starts_with('*') {
+                p.add(s.span(), format!("`{}` is not a host name", s.get_ref()));
+            }
+            if d.staging.is_none() {
+                p.add(
+                    s.span(),
+                    "staging_dns_name needs a [distribution.staging] pool",
+                );
+            }
+            if let Some(other) = staging_names.insert(name.clone(), id.clone()) {
+                p.add(
+                    s.span(),
+                    format!("staging_dns_name `{name}` is already used by distribution `{other}`"),
+                );
+            }
+            name
+        });
+        out.push(DistributionConfig {
+            id,
+            domains: own,
+            primary,
+            staging,
+            staging_dns_name,
+        });
+    }
+    out
+}
+
+fn valid_domain(name: &str) -> bool {
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    name == "*"
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }))
+}
+
+fn validate_pool(pool: &Spanned<FilePool>, p: &mut Problems<'_>) -> PoolConfig {
+    let f = pool.get_ref();
+    if f.origins.get_ref().is_empty() {
+        p.add(f.origins.span(), "a pool needs at least one origin");
+    }
+    let mut origins = Vec::new();
+    for o in f.origins.get_ref() {
+        match parse_origin(o.get_ref()) {
+            Ok(origin) => origins.push(origin),
+            Err(e) => p.add(o.span(), e),
+        }
+    }
+    let host = f
+        .host
+        .as_ref()
+        .and_then(|h| match HeaderValue::from_str(h.get_ref()) {
+            Ok(v) if !h.get_ref().is_empty() => Some(v),
+            _ => {
+                p.add(
+                    h.span(),
+                    format!("`{}` is not a valid Host header value", h.get_ref()),
+                );
+                None
+            }
+        });
+    let protocol = match f
+        .protocol
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()))
+    {
+        None | Some(("http1", _)) => UpstreamProtocol::Http1,
+        Some(("http2", _)) => UpstreamProtocol::Http2,
+        Some((other, span)) => {
+            p.add(
+                span,
+                format!("unknown protocol `{other}`, expected \"http1\" or \"http2\""),
+            );
+            UpstreamProtocol::Http1
+        }
+    };
+    PoolConfig {
+        origins,
+        host,
+        protocol,
+    }
+}
+
+fn parse_origin(s: &str) -> Result<Origin, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::HTTP,
+        Some("https") => Scheme::HTTPS,
+        _ => return Err(format!("origin `{s}` must start with http:// or https://")),
+    };
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("origin `{s}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("origin `{s}` must not carry user information"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "origin `{s}` must be scheme://host[:port] with no path or query"
+        ));
+    }
+    Ok(Origin { scheme, authority })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, "t.toml", Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+[[listener]]
+listen = "127.0.0.1:8080"
+
+[[distribution]]
+id = "web"
+domains = ["example.com", "*"]
+staging_dns_name = "staging.example.com"
+[distribution.primary]
+origins = ["http://127.0.0.1:9000", "https://origin.example.com"]
+[distribution.staging]
+origins = ["http://127.0.0.1:9001"]
+protocol = "http2"
+host = "staging.internal"
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = parse(GOOD, "t.toml", Path::new(".")).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.admin_listen, "127.0.0.1:9901".parse().unwrap());
+        assert_eq!(c.timeouts.client_header, Duration::from_secs(10));
+        let d = &c.distributions[0];
+        assert_eq!(
+            d.primary.origins[1].to_string(),
+            "https://origin.example.com"
+        );
+        assert_eq!(
+            d.staging.as_ref().unwrap().protocol,
+            UpstreamProtocol::Http2
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_line_and_column() {
+        let text = r#"
+[[listener]]
+listen = "nope"
+colour = "blue"
+
+[[listener]]
+listen = "127.0.0.1:8080"
+
+[timeouts]
+client_header = "ten seconds"
+
+[[distribution]]
+id = "web"
+domains = ["bad domain"]
+[distribution.primary]
+origins = ["ftp://x"]
+"#;
+        let errs = errors(text);
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("t.toml:4:1: unknown field `colour`"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].starts_with("t.toml:10:17: `ten seconds` is not a duration"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[2].starts_with("t.toml:14:12: `bad domain`"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[3].starts_with("t.toml:16:12: origin `ftp://x`"),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_positioned() {
+        let errs = errors("[[listener]]\nlisten = \"127.0.0.1:1\"\nbroken = \n");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].starts_with("t.toml:3:"), "{errs:#?}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_and_duplicate_domain() {
+        let text = format!(
+            "extra = 1\n{GOOD}\n[[distribution]]\nid = \"web\"\ndomains = [\"EXAMPLE.com\"]\n[distribution.primary]\norigins = [\"http://a\"]\n"
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.contains("unknown key `extra`")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("distribution id `web` is used twice")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("domain `example.com` is already served")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn origin_rules() {
+        assert!(parse_origin("http://a:80").is_ok());
+        assert!(parse_origin("https://[::1]:8443/").is_ok());
+        assert!(parse_origin("http://a/path").is_err());
+        assert!(parse_origin("http://u:p@a").is_err());
+        assert!(parse_origin("a:80").is_err());
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
+        assert_eq!(line_col("ab\ncéz", 6), (2, 3));
+    }
+}

@@ -1,0 +1,95 @@
+//! `edgesplit demo`: two built-in origins (primary, staging) that say which side served and echo the
+//! request they saw, edgesplit in front of them on its embedded `config/demo.toml`, and a store in a
+//! temporary folder. Nothing to install, nothing to write.
+
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config, ConfigErrors};
+
+/// The demo's configuration, as shipped in `config/demo.toml`.
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+/// Where the demo's origins listen (they must match `config/demo.toml`).
+pub const PRIMARY_ORIGIN: &str = "127.0.0.1:18081";
+pub const STAGING_ORIGIN: &str = "127.0.0.1:18082";
+
+/// The demo config with its store in `store_dir`.
+pub fn config(store_dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut c = config::parse(DEMO_TOML, "demo.toml", Path::new("."))?;
+    c.store_path = Some(store_dir.to_path_buf());
+    Ok(c)
+}
+
+/// An origin that answers every request with `200`, an `x-origin: <side>` header and a plain-text body
+/// naming the side and echoing the request line and headers it received.
+pub async fn run_origin(listener: TcpListener, side: &'static str) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(echo(side, &req))
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn echo(side: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut body = format!(
+        "served by: {side}\n{} {} {:?}\n",
+        req.method(),
+        req.uri(),
+        req.version()
+    );
+    for (name, value) in req.headers() {
+        let _ = writeln!(
+            body,
+            "{name}: {}",
+            String::from_utf8_lossy(value.as_bytes())
+        );
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        "x-origin",
+        header::HeaderValue::from_static(if side == "staging" {
+            "staging"
+        } else {
+            "primary"
+        }),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// What the demo prints once it is up.
+pub fn instructions(proxy: &str, admin: &str) -> String {
+    format!(
+        "\nedgesplit demo is running.\n\
+         \n  proxy  http://{proxy}   (primary origin {PRIMARY_ORIGIN}, staging origin {STAGING_ORIGIN})\n  admin  http://{admin}\n\
+         \nTry:\n\
+         \n  curl -si http://{proxy}/hello\n\
+         \n  curl -s --http2-prior-knowledge http://{proxy}/over-h2\n\
+         \n  for i in $(seq 20); do curl -s http://{proxy}/ | head -1; done | sort | uniq -c\n\
+         \n  curl -s http://{admin}/metrics | grep edgesplit_requests_total\n\
+         \n  curl -s http://{admin}/healthz\n\
+         \nCtrl-C drains and stops.\n"
+    )
+}

@@ -1,0 +1,25 @@
+//! edgesplit: a reverse proxy that splits traffic between a primary and a staging origin pool, the way
+//! CloudFront continuous deployment does, with an admin listener for operations.
+//!
+//! # Layout
+//! - [`config`]: the TOML file -> validated [`config::Config`], every error as `FILE:LINE:COL: message`.
+//! - [`app`]: `Config -> running edgesplit`; the control loop (reload, drain).
+//! - [`server`]: client sockets: accept, connection cap, TLS/ALPN, HTTP/1.1 + HTTP/2, timeouts.
+//! - [`proxy`]: the request path: distribution, decision, origin, header hygiene, streaming, 502/504.
+//! - [`routing`]: the immutable snapshot the request path reads, and the pure decisions over it.
+//! - [`tls`]: certificates, SNI, and the client TLS config towards origins.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`metrics`]: atomic counters and the Prometheus text format.
+//! - [`telemetry`]: logging and the access log.
+//! - [`demo`]: `edgesplit demo`'s origins and config.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod telemetry;
+pub mod tls;

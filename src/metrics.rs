@@ -1,0 +1,257 @@
+//! Counters and histograms kept in atomics and written in the Prometheus text format on `/metrics`.
+//! The request path only does relaxed atomic adds on handles resolved when the config was compiled.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::routing::{Reason, Target};
+
+/// Upper bounds of the latency histogram, in seconds.
+const LATENCY_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Status classes counted: 1xx to 5xx.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Per distribution and target (primary, staging).
+#[derive(Default)]
+pub struct TargetMetrics {
+    by_class: [AtomicU64; 5],
+    pub latency: Histogram,
+}
+
+impl TargetMetrics {
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Relaxed);
+        self.latency.observe(elapsed);
+    }
+}
+
+/// Everything counted for one distribution; survives reloads (looked up by id when compiling).
+#[derive(Default)]
+pub struct DistMetrics {
+    pub primary: TargetMetrics,
+    pub staging: TargetMetrics,
+    decisions: [AtomicU64; Reason::ALL.len()],
+}
+
+impl DistMetrics {
+    pub fn target(&self, t: Target) -> &TargetMetrics {
+        match t {
+            Target::Primary => &self.primary,
+            Target::Staging => &self.staging,
+        }
+    }
+
+    pub fn decision(&self, reason: Reason) {
+        self.decisions[reason as usize].fetch_add(1, Relaxed);
+    }
+}
+
+/// Kinds of upstream failure, each a counter.
+#[derive(Debug, Clone, Copy)]
+pub enum UpstreamError {
+    Connect = 0,
+    Timeout = 1,
+    Protocol = 2,
+}
+
+impl UpstreamError {
+    const NAMES: [&'static str; 3] = ["connect", "timeout", "protocol"];
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The process-wide registry.
+#[derive(Default)]
+pub struct Metrics {
+    dists: Mutex<BTreeMap<String, Arc<DistMetrics>>>,
+    upstream_errors: [AtomicU64; 3],
+    pub open_connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    reload_ok: AtomicU64,
+    reload_failed: AtomicU64,
+    /// Requests for a host no distribution serves.
+    pub unrouted: AtomicU64,
+}
+
+impl Metrics {
+    /// The handle for a distribution; called when a config is compiled, never per request.
+    pub fn distribution(&self, id: &str) -> Arc<DistMetrics> {
+        let mut dists = self.dists.lock().unwrap_or_else(|e| e.into_inner());
+        dists.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn upstream_error(&self, kind: UpstreamError) {
+        self.upstream_errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        if ok {
+            &self.reload_ok
+        } else {
+            &self.reload_failed
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let dists: Vec<(String, Arc<DistMetrics>)> = {
+            let d = self.dists.lock().unwrap_or_else(|e| e.into_inner());
+            d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        out.push_str("# HELP edgesplit_requests_total Requests answered, by distribution, target and status class.\n");
+        out.push_str("# TYPE edgesplit_requests_total counter\n");
+        for (id, m) in &dists {
+            for (target, tm) in [("primary", &m.primary), ("staging", &m.staging)] {
+                for (class, c) in CLASSES.iter().zip(&tm.by_class) {
+                    let _ = writeln!(
+                        out,
+                        "edgesplit_requests_total{{distribution=\"{id}\",target=\"{target}\",status=\"{class}\"}} {}",
+                        c.load(Relaxed)
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP edgesplit_request_duration_seconds Time from request head to the end of the response.\n");
+        out.push_str("# TYPE edgesplit_request_duration_seconds histogram\n");
+        for (id, m) in &dists {
+            for (target, tm) in [("primary", &m.primary), ("staging", &m.staging)] {
+                let labels = format!("distribution=\"{id}\",target=\"{target}\"");
+                tm.latency
+                    .render(&mut out, "edgesplit_request_duration_seconds", &labels);
+            }
+        }
+        out.push_str("# HELP edgesplit_routing_decisions_total Routing decisions, by distribution and reason.\n");
+        out.push_str("# TYPE edgesplit_routing_decisions_total counter\n");
+        for (id, m) in &dists {
+            for reason in Reason::ALL {
+                let _ = writeln!(
+                    out,
+                    "edgesplit_routing_decisions_total{{distribution=\"{id}\",reason=\"{}\"}} {}",
+                    reason.as_str(),
+                    m.decisions[reason as usize].load(Relaxed)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP edgesplit_upstream_errors_total Failed upstream exchanges, by kind.\n",
+        );
+        out.push_str("# TYPE edgesplit_upstream_errors_total counter\n");
+        for (name, c) in UpstreamError::NAMES.iter().zip(&self.upstream_errors) {
+            let _ = writeln!(
+                out,
+                "edgesplit_upstream_errors_total{{kind=\"{name}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edgesplit_unrouted_requests_total Requests for a host that no distribution serves (404).\n\
+             # TYPE edgesplit_unrouted_requests_total counter\nedgesplit_unrouted_requests_total {}",
+            self.unrouted.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgesplit_open_connections Client connections open now.\n\
+             # TYPE edgesplit_open_connections gauge\nedgesplit_open_connections {}",
+            self.open_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgesplit_connections_total Client connections accepted.\n\
+             # TYPE edgesplit_connections_total counter\nedgesplit_connections_total {}",
+            self.connections_total.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgesplit_config_reloads_total Config reloads, by result.\n\
+             # TYPE edgesplit_config_reloads_total counter\n\
+             edgesplit_config_reloads_total{{result=\"ok\"}} {}\nedgesplit_config_reloads_total{{result=\"failed\"}} {}",
+            self.reload_ok.load(Relaxed),
+            self.reload_failed.load(Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"));
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"));
+        assert!(out.contains("x_bucket{a=\"b\",le=\"10\"} 2\n"));
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains("x_count{a=\"b\"} 3\n"));
+    }
+
+    #[test]
+    fn requests_are_counted_by_class() {
+        let m = Metrics::default();
+        let d = m.distribution("web");
+        d.primary.record(200, Duration::from_millis(1));
+        d.primary.record(503, Duration::from_millis(1));
+        d.decision(Reason::NoPolicy);
+        let text = m.render();
+        assert!(text.contains(
+            "edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"2xx\"} 1"
+        ));
+        assert!(text.contains(
+            "edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"
+        ));
+        assert!(text.contains(
+            "edgesplit_routing_decisions_total{distribution=\"web\",reason=\"no-policy\"} 1"
+        ));
+    }
+}

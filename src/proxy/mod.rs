@@ -1,0 +1,352 @@
+//! The data plane's request path: find the distribution, decide primary or staging, pick an origin,
+//! forward with clean headers, stream both bodies, answer 502/504 on upstream failure. [`Proxy::handle`]
+//! never fails: every error becomes a short plain response here, in one place.
+
+mod body;
+pub mod headers;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+pub use body::ProxyBody;
+use headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use upstream::Clients;
+
+use crate::config::UpstreamProtocol;
+use crate::metrics::{Metrics, UpstreamError};
+use crate::routing::{Decision, Reason, Snapshot, Target};
+
+/// What one config compiles to for the data plane; swapped whole on every change.
+pub struct State {
+    pub routes: Snapshot,
+    pub clients: Arc<Clients>,
+    pub upstream_response: Duration,
+}
+
+/// The shared data plane: the current [`State`] and what lives across reloads.
+pub struct Proxy {
+    pub state: ArcSwap<State>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: bool,
+    /// Tunnels (WebSocket and other upgrades) run here so that shutdown drains them too.
+    pub tasks: TaskTracker,
+}
+
+/// Per client connection, shared by its requests and its idle watchdog.
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    pub tls: bool,
+    client_ip: HeaderValue,
+    pub activity: Activity,
+}
+
+/// Counters the connection watchdog reads to tell idle from busy (see `server::watchdog`).
+#[derive(Default)]
+pub struct Activity {
+    pub in_flight: AtomicU32,
+    pub requests: AtomicU64,
+    pub reads: AtomicU64,
+}
+
+impl ConnInfo {
+    pub fn new(client: SocketAddr, tls: bool) -> ConnInfo {
+        let ip = client.ip().to_string();
+        let client_ip =
+            HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            client,
+            tls,
+            client_ip,
+            activity: Activity::default(),
+        }
+    }
+}
+
+/// Run when a response is done (its body dropped): metrics, access log, in-flight count.
+pub struct Finish {
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    dist: Option<usize>,
+    decision: Decision,
+    status: u16,
+    start: Instant,
+    bytes: u64,
+    body_error: bool,
+    access: Option<Box<Access>>,
+}
+
+/// What the access log line needs beyond the counters; allocated only when the access log is on.
+struct Access {
+    method: Method,
+    version: Version,
+    host: Option<HeaderValue>,
+    path: Option<PathAndQuery>,
+    upstream: Option<Arc<str>>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.conn.activity.in_flight.fetch_sub(1, Relaxed);
+        let elapsed = self.start.elapsed();
+        let dist = self
+            .dist
+            .and_then(|i| self.state.routes.distributions.get(i));
+        if let Some(d) = dist {
+            d.metrics
+                .target(self.decision.target)
+                .record(self.status, elapsed);
+        }
+        if let Some(a) = &self.access {
+            tracing::info!(
+                target: "edgesplit::access",
+                client = %self.conn.client,
+                method = %a.method,
+                host = a.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
+                path = a.path.as_ref().map_or("-", |p| p.as_str()),
+                proto = ?a.version,
+                status = self.status,
+                bytes = self.bytes,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                distribution = dist.map_or("-", |d| &*d.id),
+                target = self.decision.target.as_str(),
+                reason = self.decision.reason.as_str(),
+                upstream = a.upstream.as_deref().unwrap_or("-"),
+                aborted = self.body_error,
+            );
+        }
+    }
+}
+
+static VIA_1_1: HeaderValue = HeaderValue::from_static("1.1 edgesplit");
+static VIA_2: HeaderValue = HeaderValue::from_static("2 edgesplit");
+static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
+
+impl Proxy {
+    pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool) -> Proxy {
+        Proxy {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            access_log,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Serves one request. Never fails: errors are answered here.
+    pub async fn handle(
+        &self,
+        conn: &Arc<ConnInfo>,
+        mut req: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let start = Instant::now();
+        conn.activity.in_flight.fetch_add(1, Relaxed);
+        conn.activity.requests.fetch_add(1, Relaxed);
+        let state = self.state.load_full();
+
+        let host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let access = self.access_log.then(|| {
+            Box::new(Access {
+                method: req.method().clone(),
+                version: req.version(),
+                host: host.clone(),
+                path: req.uri().path_and_query().cloned(),
+                upstream: None,
+            })
+        });
+        let dist_index = host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| state.routes.find_index(h));
+        let mut finish = Finish {
+            state: state.clone(),
+            conn: conn.clone(),
+            dist: dist_index,
+            decision: Decision {
+                target: Target::Primary,
+                reason: Reason::NoPolicy,
+            },
+            status: 0,
+            start,
+            bytes: 0,
+            body_error: false,
+            access,
+        };
+        let Some(dist) = dist_index.and_then(|i| state.routes.distributions.get(i)) else {
+            self.metrics.unrouted.fetch_add(1, Relaxed);
+            return synthetic(
+                StatusCode::NOT_FOUND,
+                "no distribution serves this host\n",
+                finish,
+            );
+        };
+
+        let decision = dist.decide(&req);
+        dist.metrics.decision(decision.reason);
+        finish.decision = decision;
+        let pool = dist.pool(decision.target);
+        let Some(origin) = pool.pick() else {
+            return synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish);
+        };
+        if let Some(a) = finish.access.as_mut() {
+            a.upstream = Some(origin.label.clone());
+        }
+
+        let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(origin.scheme.clone());
+        uri.authority = Some(origin.authority.clone());
+        uri.path_and_query = Some(path);
+        parts.uri = match Uri::from_parts(uri) {
+            Ok(u) => u,
+            Err(_) => return synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish),
+        };
+        let via = if parts.version == Version::HTTP_2 {
+            &VIA_2
+        } else {
+            &VIA_1_1
+        };
+        let protocol = if upgrade {
+            UpstreamProtocol::Http1
+        } else {
+            pool.protocol
+        };
+        parts.version = match protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::Http2 => Version::HTTP_2,
+        };
+
+        let h = &mut parts.headers;
+        headers::strip_hop_by_hop(h, upgrade);
+        // hyper's server already answered `100 Continue` when the body was first read.
+        h.remove(header::EXPECT);
+        match (&pool.host, &host) {
+            (Some(forced), _) => {
+                h.insert(header::HOST, forced.clone());
+            }
+            (None, Some(client_host)) => {
+                h.insert(header::HOST, client_host.clone());
+            }
+            (None, None) => {}
+        }
+        headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
+        h.insert(
+            X_FORWARDED_PROTO.clone(),
+            if conn.tls {
+                PROTO_HTTPS.clone()
+            } else {
+                PROTO_HTTP.clone()
+            },
+        );
+        if let Some(client_host) = &host {
+            h.insert(X_FORWARDED_HOST.clone(), client_host.clone());
+        }
+        headers::append_list(h, &header::VIA, via);
+
+        let client = state.clients.get(protocol);
+        let sent = tokio::time::timeout(
+            state.upstream_response,
+            client.request(Request::from_parts(parts, body)),
+        )
+        .await;
+        let mut resp = match sent {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() {
+                    UpstreamError::Connect
+                } else {
+                    UpstreamError::Protocol
+                };
+                self.metrics.upstream_error(kind);
+                tracing::warn!(error = %error_chain(&e), upstream = %origin.label, distribution = %dist.id, kind = kind.name(), "Upstream request failed");
+                let text = if e.is_connect() {
+                    "upstream connection failed\n"
+                } else {
+                    "upstream request failed\n"
+                };
+                return synthetic(StatusCode::BAD_GATEWAY, text, finish);
+            }
+            Err(_) => {
+                self.metrics.upstream_error(UpstreamError::Timeout);
+                tracing::warn!(upstream = %origin.label, distribution = %dist.id, timeout = ?state.upstream_response, "Upstream response timed out");
+                return synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish);
+            }
+        };
+
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(downstream)) = (switching, downstream_upgrade) {
+            let upstream = hyper::upgrade::on(&mut resp);
+            self.tasks.spawn(tunnel(downstream, upstream));
+        }
+        let (mut rparts, rbody) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
+        headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
+        finish.status = rparts.status.as_u16();
+        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
+    }
+}
+
+/// A short plain-text answer made by edgesplit itself.
+fn synthetic(status: StatusCode, text: &'static str, mut finish: Finish) -> Response<ProxyBody> {
+    finish.status = status.as_u16();
+    let mut resp = Response::new(ProxyBody::full(
+        Bytes::from_static(text.as_bytes()),
+        Some(finish),
+    ));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Copies bytes both ways between an upgraded client connection and an upgraded origin connection.
+async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(downstream, upstream) {
+        Ok((down, up)) => {
+            let mut down = TokioIo::new(down);
+            let mut up = TokioIo::new(up);
+            if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                tracing::debug!(error = %e, "Tunnel closed with an error");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "Upgrade failed"),
+    }
+}
+
+/// `error: cause: cause` for logs; hyper's own Display is terse.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,435 @@
+//! Client-facing sockets: bind, accept under a connection cap, TLS with ALPN, HTTP/1.1 and HTTP/2 (h2c
+//! prior knowledge on plain TCP) through hyper-util's auto builder, the per-connection watchdog for the
+//! header-read and idle timeouts, and graceful drain.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Limits, ListenerConfig, Timeouts};
+use crate::proxy::{Activity, ConnInfo, Proxy};
+
+/// What every listener shares.
+pub struct ServerCtx {
+    pub proxy: Arc<Proxy>,
+    /// One permit per open client connection (`limits.max_connections`).
+    pub conns: Arc<Semaphore>,
+    /// Every connection task; shutdown waits on it.
+    pub tracker: TaskTracker,
+    /// Cancelled once at shutdown: listeners stop, connections drain.
+    pub shutdown: CancellationToken,
+}
+
+/// Per-listener settings read at each accept, so a reload changes them without rebinding.
+pub struct ListenerSettings {
+    pub tls: Option<TlsAcceptor>,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+}
+
+impl ListenerSettings {
+    pub fn new(config: &ListenerConfig, timeouts: Timeouts, limits: Limits) -> ListenerSettings {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| TlsAcceptor::from(t.server_config.clone()));
+        ListenerSettings {
+            tls,
+            timeouts,
+            limits,
+        }
+    }
+}
+
+/// A bound listener with its accept loop running.
+pub struct RunningListener {
+    pub name: String,
+    /// The address as configured (port 0 stays 0), which identifies the listener across reloads.
+    pub configured: SocketAddr,
+    /// The address actually bound.
+    pub local: SocketAddr,
+    pub settings: Arc<ArcSwap<ListenerSettings>>,
+    stop: CancellationToken,
+}
+
+impl RunningListener {
+    /// Stops accepting; connections already open keep going.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// Binds `addr` with SO_REUSEADDR and a deep backlog.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// Binds a listener and starts its accept loop.
+pub fn start_listener(
+    config: &ListenerConfig,
+    settings: ListenerSettings,
+    ctx: &Arc<ServerCtx>,
+) -> io::Result<RunningListener> {
+    let listener = bind_tcp(config.addr)?;
+    let local = listener.local_addr()?;
+    let settings = Arc::new(ArcSwap::from_pointee(settings));
+    let stop = ctx.shutdown.child_token();
+    tokio::spawn(accept_loop(
+        listener,
+        settings.clone(),
+        ctx.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(listener = %config.name, addr = %local, tls = config.tls.is_some(), "Listening");
+    Ok(RunningListener {
+        name: config.name.clone(),
+        configured: config.addr,
+        local,
+        settings,
+        stop,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    settings: Arc<ArcSwap<ListenerSettings>>,
+    ctx: Arc<ServerCtx>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        // Take the permit first: at the cap, new clients wait in the kernel's backlog (as HAProxy's maxconn).
+        let permit = tokio::select! {
+            p = ctx.conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.cancelled() => return,
+        };
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, backoff = ?backoff, "Accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        backoff = Duration::from_millis(5);
+        let _ = stream.set_nodelay(true);
+        let settings = settings.load_full();
+        let ctx2 = ctx.clone();
+        ctx.tracker.spawn(async move {
+            let _permit = permit;
+            ctx2.proxy.metrics.open_connections.fetch_add(1, Relaxed);
+            ctx2.proxy.metrics.connections_total.fetch_add(1, Relaxed);
+            serve_tcp(stream, addr, &settings, &ctx2).await;
+            ctx2.proxy.metrics.open_connections.fetch_sub(1, Relaxed);
+        });
+    }
+}
+
+async fn serve_tcp(
+    stream: TcpStream,
+    addr: SocketAddr,
+    settings: &ListenerSettings,
+    ctx: &Arc<ServerCtx>,
+) {
+    let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some()));
+    let io = Watched {
+        inner: stream,
+        info: info.clone(),
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    configure(&mut builder, settings);
+    match &settings.tls {
+        None => serve(io, builder, info, settings, ctx).await,
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(settings.timeouts.client_header, acceptor.accept(io));
+            let tls = tokio::select! {
+                r = handshake => r,
+                _ = ctx.shutdown.cancelled() => return,
+            };
+            let tls = match tls {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    return tracing::debug!(client.addr = %addr, error = %e, "TLS handshake failed");
+                }
+                Err(_) => return tracing::debug!(client.addr = %addr, "TLS handshake timed out"),
+            };
+            let builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                builder.http2_only()
+            } else {
+                builder.http1_only()
+            };
+            serve(tls, builder, info, settings, ctx).await
+        }
+    }
+}
+
+fn configure(builder: &mut auto::Builder<TokioExecutor>, settings: &ListenerSettings) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The watchdog below owns the header-read timeout: hyper's own timer also runs while a
+        // keep-alive connection is idle, which would cut idle connections at the header timeout.
+        .header_read_timeout(None)
+        .max_buf_size(settings.limits.max_header_bytes)
+        .max_headers(settings.limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+}
+
+async fn serve<I>(
+    io: I,
+    builder: auto::Builder<TokioExecutor>,
+    info: Arc<ConnInfo>,
+    settings: &ListenerSettings,
+    ctx: &Arc<ServerCtx>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let proxy = ctx.proxy.clone();
+    let svc_info = info.clone();
+    let svc = service_fn(move |req| {
+        let proxy = proxy.clone();
+        let info = svc_info.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(&info, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut dog = Watchdog::new(&settings.timeouts);
+    let mut tick = tokio::time::interval_at(Instant::now() + dog.period, dog.period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(client.addr = %info.client, error = %e, "Connection closed with an error");
+                }
+                return;
+            }
+            _ = ctx.shutdown.cancelled(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Instant::now() + settings.timeouts.shutdown_grace);
+            }
+            now = tick.tick() => {
+                if closing.is_some_and(|deadline| now >= deadline) {
+                    return;
+                }
+                match dog.check(&info.activity, now) {
+                    Verdict::Fine => {}
+                    Verdict::Idle if closing.is_none() => {
+                        tracing::debug!(client.addr = %info.client, "Idle connection closed");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(now + dog.period * 2);
+                    }
+                    Verdict::Idle => {}
+                    Verdict::HeaderTimeout => {
+                        tracing::debug!(client.addr = %info.client, "Client header timeout");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Fine,
+    Idle,
+    HeaderTimeout,
+}
+
+/// Tells an idle connection (no request in flight, no byte received) from one that is slowly sending a
+/// request head, from counters the request path bumps; checked every `period`, so a timeout fires within
+/// two periods after it is due. Costs the request path two atomic adds and nothing per byte.
+struct Watchdog {
+    idle: Duration,
+    header: Duration,
+    period: Duration,
+    requests: u64,
+    reads: u64,
+    quiet_since: Instant,
+    reading_since: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new(t: &Timeouts) -> Watchdog {
+        let period = (t.client_idle.min(t.client_header) / 8)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        Watchdog {
+            idle: t.client_idle,
+            header: t.client_header,
+            period,
+            requests: 0,
+            reads: 0,
+            quiet_since: Instant::now(),
+            reading_since: None,
+        }
+    }
+
+    fn check(&mut self, a: &Activity, now: Instant) -> Verdict {
+        let requests = a.requests.load(Relaxed);
+        let reads = a.reads.load(Relaxed);
+        if a.in_flight.load(Relaxed) > 0 || requests != self.requests {
+            self.requests = requests;
+            self.reads = reads;
+            self.quiet_since = now;
+            self.reading_since = None;
+            return Verdict::Fine;
+        }
+        if reads != self.reads {
+            self.reads = reads;
+            // The bytes came at most one period ago.
+            self.reading_since
+                .get_or_insert(now.checked_sub(self.period).unwrap_or(now));
+        }
+        match self.reading_since {
+            Some(since) if now.duration_since(since) >= self.header => Verdict::HeaderTimeout,
+            Some(_) => Verdict::Fine,
+            None if now.duration_since(self.quiet_since) >= self.idle => Verdict::Idle,
+            None => Verdict::Fine,
+        }
+    }
+}
+
+/// The client socket, counting reads for the watchdog.
+struct Watched {
+    inner: TcpStream,
+    info: Arc<ConnInfo>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            // Only this connection's task writes `reads`: a plain store, no locked add.
+            let reads = &self.info.activity.reads;
+            reads.store(reads.load(Relaxed).wrapping_add(1), Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeouts(header: u64, idle: u64) -> Timeouts {
+        Timeouts {
+            client_header: Duration::from_secs(header),
+            client_idle: Duration::from_secs(idle),
+            upstream_connect: Duration::from_secs(1),
+            upstream_response: Duration::from_secs(1),
+            upstream_idle: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(1),
+            config_poll: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn idle_connection_times_out_after_idle_not_header() {
+        let mut dog = Watchdog::new(&timeouts(8, 40));
+        let a = Activity::default();
+        let t0 = Instant::now();
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(10)), Verdict::Fine);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(39)), Verdict::Fine);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(40)), Verdict::Idle);
+    }
+
+    #[test]
+    fn slow_head_times_out_after_header() {
+        let mut dog = Watchdog::new(&timeouts(8, 40));
+        let a = Activity::default();
+        let t0 = Instant::now();
+        a.reads.store(1, Relaxed);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(1)), Verdict::Fine);
+        a.reads.store(2, Relaxed);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(5)), Verdict::Fine);
+        assert_eq!(
+            dog.check(&a, t0 + Duration::from_secs(9)),
+            Verdict::HeaderTimeout
+        );
+    }
+
+    #[test]
+    fn requests_in_flight_are_never_timed_out() {
+        let mut dog = Watchdog::new(&timeouts(1, 1));
+        let a = Activity::default();
+        a.in_flight.store(1, Relaxed);
+        a.reads.store(5, Relaxed);
+        let t0 = Instant::now();
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(100)), Verdict::Fine);
+        a.in_flight.store(0, Relaxed);
+        a.requests.store(1, Relaxed);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(101)), Verdict::Fine);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(102)), Verdict::Idle);
+    }
+}
