@@ -209,7 +209,10 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
             SocketAddr::from(([127, 0, 0, 1], 9901))
         }),
     };
-    if let Some(l) = listeners.iter().find(|l| l.addr == admin_listen) {
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| l.addr == admin_listen && admin_listen.port() != 0)
+    {
         let span = fc.admin.listen.as_ref().map_or(0..0, |s| s.span());
         p.add(
             span,
@@ -333,7 +336,8 @@ fn validate_listeners(
             );
             continue;
         };
-        if let Some(other) = out.iter().find(|o| o.addr == addr) {
+        // Port 0 asks the kernel for a free port each time: never a clash.
+        if let Some(other) = out.iter().find(|o| o.addr == addr && addr.port() != 0) {
             p.add(
                 l.listen.span(),
                 format!("{addr} is already used by listener `{}`", other.name),
