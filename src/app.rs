@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
-use crate::config::{self, Config};
+use crate::config::{self, Config, ListenerConfig};
 use crate::metrics::Metrics;
 use crate::proxy::upstream::Clients;
 use crate::proxy::{Proxy, State};
@@ -156,11 +156,11 @@ pub async fn start(
         source,
         ctx,
         listeners: listeners.clone(),
+        ready,
     };
     let sd = shutdown.clone();
     let done = tokio::spawn(async move {
         control.run(reload_rx, stop, sd).await;
-        ready.store(false, Relaxed);
         admin_stop.cancel();
     });
     Ok(Handle {
@@ -178,6 +178,8 @@ struct Control {
     source: Option<PathBuf>,
     ctx: Arc<ServerCtx>,
     listeners: Arc<Mutex<Vec<RunningListener>>>,
+    /// Served on `/readyz`; false from the start of the drain.
+    ready: Arc<AtomicBool>,
 }
 
 impl Control {
@@ -266,7 +268,7 @@ impl Control {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         let mut fresh = Vec::new();
         for l in &new.listeners {
-            if listeners.iter().any(|r| r.configured == l.addr) {
+            if listeners.iter().any(|r| same_listener(r, l)) {
                 continue;
             }
             let settings = ListenerSettings::new(l, new.timeouts, new.limits);
@@ -285,7 +287,7 @@ impl Control {
         }
         proxy.state.store(Arc::new(state));
         listeners.retain(|r| {
-            let keep = new.listeners.iter().any(|l| l.addr == r.configured);
+            let keep = new.listeners.iter().any(|l| same_listener(r, l));
             if !keep {
                 tracing::info!(listener = %r.name, addr = %r.local, "Listener removed");
                 r.stop();
@@ -293,7 +295,7 @@ impl Control {
             keep
         });
         for r in listeners.iter_mut() {
-            if let Some(l) = new.listeners.iter().find(|l| l.addr == r.configured) {
+            if let Some(l) = new.listeners.iter().find(|l| same_listener(r, l)) {
                 r.settings
                     .store(Arc::new(ListenerSettings::new(l, new.timeouts, new.limits)));
                 r.name = l.name.clone();
@@ -318,6 +320,7 @@ impl Control {
 
     async fn drain(self) {
         let grace = self.config.timeouts.shutdown_grace;
+        self.ready.store(false, Relaxed);
         tracing::info!(grace = ?grace, "Shutting down: draining connections");
         self.ctx.shutdown.cancel();
         {
@@ -340,6 +343,12 @@ impl Control {
             ),
         }
     }
+}
+
+/// A running listener stays bound across a reload when its address is configured again. Port 0 means
+/// "any free port", so there the name must match too.
+fn same_listener(running: &RunningListener, config: &ListenerConfig) -> bool {
+    running.configured == config.addr && (config.addr.port() != 0 || running.name == config.name)
 }
 
 #[cfg(unix)]

@@ -1,4 +1,5 @@
 //! The request path end to end: real origins, a real edgesplit, real HTTP/1.1 and h2c clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Bodies stream through edgesplit in both directions without being buffered: 1 GiB up and 1 GiB down
 //! with the process's memory flat. Alone in its own test binary so that no other test moves the RSS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! A WebSocket handshake is tunnelled through edgesplit to a real WebSocket echo origin, and messages
 //! flow both ways over the upgraded connection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod support;
 

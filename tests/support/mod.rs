@@ -1,6 +1,6 @@
 //! Test harness: real origins and a real edgesplit on 127.0.0.1 port 0, and the clients that talk to
 //! them. Tests read as scenarios: start origins, start the edge on a config naming them, send requests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
 use std::future::Future;
