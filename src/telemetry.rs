@@ -23,7 +23,12 @@ pub fn init(log: &LogConfig) -> WorkerGuard {
         .with_writer(writer)
         .with_ansi(false);
     let result = match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // No `target` key in JSON: the access log owns a `target` field (primary/staging).
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .try_init(),
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
     };
     if let Err(e) = result {
@@ -32,7 +37,7 @@ pub fn init(log: &LogConfig) -> WorkerGuard {
     guard
 }
 
-/// `ts=… level=info target=… msg="…" key=value …`, one line per event.
+/// `ts=… level=info logger=… msg="…" key=value …`, one line per event.
 pub struct Logfmt;
 
 impl<S, N> FormatEvent<S, N> for Logfmt
@@ -49,9 +54,10 @@ where
         let meta = event.metadata();
         w.write_str("ts=")?;
         SystemTime.format_time(&mut w)?;
+        // `logger`, not `target`: the access log has a `target` field of its own (primary/staging).
         write!(
             w,
-            " level={} target={}",
+            " level={} logger={}",
             meta.level().as_str().to_ascii_lowercase(),
             meta.target()
         )?;

@@ -232,6 +232,19 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     let url = format!("http://{}/", proc.addr("http"));
     let served_by = || async { get(&url).await.1["x-origin"].to_str().unwrap().to_string() };
     assert_eq!(served_by().await, "a");
+    let access = proc.wait_for(&["msg=access"]);
+    for field in [
+        "logger=edgesplit::access",
+        "method=GET",
+        "path=/",
+        "status=200",
+        "distribution=web",
+        "target=primary",
+        "reason=no-policy",
+        &format!("upstream={}", a.url()),
+    ] {
+        assert!(access.contains(field), "{field} missing from {access}");
+    }
 
     // A good file and SIGHUP: the next requests go to b, on the same listener.
     std::fs::write(&path, config(&b.url(), "")).unwrap();

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pki_types::{CertificateDer, ServerName};
@@ -136,4 +136,42 @@ async fn alpn_http1_over_tls() {
     .unwrap();
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
     assert!(body.contains("via: 1.1 edgesplit"), "{body}");
+}
+
+/// An `https://` origin signed by a private CA: trusted through `[upstream] ca_file`, spoken to in
+/// HTTP/1.1 or HTTP/2 (ALPN) as the pool says; without the CA file the handshake fails and it is a 502.
+#[tokio::test]
+async fn https_origins_are_verified_against_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = cert_files(dir.path(), "origin", &["localhost"]);
+    let origin = Origin::start_tls(
+        &cert,
+        &key,
+        |req: Request<hyper::body::Incoming>| async move {
+            Response::new(full(format!("{:?} over tls", req.version())))
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}", origin.addr.port());
+    let trusted = format!("[upstream]\nca_file = \"{}\"\n", cert.display());
+
+    for (protocol, want) in [
+        ("http1", "HTTP/1.1 over tls"),
+        ("http2", "HTTP/2.0 over tls"),
+    ] {
+        let config = simple_config(&url, None, &trusted).replace(
+            &format!("origins = [\"{url}\"]\n"),
+            &format!("origins = [\"{url}\"]\nprotocol = \"{protocol}\"\n"),
+        );
+        let edge = Edge::start(&config).await;
+        let (status, _, body) = get(&edge.url("http", "/")).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, want));
+    }
+
+    let edge = Edge::start(&simple_config(&url, None, "")).await;
+    let (status, _, body) = get(&edge.url("http", "/")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_GATEWAY, "upstream connection failed\n")
+    );
 }

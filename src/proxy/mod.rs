@@ -125,6 +125,7 @@ impl Drop for Finish {
                 reason = self.decision.reason.as_str(),
                 upstream = a.upstream.as_deref().unwrap_or("-"),
                 aborted = self.body_error,
+                "access"
             );
         }
     }

@@ -233,3 +233,47 @@ pub fn cert_files(
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     (cert, key, ck.cert)
 }
+
+impl Origin {
+    /// Like [`Origin::start`], behind TLS with the given PEM certificate and key (ALPN h2, http/1.1).
+    pub async fn start_tls<F, Fut>(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        handler: F,
+    ) -> Origin
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let server_config =
+            edgesplit::tls::server_config(&[(cert.to_path_buf(), key.to_path_buf())]).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+        let handler: Arc<HandlerFn> = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, acceptor) = (handler.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req| {
+                        let fut = handler(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            _task: TaskGuard(task),
+        }
+    }
+}
