@@ -1,13 +1,19 @@
-//! Guards the per-request work that does not touch a socket: finding the distribution for a Host, and
-//! the header pass that strips hop-by-hop headers (the common case, nothing to strip, must stay a scan).
+//! Guards the per-request work that does not touch a socket: finding the distribution for a Host, the
+//! header pass that strips hop-by-hop headers (the common case, nothing to strip, must stay a scan), and
+//! the continuous deployment decision (header match, weight draw, sticky cookie verify + re-issue).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::collections::{BTreeMap, HashMap};
+
+use edgesplit::cd::cookie::{CookieKey, Session};
+use edgesplit::cd::model::{PolicyConfig, SingleHeader, SingleWeight, Stickiness, TrafficConfig, TrafficType};
+use edgesplit::cd::{CdSettings, Rule};
 use edgesplit::metrics::Metrics;
 use edgesplit::proxy::headers::strip_hop_by_hop;
-use edgesplit::routing::Snapshot;
+use edgesplit::routing::{CompileInput, HealthRegistry, Snapshot, Target};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 fn snapshot() -> Snapshot {
@@ -20,17 +26,31 @@ fn snapshot() -> Snapshot {
     }
     text.push_str("[[distribution]]\nid = \"default\"\ndomains = [\"*\"]\n[distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n");
     let config = edgesplit::config::parse(&text, "bench", Path::new(".")).unwrap();
-    Snapshot::compile(&config, &Metrics::default())
+    let (metrics, health, policies, epochs) =
+        (Metrics::default(), HealthRegistry::default(), BTreeMap::new(), HashMap::new());
+    let input = CompileInput {
+        metrics: &metrics,
+        health: &health,
+        policies: &policies,
+        inline_epochs: &epochs,
+        cd: settings(),
+    };
+    Snapshot::compile(&config, input)
+}
+
+fn settings() -> CdSettings {
+    CdSettings { key: CookieKey::new(&[7u8; 32]), cookie_name: "edgesplit-cd".into(), cache_control_private: false }
+}
+
+fn policy(traffic: TrafficConfig) -> PolicyConfig {
+    PolicyConfig { staging_dns_names: vec!["staging.test".into()], enabled: true, traffic: Some(traffic) }
 }
 
 fn browser_headers(extra: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in [
         ("host", "shop7.example.com"),
-        (
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0",
-        ),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0"),
         ("accept", "text/html,application/xhtml+xml"),
         ("accept-language", "en-GB,en;q=0.5"),
         ("accept-encoding", "gzip, deflate, br"),
@@ -39,10 +59,7 @@ fn browser_headers(extra: &[(&str, &str)]) -> HeaderMap {
     .iter()
     .chain(extra)
     {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
+        h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
     }
     h
 }
@@ -55,27 +72,61 @@ fn bench(c: &mut Criterion) {
     c.bench_function("find distribution: wildcard", |b| {
         b.iter(|| s.find_index(std::hint::black_box("v2.api7.example.com")))
     });
-    c.bench_function("find distribution: default", |b| {
-        b.iter(|| s.find_index(std::hint::black_box("unknown.test")))
-    });
+    c.bench_function("find distribution: default", |b| b.iter(|| s.find_index(std::hint::black_box("unknown.test"))));
 
     let clean = browser_headers(&[]);
     c.bench_function("strip hop-by-hop: nothing to strip", |b| {
-        b.iter_batched_ref(
-            || clean.clone(),
-            |h| strip_hop_by_hop(h, false),
-            criterion::BatchSize::SmallInput,
-        )
+        b.iter_batched_ref(|| clean.clone(), |h| strip_hop_by_hop(h, false), criterion::BatchSize::SmallInput)
     });
     let dirty = browser_headers(&[("connection", "keep-alive"), ("keep-alive", "timeout=5")]);
     c.bench_function("strip hop-by-hop: connection + keep-alive", |b| {
-        b.iter_batched_ref(
-            || dirty.clone(),
-            |h| strip_hop_by_hop(h, false),
-            criterion::BatchSize::SmallInput,
-        )
+        b.iter_batched_ref(|| dirty.clone(), |h| strip_hop_by_hop(h, false), criterion::BatchSize::SmallInput)
     });
 }
 
-criterion_group!(benches, bench);
+fn decisions(c: &mut Criterion) {
+    let s = settings();
+    let header = Rule::compile(
+        &policy(TrafficConfig {
+            kind: TrafficType::SingleHeader,
+            single_weight: None,
+            single_header: Some(SingleHeader { header: "aws-cf-cd-test".into(), value: "blue".into() }),
+        }),
+        "h",
+        0,
+    );
+    let weight = |sticky| {
+        Rule::compile(
+            &policy(TrafficConfig {
+                kind: TrafficType::SingleWeight,
+                single_weight: Some(SingleWeight { weight: 0.1, stickiness: sticky }),
+                single_header: None,
+            }),
+            "cdp-1",
+            0,
+        )
+    };
+    let plain = weight(None);
+    let sticky = weight(Some(Stickiness { idle_ttl: 300, maximum_ttl: 600 }));
+    let mut with_header = browser_headers(&[("aws-cf-cd-test", "blue")]);
+    let no_cookie = browser_headers(&[]);
+    let session = Session { target: Target::Staging, issued: 1_000, last: 1_000, epoch: 0 };
+    let cookie = format!("a=1; edgesplit-cd={}", s.key.encode("cdp-1", &session));
+    with_header.remove("cookie");
+    let with_cookie = {
+        let mut h = browser_headers(&[]);
+        h.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
+        h
+    };
+    c.bench_function("decide: header match", |b| b.iter(|| header.decide(&with_header, &s, 0, 0)));
+    c.bench_function("decide: weight draw", |b| b.iter(|| plain.decide(&no_cookie, &s, 0, fastrand::u32(..))));
+    c.bench_function("decide: sticky cookie verify + re-issue", |b| {
+        b.iter(|| {
+            let o = sticky.decide(&with_cookie, &s, 1_100, 0);
+            sticky.set_cookie(&s, &o.session.unwrap(), 1_100, true)
+        })
+    });
+}
+
+criterion_group!(benches, bench, decisions);
 criterion_main!(benches);

@@ -19,22 +19,16 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::config::{self, Config, ListenerConfig};
 use crate::metrics::Metrics;
-use crate::proxy::upstream::Clients;
-use crate::proxy::{Proxy, State};
-use crate::routing::Snapshot;
+use crate::plane::Plane;
 use crate::server::{self, ListenerSettings, RunningListener, ServerCtx};
 
 /// Why edgesplit could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot bind listener `{name}` on {addr}: {source}")]
-    Bind {
-        name: String,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("upstream TLS setup failed: {0}")]
-    Upstream(String),
+    Bind { name: String, addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Plane(String),
 }
 
 type ReloadReply = oneshot::Sender<Result<(), String>>;
@@ -58,19 +52,13 @@ impl Handle {
 
     /// The bound address of the listener called `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.listener_addrs()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a)
+        self.listener_addrs().into_iter().find(|(n, _)| n == name).map(|(_, a)| a)
     }
 
     /// Reloads the config file now, as SIGHUP does.
     pub async fn reload(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        self.reload_tx
-            .send(tx)
-            .await
-            .map_err(|_| "edgesplit is stopping".to_string())?;
+        self.reload_tx.send(tx).await.map_err(|_| "edgesplit is stopping".to_string())?;
         rx.await.map_err(|_| "edgesplit is stopping".to_string())?
     }
 
@@ -92,15 +80,9 @@ pub async fn start(
     source: Option<PathBuf>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Handle, StartError> {
-    let metrics = Arc::new(Metrics::default());
-    let clients =
-        Arc::new(Clients::build(&config.upstream, &config.timeouts).map_err(StartError::Upstream)?);
-    let state = State {
-        routes: Snapshot::compile(&config, &metrics),
-        clients,
-        upstream_response: config.timeouts.upstream_response,
-    };
-    let proxy = Arc::new(Proxy::new(state, metrics.clone(), config.log.access_log));
+    let plane = Arc::new(Plane::new(config.clone(), config.log.access_log).map_err(StartError::Plane)?);
+    let metrics = plane.metrics.clone();
+    let proxy = plane.proxy.clone();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ServerCtx {
         proxy: proxy.clone(),
@@ -114,63 +96,37 @@ pub async fn start(
         let settings = ListenerSettings::new(l, config.timeouts, config.limits);
         let r = server::start_listener(l, settings, &ctx).map_err(|source| {
             shutdown.cancel();
-            StartError::Bind {
-                name: l.name.clone(),
-                addr: l.addr,
-                source,
-            }
+            StartError::Bind { name: l.name.clone(), addr: l.addr, source }
         })?;
         running.push(r);
     }
     let ready = Arc::new(AtomicBool::new(true));
     let admin_listener = server::bind_tcp(config.admin_listen).map_err(|source| {
         shutdown.cancel();
-        StartError::Bind {
-            name: "admin".into(),
-            addr: config.admin_listen,
-            source,
-        }
+        StartError::Bind { name: "admin".into(), addr: config.admin_listen, source }
     })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            name: "admin".into(),
-            addr: config.admin_listen,
-            source,
-        })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        name: "admin".into(),
+        addr: config.admin_listen,
+        source,
+    })?;
     let admin_stop = CancellationToken::new();
     tokio::spawn(admin::serve(
         admin_listener,
-        admin::Admin {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
+        admin::Admin { plane: plane.clone(), ready: ready.clone() },
         admin_stop.clone(),
     ));
     tracing::info!(addr = %admin_addr, "Admin listening");
 
     let listeners = Arc::new(Mutex::new(running));
     let (reload_tx, reload_rx) = mpsc::channel(4);
-    let control = Control {
-        config,
-        source,
-        ctx,
-        listeners: listeners.clone(),
-        ready,
-    };
+    let control = Control { config, source, ctx, listeners: listeners.clone(), ready, plane };
     let sd = shutdown.clone();
     let done = tokio::spawn(async move {
         control.run(reload_rx, stop, sd).await;
         admin_stop.cancel();
     });
-    Ok(Handle {
-        admin_addr,
-        listeners,
-        shutdown,
-        reload_tx,
-        done,
-        metrics,
-    })
+    Ok(Handle { admin_addr, listeners, shutdown, reload_tx, done, metrics })
 }
 
 struct Control {
@@ -180,6 +136,7 @@ struct Control {
     listeners: Arc<Mutex<Vec<RunningListener>>>,
     /// Served on `/readyz`; false from the start of the drain.
     ready: Arc<AtomicBool>,
+    plane: Arc<Plane>,
 }
 
 impl Control {
@@ -193,11 +150,8 @@ impl Control {
         let mut hup = hangup_signal();
         let mut last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
         let poll_every = self.config.timeouts.config_poll;
-        let mut poll = tokio::time::interval(if poll_every.is_zero() {
-            std::time::Duration::from_secs(3600)
-        } else {
-            poll_every
-        });
+        let mut poll =
+            tokio::time::interval(if poll_every.is_zero() { std::time::Duration::from_secs(3600) } else { poll_every });
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -251,19 +205,6 @@ impl Control {
 
     /// Compiles and publishes `new`, then reconciles the listener set.
     fn apply(&mut self, new: Config) -> Result<(), String> {
-        let proxy = &self.ctx.proxy;
-        let old_state = proxy.state.load_full();
-        let clients = if old_state.clients.built_from == (new.upstream.clone(), new.timeouts) {
-            old_state.clients.clone()
-        } else {
-            Arc::new(Clients::build(&new.upstream, &new.timeouts)?)
-        };
-        let state = State {
-            routes: Snapshot::compile(&new, &proxy.metrics),
-            clients,
-            upstream_response: new.timeouts.upstream_response,
-        };
-
         // Bind new addresses before publishing anything, so a bind failure leaves everything as it was.
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         let mut fresh = Vec::new();
@@ -278,14 +219,16 @@ impl Control {
                     for r in &fresh {
                         r.stop();
                     }
-                    return Err(format!(
-                        "cannot bind listener `{}` on {}: {e}",
-                        l.name, l.addr
-                    ));
+                    return Err(format!("cannot bind listener `{}` on {}: {e}", l.name, l.addr));
                 }
             }
         }
-        proxy.state.store(Arc::new(state));
+        if let Err(e) = self.plane.apply_config(new.clone()) {
+            for r in &fresh {
+                r.stop();
+            }
+            return Err(e);
+        }
         listeners.retain(|r| {
             let keep = new.listeners.iter().any(|l| same_listener(r, l));
             if !keep {
@@ -296,8 +239,7 @@ impl Control {
         });
         for r in listeners.iter_mut() {
             if let Some(l) = new.listeners.iter().find(|l| same_listener(r, l)) {
-                r.settings
-                    .store(Arc::new(ListenerSettings::new(l, new.timeouts, new.limits)));
+                r.settings.store(Arc::new(ListenerSettings::new(l, new.timeouts, new.limits)));
                 r.name = l.name.clone();
             }
         }
@@ -310,9 +252,7 @@ impl Control {
             || old.log != new.log
             || old.limits.max_connections != new.limits.max_connections
         {
-            tracing::warn!(
-                "[admin], [store], [log] and limits.max_connections apply at the next restart"
-            );
+            tracing::warn!("[admin], [store], [log] and limits.max_connections apply at the next restart");
         }
         self.config = new;
         Ok(())

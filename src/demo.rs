@@ -39,43 +39,21 @@ pub async fn run_origin(listener: TcpListener, side: &'static str) {
             continue;
         };
         tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| async move {
-                Ok::<_, Infallible>(echo(side, &req))
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let svc = service_fn(move |req: Request<Incoming>| async move { Ok::<_, Infallible>(echo(side, &req)) });
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
 
 fn echo(side: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let mut body = format!(
-        "served by: {side}\n{} {} {:?}\n",
-        req.method(),
-        req.uri(),
-        req.version()
-    );
+    let mut body = format!("served by: {side}\n{} {} {:?}\n", req.method(), req.uri(), req.version());
     for (name, value) in req.headers() {
-        let _ = writeln!(
-            body,
-            "{name}: {}",
-            String::from_utf8_lossy(value.as_bytes())
-        );
+        let _ = writeln!(body, "{name}: {}", String::from_utf8_lossy(value.as_bytes()));
     }
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut().insert(
-        "x-origin",
-        header::HeaderValue::from_static(if side == "staging" {
-            "staging"
-        } else {
-            "primary"
-        }),
-    );
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert("x-origin", header::HeaderValue::from_static(if side == "staging" { "staging" } else { "primary" }));
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 

@@ -15,11 +15,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod cd;
 pub mod config;
 pub mod demo;
 pub mod metrics;
+pub mod plane;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

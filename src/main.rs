@@ -9,11 +9,7 @@ use tokio::net::TcpListener;
 use edgesplit::{app, config, demo, telemetry};
 
 #[derive(Parser)]
-#[command(
-    name = "edgesplit",
-    version,
-    about = "Edge traffic-splitting reverse proxy"
-)]
+#[command(name = "edgesplit", version, about = "Edge traffic-splitting reverse proxy")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,9 +54,7 @@ fn main() -> ExitCode {
             };
             let _log = telemetry::init(&config.log);
             runtime(async move {
-                let handle = app::start(config, Some(path), stop_signal())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let handle = app::start(config, Some(path), stop_signal()).await.map_err(|e| e.to_string())?;
                 handle.wait().await;
                 Ok(())
             })
@@ -76,25 +70,15 @@ fn main() -> ExitCode {
             };
             let _log = telemetry::init(&config.log);
             runtime(async move {
-                for (addr, side) in [
-                    (demo::PRIMARY_ORIGIN, "primary"),
-                    (demo::STAGING_ORIGIN, "staging"),
-                ] {
-                    let listener = TcpListener::bind(addr).await.map_err(|e| {
-                        format!("cannot bind the demo's {side} origin on {addr}: {e}")
-                    })?;
+                for (addr, side) in [(demo::PRIMARY_ORIGIN, "primary"), (demo::STAGING_ORIGIN, "staging")] {
+                    let listener = TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot bind the demo's {side} origin on {addr}: {e}"))?;
                     tokio::spawn(demo::run_origin(listener, side));
                 }
-                let handle = app::start(config, None, stop_signal())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let proxy = handle
-                    .addr("http")
-                    .map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
-                println!(
-                    "{}",
-                    demo::instructions(&proxy, &handle.admin_addr.to_string())
-                );
+                let handle = app::start(config, None, stop_signal()).await.map_err(|e| e.to_string())?;
+                let proxy = handle.addr("http").map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
+                println!("{}", demo::instructions(&proxy, &handle.admin_addr.to_string()));
                 handle.wait().await;
                 let _ = std::fs::remove_dir_all(&store);
                 Ok(())
@@ -105,10 +89,7 @@ fn main() -> ExitCode {
 
 /// A multi-threaded runtime with one worker per core.
 fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgesplit: cannot start the runtime: {e}");
@@ -129,10 +110,7 @@ async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             return std::future::pending().await;
         };
         tokio::select! {

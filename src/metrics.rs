@@ -10,9 +10,8 @@ use std::time::Duration;
 use crate::routing::{Reason, Target};
 
 /// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BOUNDS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BOUNDS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 #[derive(Default)]
 pub struct Histogram {
@@ -39,11 +38,7 @@ impl Histogram {
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum{{{labels}}} {}",
-            self.sum_us.load(Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
 }
@@ -127,12 +122,7 @@ impl Metrics {
     }
 
     pub fn reload(&self, ok: bool) {
-        if ok {
-            &self.reload_ok
-        } else {
-            &self.reload_failed
-        }
-        .fetch_add(1, Relaxed);
+        if ok { &self.reload_ok } else { &self.reload_failed }.fetch_add(1, Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -160,8 +150,7 @@ impl Metrics {
         for (id, m) in &dists {
             for (target, tm) in [("primary", &m.primary), ("staging", &m.staging)] {
                 let labels = format!("distribution=\"{id}\",target=\"{target}\"");
-                tm.latency
-                    .render(&mut out, "edgesplit_request_duration_seconds", &labels);
+                tm.latency.render(&mut out, "edgesplit_request_duration_seconds", &labels);
             }
         }
         out.push_str("# HELP edgesplit_routing_decisions_total Routing decisions, by distribution and reason.\n");
@@ -176,16 +165,10 @@ impl Metrics {
                 );
             }
         }
-        out.push_str(
-            "# HELP edgesplit_upstream_errors_total Failed upstream exchanges, by kind.\n",
-        );
+        out.push_str("# HELP edgesplit_upstream_errors_total Failed upstream exchanges, by kind.\n");
         out.push_str("# TYPE edgesplit_upstream_errors_total counter\n");
         for (name, c) in UpstreamError::NAMES.iter().zip(&self.upstream_errors) {
-            let _ = writeln!(
-                out,
-                "edgesplit_upstream_errors_total{{kind=\"{name}\"}} {}",
-                c.load(Relaxed)
-            );
+            let _ = writeln!(out, "edgesplit_upstream_errors_total{{kind=\"{name}\"}} {}", c.load(Relaxed));
         }
         let _ = writeln!(
             out,
@@ -244,14 +227,8 @@ mod tests {
         d.primary.record(503, Duration::from_millis(1));
         d.decision(Reason::NoPolicy);
         let text = m.render();
-        assert!(text.contains(
-            "edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"2xx\"} 1"
-        ));
-        assert!(text.contains(
-            "edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"
-        ));
-        assert!(text.contains(
-            "edgesplit_routing_decisions_total{distribution=\"web\",reason=\"no-policy\"} 1"
-        ));
+        assert!(text.contains("edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"2xx\"} 1"));
+        assert!(text.contains("edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"));
+        assert!(text.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"no-policy\"} 1"));
     }
 }

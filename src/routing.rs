@@ -2,13 +2,16 @@
 //! staging, and which origin of the pool. Compiled from a [`Config`] off the request path; the data plane
 //! reads it through an `ArcSwap` and never locks.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
+use crate::cd::model::StoredPolicy;
+use crate::cd::{CdSettings, Rule};
 use crate::config::{Config, PoolConfig, UpstreamProtocol};
 use crate::metrics::{DistMetrics, Metrics};
 
@@ -78,6 +81,49 @@ pub struct Origin {
     pub authority: Authority,
     /// `scheme://authority`, for logs.
     pub label: Arc<str>,
+    pub health: Arc<Health>,
+}
+
+/// Passive health of one origin: a refused connection marks it down for a while; the first request
+/// after that tries it again. Kept across reloads (see [`HealthRegistry`]).
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Unix milliseconds until which the origin is skipped; 0 when up.
+    down_until_ms: AtomicU64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Health {
+    pub fn is_up(&self) -> bool {
+        let until = self.down_until_ms.load(Relaxed);
+        until == 0 || until <= now_ms()
+    }
+
+    pub fn mark_down(&self, for_ms: u64) {
+        if for_ms > 0 {
+            self.down_until_ms.store(now_ms() + for_ms, Relaxed);
+        }
+    }
+
+    pub fn mark_up(&self) {
+        if self.down_until_ms.load(Relaxed) != 0 {
+            self.down_until_ms.store(0, Relaxed);
+        }
+    }
+}
+
+/// Health by origin URL, so a reload or a policy change does not forget which origins are down.
+#[derive(Debug, Default)]
+pub struct HealthRegistry(Mutex<HashMap<String, Arc<Health>>>);
+
+impl HealthRegistry {
+    fn get(&self, label: &str) -> Arc<Health> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(label.to_string()).or_default().clone()
+    }
 }
 
 /// A compiled origin pool with its round-robin cursor.
@@ -90,32 +136,34 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn compile(p: &PoolConfig) -> Pool {
+    fn compile(p: &PoolConfig, health: &HealthRegistry) -> Pool {
         let origins = p
             .origins
             .iter()
-            .map(|o| Origin {
-                scheme: o.scheme.clone(),
-                authority: o.authority.clone(),
-                label: o.to_string().into(),
+            .map(|o| {
+                let label = o.to_string();
+                Origin {
+                    scheme: o.scheme.clone(),
+                    authority: o.authority.clone(),
+                    health: health.get(&label),
+                    label: label.into(),
+                }
             })
             .collect();
-        Pool {
-            origins,
-            host: p.host.clone(),
-            protocol: p.protocol,
-            next: AtomicUsize::new(0),
-        }
+        Pool { origins, host: p.host.clone(), protocol: p.protocol, next: AtomicUsize::new(0) }
     }
 
-    /// The next origin, round-robin. Validation guarantees a pool is never empty.
+    /// The next healthy origin, round-robin; `None` when every origin is marked down.
     pub fn pick(&self) -> Option<&Origin> {
         let n = self.origins.len();
-        if n == 1 {
-            return self.origins.first();
-        }
-        let i = self.next.fetch_add(1, Relaxed) % n.max(1);
-        self.origins.get(i)
+        let start = if n > 1 { self.next.fetch_add(1, Relaxed) % n } else { 0 };
+        (0..n).filter_map(|i| self.origins.get((start + i) % n)).find(|o| o.health.is_up())
+    }
+
+    /// Like [`Pool::pick`], but when all are down it still returns one: the primary pool has no
+    /// fallback, so trying a suspect origin beats failing outright.
+    pub fn pick_any(&self) -> Option<&Origin> {
+        self.pick().or_else(|| self.origins.get(self.next.fetch_add(1, Relaxed) % self.origins.len().max(1)))
     }
 }
 
@@ -123,6 +171,8 @@ pub struct Distribution {
     pub id: Arc<str>,
     pub primary: Pool,
     pub staging: Option<Pool>,
+    /// The continuous deployment policy in force, compiled.
+    pub rule: Rule,
     pub metrics: Arc<DistMetrics>,
 }
 
@@ -133,15 +183,33 @@ impl Distribution {
             _ => &self.primary,
         }
     }
+}
 
-    /// The routing seam: continuous deployment policies decide here. Until then every request goes to
-    /// the primary pool.
-    pub fn decide<B>(&self, _req: &http::Request<B>) -> Decision {
-        Decision {
-            target: Target::Primary,
-            reason: Reason::NoPolicy,
-        }
+/// What a snapshot is compiled from besides the config.
+pub struct CompileInput<'a> {
+    pub metrics: &'a Metrics,
+    pub health: &'a HealthRegistry,
+    /// Policies managed through the API, by id.
+    pub policies: &'a BTreeMap<String, StoredPolicy>,
+    /// Session epochs of the policies written in the file, by distribution id.
+    pub inline_epochs: &'a HashMap<String, u64>,
+    pub cd: CdSettings,
+}
+
+/// Which policy applies to a distribution (D2): the one written in the file, else the one pinned by
+/// id, else the API policy that lists the distribution's `staging_dns_name`.
+pub fn policy_for<'a>(
+    d: &crate::config::DistributionConfig,
+    policies: &'a BTreeMap<String, StoredPolicy>,
+) -> Option<&'a StoredPolicy> {
+    if d.inline_policy.is_some() {
+        return None;
     }
+    if let Some(id) = &d.policy_id {
+        return policies.get(id);
+    }
+    let name = d.staging_dns_name.as_deref()?;
+    policies.values().find(|p| p.config.staging_dns_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
 }
 
 /// Everything the data plane needs to route, compiled once per config change.
@@ -151,10 +219,13 @@ pub struct Snapshot {
     wildcard: HashMap<Box<str>, usize>,
     default: Option<usize>,
     pub distributions: Vec<Distribution>,
+    pub cd: CdSettings,
+    /// How long a refused origin is skipped, in milliseconds.
+    pub unhealthy_for_ms: u64,
 }
 
 impl Snapshot {
-    pub fn compile(config: &Config, metrics: &Metrics) -> Snapshot {
+    pub fn compile(config: &Config, input: CompileInput<'_>) -> Snapshot {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut default = None;
@@ -169,11 +240,21 @@ impl Snapshot {
                     exact.insert(domain.as_str().into(), i);
                 }
             }
+            let rule = match (&d.staging, &d.inline_policy, policy_for(d, input.policies)) {
+                (None, _, _) => Rule::None,
+                (Some(_), Some(inline), _) => {
+                    let epoch = input.inline_epochs.get(&d.id).copied().unwrap_or(0);
+                    Rule::compile(inline, &format!("config:{}", d.id), epoch)
+                }
+                (Some(_), None, Some(p)) => Rule::compile(&p.config, &p.id, p.epoch),
+                (Some(_), None, None) => Rule::None,
+            };
             distributions.push(Distribution {
                 id: d.id.as_str().into(),
-                primary: Pool::compile(&d.primary),
-                staging: d.staging.as_ref().map(Pool::compile),
-                metrics: metrics.distribution(&d.id),
+                primary: Pool::compile(&d.primary, input.health),
+                staging: d.staging.as_ref().map(|s| Pool::compile(s, input.health)),
+                rule,
+                metrics: input.metrics.distribution(&d.id),
             });
         }
         Snapshot {
@@ -181,24 +262,21 @@ impl Snapshot {
             wildcard,
             default,
             distributions,
+            cd: input.cd,
+            unhealthy_for_ms: config.upstream.unhealthy_for.as_millis() as u64,
         }
     }
 
     /// The distribution serving `host` (a Host header or `:authority`, port allowed, any case).
     pub fn find(&self, host: &str) -> Option<&Distribution> {
-        self.find_index(host)
-            .and_then(|i| self.distributions.get(i))
+        self.find_index(host).and_then(|i| self.distributions.get(i))
     }
 
     /// The index in [`Snapshot::distributions`] of the distribution serving `host`.
     pub fn find_index(&self, host: &str) -> Option<usize> {
         let host = strip_port(host);
         let i = self.lookup(host).or_else(|| {
-            if host.bytes().any(|b| b.is_ascii_uppercase()) {
-                self.lookup(&host.to_ascii_lowercase())
-            } else {
-                None
-            }
+            if host.bytes().any(|b| b.is_ascii_uppercase()) { self.lookup(&host.to_ascii_lowercase()) } else { None }
         });
         i.or(self.default)
     }
@@ -218,13 +296,7 @@ fn strip_port(host: &str) -> &str {
         // IPv6 literal: keep the brackets, drop `:port`.
         return host.find(']').map_or(host, |end| &host[..=end]);
     }
-    host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    })
+    host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
 }
 
 #[cfg(test)]
@@ -242,7 +314,23 @@ mod tests {
             ));
         }
         let config = crate::config::parse(&text, "t", Path::new(".")).unwrap();
-        Snapshot::compile(&config, &Metrics::default())
+        Snapshot::compile(&config, test_input(&Metrics::default(), &HealthRegistry::default()))
+    }
+
+    fn test_input<'a>(metrics: &'a Metrics, health: &'a HealthRegistry) -> CompileInput<'a> {
+        static NO_POLICIES: BTreeMap<String, StoredPolicy> = BTreeMap::new();
+        static NO_EPOCHS: std::sync::LazyLock<HashMap<String, u64>> = std::sync::LazyLock::new(HashMap::new);
+        CompileInput {
+            metrics,
+            health,
+            policies: &NO_POLICIES,
+            inline_epochs: &NO_EPOCHS,
+            cd: CdSettings {
+                key: crate::cd::cookie::CookieKey::new(b"k"),
+                cookie_name: "c".into(),
+                cache_control_private: false,
+            },
+        }
     }
 
     fn id(s: &Snapshot, host: &str) -> Option<String> {
@@ -271,18 +359,8 @@ mod tests {
     fn round_robin_visits_every_origin() {
         let s = snapshot(&[&["*"]]);
         let pool = &s.distributions[0].primary;
-        let picks: Vec<_> = (0..4)
-            .map(|_| pool.pick().unwrap().label.to_string())
-            .collect();
-        assert_eq!(
-            picks,
-            [
-                "http://127.0.0.1:1",
-                "http://127.0.0.1:2",
-                "http://127.0.0.1:1",
-                "http://127.0.0.1:2"
-            ]
-        );
+        let picks: Vec<_> = (0..4).map(|_| pool.pick().unwrap().label.to_string()).collect();
+        assert_eq!(picks, ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:1", "http://127.0.0.1:2"]);
     }
 
     #[test]

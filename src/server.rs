@@ -46,15 +46,8 @@ pub struct ListenerSettings {
 
 impl ListenerSettings {
     pub fn new(config: &ListenerConfig, timeouts: Timeouts, limits: Limits) -> ListenerSettings {
-        let tls = config
-            .tls
-            .as_ref()
-            .map(|t| TlsAcceptor::from(t.server_config.clone()));
-        ListenerSettings {
-            tls,
-            timeouts,
-            limits,
-        }
+        let tls = config.tls.as_ref().map(|t| TlsAcceptor::from(t.server_config.clone()));
+        ListenerSettings { tls, timeouts, limits }
     }
 }
 
@@ -78,11 +71,7 @@ impl RunningListener {
 
 /// Binds `addr` with SO_REUSEADDR and a deep backlog.
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
@@ -98,20 +87,9 @@ pub fn start_listener(
     let local = listener.local_addr()?;
     let settings = Arc::new(ArcSwap::from_pointee(settings));
     let stop = ctx.shutdown.child_token();
-    tokio::spawn(accept_loop(
-        listener,
-        settings.clone(),
-        ctx.clone(),
-        stop.clone(),
-    ));
+    tokio::spawn(accept_loop(listener, settings.clone(), ctx.clone(), stop.clone()));
     tracing::info!(listener = %config.name, addr = %local, tls = config.tls.is_some(), "Listening");
-    Ok(RunningListener {
-        name: config.name.clone(),
-        configured: config.addr,
-        local,
-        settings,
-        stop,
-    })
+    Ok(RunningListener { name: config.name.clone(), configured: config.addr, local, settings, stop })
 }
 
 async fn accept_loop(
@@ -154,24 +132,15 @@ async fn accept_loop(
     }
 }
 
-async fn serve_tcp(
-    stream: TcpStream,
-    addr: SocketAddr,
-    settings: &ListenerSettings,
-    ctx: &Arc<ServerCtx>,
-) {
+async fn serve_tcp(stream: TcpStream, addr: SocketAddr, settings: &ListenerSettings, ctx: &Arc<ServerCtx>) {
     let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some()));
-    let io = Watched {
-        inner: stream,
-        info: info.clone(),
-    };
+    let io = Watched { inner: stream, info: info.clone() };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     configure(&mut builder, settings);
     match &settings.tls {
         None => serve(io, builder, info, settings, ctx).await,
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(settings.timeouts.client_header, acceptor.accept(io));
+            let handshake = tokio::time::timeout(settings.timeouts.client_header, acceptor.accept(io));
             let tls = tokio::select! {
                 r = handshake => r,
                 _ = ctx.shutdown.cancelled() => return,
@@ -287,8 +256,7 @@ struct Watchdog {
 
 impl Watchdog {
     fn new(t: &Timeouts) -> Watchdog {
-        let period = (t.client_idle.min(t.client_header) / 8)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let period = (t.client_idle.min(t.client_header) / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
         Watchdog {
             idle: t.client_idle,
             header: t.client_header,
@@ -313,8 +281,7 @@ impl Watchdog {
         if reads != self.reads {
             self.reads = reads;
             // The bytes came at most one period ago.
-            self.reading_since
-                .get_or_insert(now.checked_sub(self.period).unwrap_or(now));
+            self.reading_since.get_or_insert(now.checked_sub(self.period).unwrap_or(now));
         }
         match self.reading_since {
             Some(since) if now.duration_since(since) >= self.header => Verdict::HeaderTimeout,
@@ -332,11 +299,7 @@ struct Watched {
 }
 
 impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -349,11 +312,7 @@ impl AsyncRead for Watched {
 }
 
 impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -413,10 +372,7 @@ mod tests {
         assert_eq!(dog.check(&a, t0 + Duration::from_secs(1)), Verdict::Fine);
         a.reads.store(2, Relaxed);
         assert_eq!(dog.check(&a, t0 + Duration::from_secs(5)), Verdict::Fine);
-        assert_eq!(
-            dog.check(&a, t0 + Duration::from_secs(9)),
-            Verdict::HeaderTimeout
-        );
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(9)), Verdict::HeaderTimeout);
     }
 
     #[test]

@@ -18,17 +18,10 @@ use crate::config::{LogConfig, LogFormat};
 pub fn init(log: &LogConfig) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
     let result = match log.format {
         // No `target` key in JSON: the access log owns a `target` field (primary/staging).
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_target(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_target(false).try_init(),
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
     };
     if let Err(e) = result {
@@ -45,26 +38,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("ts=")?;
         SystemTime.format_time(&mut w)?;
         // `logger`, not `target`: the access log has a `target` field of its own (primary/staging).
-        write!(
-            w,
-            " level={} logger={}",
-            meta.level().as_str().to_ascii_lowercase(),
-            meta.target()
-        )?;
-        let mut visitor = Visitor {
-            w: &mut w,
-            result: Ok(()),
-        };
+        write!(w, " level={} logger={}", meta.level().as_str().to_ascii_lowercase(), meta.target())?;
+        let mut visitor = Visitor { w: &mut w, result: Ok(()) };
         event.record(&mut visitor);
         visitor.result?;
         writeln!(w)
@@ -81,11 +61,7 @@ impl Visitor<'_, '_> {
         if self.result.is_err() {
             return;
         }
-        let key = if field.name() == "message" {
-            "msg"
-        } else {
-            field.name()
-        };
+        let key = if field.name() == "message" { "msg" } else { field.name() };
         self.result = write!(self.w, " {key}=").and_then(|_| write_value(self.w, value));
     }
 }
@@ -103,9 +79,7 @@ impl Visit for Visitor<'_, '_> {
 /// Writes a logfmt value, quoted when it has to be, with `"`, `\` and control characters escaped (so a
 /// hostile Host header cannot forge a log line).
 fn write_value(w: &mut Writer<'_>, v: &str) -> fmt::Result {
-    let plain = !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
+    let plain = !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
     if plain {
         return w.write_str(v);
     }

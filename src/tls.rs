@@ -22,15 +22,10 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
     if chain.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert.display()));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
-    let ck = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| {
-        format!(
-            "certificate {} and key {} do not fit together: {e}",
-            cert.display(),
-            key.display()
-        )
-    })?;
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+    let ck = CertifiedKey::from_der(chain, key_der, &provider())
+        .map_err(|e| format!("certificate {} and key {} do not fit together: {e}", cert.display(), key.display()))?;
     Ok(Arc::new(ck))
 }
 
@@ -68,17 +63,12 @@ pub fn server_config(files: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
     let mut default = None;
     for (cert, key) in files {
         let ck = load_certified_key(cert, key)?;
-        let leaf = ck
-            .end_entity_cert()
-            .map_err(|e| format!("{}: {e}", cert.display()))?;
-        let parsed = webpki::EndEntityCert::try_from(leaf)
-            .map_err(|e| format!("{}: {e:?}", cert.display()))?;
+        let leaf = ck.end_entity_cert().map_err(|e| format!("{}: {e}", cert.display()))?;
+        let parsed = webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("{}: {e:?}", cert.display()))?;
         for name in parsed.valid_dns_names() {
             let name = name.to_ascii_lowercase();
             match name.strip_prefix("*.") {
-                Some(parent) => wildcard
-                    .entry(parent.to_string())
-                    .or_insert_with(|| ck.clone()),
+                Some(parent) => wildcard.entry(parent.to_string()).or_insert_with(|| ck.clone()),
                 None => exact.entry(name).or_insert_with(|| ck.clone()),
             };
         }
@@ -89,11 +79,7 @@ pub fn server_config(files: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver {
-            exact,
-            wildcard,
-            default,
-        }));
+        .with_cert_resolver(Arc::new(SniResolver { exact, wildcard, default }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -116,9 +102,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Str
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
         for cert in load_roots(path)? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     Ok(rustls::ClientConfig::builder_with_provider(provider())

@@ -47,48 +47,28 @@ impl Proc {
     fn wait_for(&self, needles: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
-            {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| needles.iter().all(|n| l.contains(n))) {
                 return l.clone();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "no log line with {needles:?}; got:\n{}",
-            self.lines.lock().unwrap().join("\n")
-        );
+        panic!("no log line with {needles:?}; got:\n{}", self.lines.lock().unwrap().join("\n"));
     }
 
     /// The address a listener logged at bind.
     fn addr(&self, listener: &str) -> SocketAddr {
         let line = self.wait_for(&["msg=Listening", &format!("listener={listener} ")]);
-        let addr = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("addr="))
-            .unwrap();
+        let addr = line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap();
         addr.parse().unwrap()
     }
 
     fn admin(&self) -> SocketAddr {
         let line = self.wait_for(&["Admin listening"]);
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix("addr="))
-            .unwrap()
-            .parse()
-            .unwrap()
+        line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap().parse().unwrap()
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
         assert!(ok, "kill {sig} failed");
     }
 
@@ -120,55 +100,25 @@ fn check_reports_every_problem_with_line_and_column_and_exits_2() {
         "[[listener]]\nlisten = \"127.0.0.1:99999\"\n\n[timeouts]\nclient_idle = \"soon\"\n\n[[distribution]]\nid = \"web\"\ndomains = [\"*\"]\nflavour = 1\n[distribution.primary]\norigins = [\"http://a\"]\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     let name = bad.display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(
-        lines[0].starts_with(&format!("{name}:2:10: `127.0.0.1:99999` is not an address")),
-        "{stderr}"
-    );
-    assert!(
-        lines[1].starts_with(&format!("{name}:5:15: `soon` is not a duration")),
-        "{stderr}"
-    );
-    assert!(
-        lines[2].starts_with(&format!("{name}:10:1: unknown field `flavour`")),
-        "{stderr}"
-    );
+    assert!(lines[0].starts_with(&format!("{name}:2:10: `127.0.0.1:99999` is not an address")), "{stderr}");
+    assert!(lines[1].starts_with(&format!("{name}:5:15: `soon` is not a duration")), "{stderr}");
+    assert!(lines[2].starts_with(&format!("{name}:10:1: unknown field `flavour`")), "{stderr}");
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, simple_config("http://127.0.0.1:1", None, "")).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 
     // `run` refuses the bad file the same way.
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .contains(":5:15: `soon` is not a duration")
-    );
+    assert!(String::from_utf8(out.stderr).unwrap().contains(":5:15: `soon` is not a duration"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,12 +132,8 @@ async fn sigterm_drains_a_slow_in_flight_request_then_exits_0() {
     let path = dir.path().join("edgesplit.toml");
     std::fs::write(
         &path,
-        simple_config(
-            &origin.url(),
-            None,
-            "[timeouts]\nshutdown_grace = \"10s\"\n",
-        )
-        .replace("level = \"warn\"", "level = \"info\""),
+        simple_config(&origin.url(), None, "[timeouts]\nshutdown_grace = \"10s\"\n")
+            .replace("level = \"warn\"", "level = \"info\""),
     )
     .unwrap();
     let mut proc = Proc::start(&path);
@@ -202,10 +148,7 @@ async fn sigterm_drains_a_slow_in_flight_request_then_exits_0() {
     // Draining: not ready, and no new connections.
     let (status, _, _) = get(&format!("http://{admin}/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "still accepting after SIGTERM"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after SIGTERM");
 
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
@@ -220,12 +163,8 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edgesplit.toml");
     let config = |origin: &str, extra: &str| {
-        simple_config(
-            origin,
-            None,
-            &format!("[timeouts]\nconfig_poll = \"200ms\"\n{extra}"),
-        )
-        .replace("level = \"warn\"", "level = \"info\"")
+        simple_config(origin, None, &format!("[timeouts]\nconfig_poll = \"200ms\"\n{extra}"))
+            .replace("level = \"warn\"", "level = \"info\"")
     };
     std::fs::write(&path, config(&a.url(), "")).unwrap();
     let proc = Proc::start(&path);
@@ -253,17 +192,10 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     assert_eq!(served_by().await, "b");
 
     // A bad file: rejected with its position, b keeps serving.
-    std::fs::write(
-        &path,
-        config(&b.url(), "").replace("[log]", "[log]\nformat = \"xml\""),
-    )
-    .unwrap();
+    std::fs::write(&path, config(&b.url(), "").replace("[log]", "[log]\nformat = \"xml\"")).unwrap();
     proc.signal("-HUP");
     let line = proc.wait_for(&["Config rejected"]);
-    assert!(
-        line.contains(&format!("{}:", path.display())) && line.contains("unknown log format"),
-        "{line}"
-    );
+    assert!(line.contains(&format!("{}:", path.display())) && line.contains("unknown log format"), "{line}");
     proc.wait_for(&["Reload failed"]);
     assert_eq!(served_by().await, "b");
 
@@ -272,8 +204,5 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     std::fs::write(&path, format!("{second}{}", config(&a.url(), ""))).unwrap();
     let second_addr = proc.addr("second");
     assert_eq!(served_by().await, "a");
-    assert_eq!(
-        get(&format!("http://{second_addr}/")).await.1["x-origin"],
-        "a"
-    );
+    assert_eq!(get(&format!("http://{second_addr}/")).await.1["x-origin"], "a");
 }

@@ -13,16 +13,9 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     let mut config = edgesplit::demo::config(store.path()).unwrap();
     assert_eq!(config.listeners[0].addr.to_string(), "127.0.0.1:8080");
     assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9901");
+    assert_eq!(config.distributions[0].primary.origins[0].authority.as_str(), edgesplit::demo::PRIMARY_ORIGIN);
     assert_eq!(
-        config.distributions[0].primary.origins[0]
-            .authority
-            .as_str(),
-        edgesplit::demo::PRIMARY_ORIGIN
-    );
-    assert_eq!(
-        config.distributions[0].staging.as_ref().unwrap().origins[0]
-            .authority
-            .as_str(),
+        config.distributions[0].staging.as_ref().unwrap().origins[0].authority.as_str(),
         edgesplit::demo::STAGING_ORIGIN
     );
 
@@ -35,20 +28,13 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
     config.admin_listen = "127.0.0.1:0".parse().unwrap();
     config.distributions[0].primary.origins[0].authority = origins[0].to_string().parse().unwrap();
-    config.distributions[0].staging.as_mut().unwrap().origins[0].authority =
-        origins[1].to_string().parse().unwrap();
-    let handle = edgesplit::app::start(config, None, std::future::pending())
-        .await
-        .unwrap();
+    config.distributions[0].staging.as_mut().unwrap().origins[0].authority = origins[1].to_string().parse().unwrap();
+    let handle = edgesplit::app::start(config, None, std::future::pending()).await.unwrap();
 
-    let (status, headers, body) =
-        support::get(&format!("http://{}/hello", handle.addr("http").unwrap())).await;
+    let (status, headers, body) = support::get(&format!("http://{}/hello", handle.addr("http").unwrap())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-origin"], "primary");
-    assert!(
-        body.starts_with("served by: primary\nGET /hello HTTP/1.1\n"),
-        "{body}"
-    );
+    assert!(body.starts_with("served by: primary\nGET /hello HTTP/1.1\n"), "{body}");
     assert!(body.contains("x-forwarded-for: 127.0.0.1\n"), "{body}");
 
     // The staging origin says so too (the demo's policy sends traffic there once issue 3 lands).

@@ -39,15 +39,9 @@ async fn http1_request_reaches_primary_with_forwarding_headers_and_without_hop_b
     assert_eq!(lines[1], "GET /a/b?c=d");
     assert!(lines.contains(&"host: shop.example.com"), "{body}");
     assert!(lines.contains(&"x-keep: yes"), "{body}");
-    assert!(
-        lines.contains(&"x-forwarded-for: 203.0.113.9, 127.0.0.1"),
-        "{body}"
-    );
+    assert!(lines.contains(&"x-forwarded-for: 203.0.113.9, 127.0.0.1"), "{body}");
     assert!(lines.contains(&"x-forwarded-proto: http"), "{body}");
-    assert!(
-        lines.contains(&"x-forwarded-host: shop.example.com"),
-        "{body}"
-    );
+    assert!(lines.contains(&"x-forwarded-host: shop.example.com"), "{body}");
     assert!(lines.contains(&"via: 1.1 edgesplit"), "{body}");
     for gone in ["x-drop-me", "keep-alive", "proxy-authorization", "te:"] {
         assert!(!body.contains(gone), "{gone} reached the origin:\n{body}");
@@ -63,9 +57,7 @@ async fn http1_request_reaches_primary_with_forwarding_headers_and_without_hop_b
 async fn h2c_prior_knowledge_is_proxied_to_an_http1_origin() {
     let origin = Origin::echo("primary").await;
     let edge = Edge::start(&simple_config(&origin.url(), None, "")).await;
-    let req = Request::get(format!("http://app.test:{}/h2", edge.addr("http").port()))
-        .body(empty())
-        .unwrap();
+    let req = Request::get(format!("http://app.test:{}/h2", edge.addr("http").port())).body(empty()).unwrap();
     // The client connects to the proxy's address but speaks for app.test.
     let client = h2c_client();
     let req = {
@@ -78,10 +70,7 @@ async fn h2c_prior_knowledge_is_proxied_to_an_http1_origin() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("GET /h2"), "{body}");
     assert!(body.contains("via: 2 edgesplit"), "{body}");
-    assert!(
-        body.contains(&format!("host: {}", edge.addr("http"))),
-        "{body}"
-    );
+    assert!(body.contains(&format!("host: {}", edge.addr("http"))), "{body}");
 }
 
 #[tokio::test]
@@ -90,18 +79,13 @@ async fn http2_origin_pool_is_spoken_to_in_http2() {
         Response::new(full(format!(
             "{:?} {}",
             req.version(),
-            req.headers()
-                .get("host")
-                .map_or("-", |h| h.to_str().unwrap())
+            req.headers().get("host").map_or("-", |h| h.to_str().unwrap())
         )))
     })
     .await;
     let config = simple_config(&origin.url(), None, "").replace(
         &format!("origins = [\"{}\"]\n", origin.url()),
-        &format!(
-            "origins = [\"{}\"]\nprotocol = \"http2\"\nhost = \"internal.test\"\n",
-            origin.url()
-        ),
+        &format!("origins = [\"{}\"]\nprotocol = \"http2\"\nhost = \"internal.test\"\n", origin.url()),
     );
     let edge = Edge::start(&config).await;
     let (status, _, body) = get(&edge.url("http", "/")).await;
@@ -113,19 +97,12 @@ async fn http2_origin_pool_is_spoken_to_in_http2() {
 async fn origins_of_a_pool_take_turns() {
     let a = Origin::echo("a").await;
     let b = Origin::echo("b").await;
-    let config = simple_config(&a.url(), None, "").replace(
-        &format!("\"{}\"", a.url()),
-        &format!("\"{}\", \"{}\"", a.url(), b.url()),
-    );
+    let config = simple_config(&a.url(), None, "")
+        .replace(&format!("\"{}\"", a.url()), &format!("\"{}\", \"{}\"", a.url(), b.url()));
     let edge = Edge::start(&config).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
-        seen.push(
-            get(&edge.url("http", "/")).await.1["x-origin"]
-                .to_str()
-                .unwrap()
-                .to_string(),
-        );
+        seen.push(get(&edge.url("http", "/")).await.1["x-origin"].to_str().unwrap().to_string());
     }
     assert_eq!(seen, ["a", "b", "a", "b"]);
 }
@@ -133,20 +110,13 @@ async fn origins_of_a_pool_take_turns() {
 #[tokio::test]
 async fn unknown_host_is_404_when_no_default_distribution() {
     let origin = Origin::echo("primary").await;
-    let config = simple_config(&origin.url(), None, "")
-        .replace("domains = [\"*\"]", "domains = [\"shop.test\"]");
+    let config = simple_config(&origin.url(), None, "").replace("domains = [\"*\"]", "domains = [\"shop.test\"]");
     let edge = Edge::start(&config).await;
-    let req = Request::get(edge.url("http", "/"))
-        .header("host", "other.test")
-        .body(empty())
-        .unwrap();
+    let req = Request::get(edge.url("http", "/")).header("host", "other.test").body(empty()).unwrap();
     let (status, _, body) = send(&http1_client(), req).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, "no distribution serves this host\n");
-    let req = Request::get(edge.url("http", "/"))
-        .header("host", "SHOP.test:80")
-        .body(empty())
-        .unwrap();
+    let req = Request::get(edge.url("http", "/")).header("host", "SHOP.test:80").body(empty()).unwrap();
     assert_eq!(send(&http1_client(), req).await.0, StatusCode::OK);
 }
 
@@ -159,16 +129,8 @@ async fn connect_failure_is_502_and_counted() {
     assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
     assert_eq!(body, "upstream connection failed\n");
     let m = edge.metrics().await;
-    assert!(
-        m.contains("edgesplit_upstream_errors_total{kind=\"connect\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains(
-            "edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"
-        ),
-        "{m}"
-    );
+    assert!(m.contains("edgesplit_upstream_errors_total{kind=\"connect\"} 1"), "{m}");
+    assert!(m.contains("edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"), "{m}");
 }
 
 #[tokio::test]
@@ -178,22 +140,13 @@ async fn slow_origin_is_504_after_the_upstream_timeout() {
         Response::new(full("late"))
     })
     .await;
-    let edge = Edge::start(&simple_config(
-        &origin.url(),
-        None,
-        "[timeouts]\nupstream_response = \"300ms\"\n",
-    ))
-    .await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "[timeouts]\nupstream_response = \"300ms\"\n")).await;
     let started = std::time::Instant::now();
     let (status, _, body) = get(&edge.url("http", "/")).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body, "upstream timed out\n");
     assert!(started.elapsed() < Duration::from_secs(4));
-    assert!(
-        edge.metrics()
-            .await
-            .contains("edgesplit_upstream_errors_total{kind=\"timeout\"} 1")
-    );
+    assert!(edge.metrics().await.contains("edgesplit_upstream_errors_total{kind=\"timeout\"} 1"));
 }
 
 #[tokio::test]
@@ -205,20 +158,11 @@ async fn expect_100_continue_gets_its_interim_answer_and_the_body_arrives() {
     })
     .await;
     let edge = Edge::start(&simple_config(&origin.url(), None, "")).await;
-    let mut s = tokio::net::TcpStream::connect(edge.addr("http"))
-        .await
-        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(
-        b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
         "{}",
@@ -244,12 +188,7 @@ async fn expect_100_continue_gets_its_interim_answer_and_the_body_arrives() {
 #[tokio::test]
 async fn oversized_request_head_is_431() {
     let origin = Origin::echo("primary").await;
-    let edge = Edge::start(&simple_config(
-        &origin.url(),
-        None,
-        "[limits]\nmax_header_bytes = 8192\n",
-    ))
-    .await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "[limits]\nmax_header_bytes = 8192\n")).await;
     let big = "a".repeat(9000);
     let reply = raw(
         edge.addr("http"),
@@ -274,35 +213,17 @@ async fn slow_request_head_is_cut_at_the_header_timeout_but_idle_keepalive_lasts
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     // Slowloris: half a head, then nothing. Closed within a couple of header timeouts.
-    let mut s = tokio::net::TcpStream::connect(edge.addr("http"))
-        .await
-        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
-        .await
-        .expect("not closed")
-        .unwrap_or(0);
-    assert_eq!(
-        n,
-        0,
-        "expected a close, got {:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        started.elapsed()
-    );
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.expect("not closed").unwrap_or(0);
+    assert_eq!(n, 0, "expected a close, got {:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
 
     // Idle keep-alive: one request, then silence longer than the header timeout: still open.
-    let mut s = tokio::net::TcpStream::connect(edge.addr("http"))
-        .await
-        .unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
     let mut got = Vec::new();
     while !got.ends_with(b"\r\n\r\nok") {
         let n = s.read(&mut buf).await.unwrap();
@@ -310,13 +231,8 @@ async fn slow_request_head_is_cut_at_the_header_timeout_but_idle_keepalive_lasts
         got.extend_from_slice(&buf[..n]);
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    s.write_all(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    s.write_all(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.unwrap().unwrap();
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
         "idle connection was closed before client_idle"
@@ -331,36 +247,19 @@ async fn slow_request_head_is_cut_at_the_header_timeout_but_idle_keepalive_lasts
 #[tokio::test]
 async fn connections_past_the_cap_wait_for_a_free_slot() {
     let origin = Origin::echo("primary").await;
-    let edge = Edge::start(&simple_config(
-        &origin.url(),
-        None,
-        "[limits]\nmax_connections = 1\n",
-    ))
-    .await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "[limits]\nmax_connections = 1\n")).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let first = tokio::net::TcpStream::connect(edge.addr("http"))
-        .await
-        .unwrap();
+    let first = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The second connection is accepted by the kernel but not served while the first is open.
-    let mut second = tokio::net::TcpStream::connect(edge.addr("http"))
-        .await
-        .unwrap();
-    second
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut second = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
+    second.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 32];
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf))
-            .await
-            .is_err(),
+        tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await.is_err(),
         "served past the cap"
     );
     drop(first);
-    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }

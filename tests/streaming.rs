@@ -78,34 +78,19 @@ async fn one_gib_streams_up_and_down_with_flat_memory() {
     assert_eq!(download(&client, &edge, &mut samples).await, GIB);
     sampler.abort();
     let grown_mib = peak.load(Relaxed).saturating_sub(baseline) / 1024;
-    eprintln!(
-        "baseline {} MiB, peak growth {grown_mib} MiB",
-        baseline / 1024
-    );
-    assert!(
-        grown_mib < 48,
-        "memory grew by {grown_mib} MiB while streaming 1 GiB each way"
-    );
+    eprintln!("baseline {} MiB, peak growth {grown_mib} MiB", baseline / 1024);
+    assert!(grown_mib < 48, "memory grew by {grown_mib} MiB while streaming 1 GiB each way");
 }
 
 async fn upload(client: &Client<HttpConnector, Body>, edge: &Edge, total: u64) -> u64 {
-    let up = Request::post(edge.url("http", "/up"))
-        .body(generated(total))
-        .unwrap();
+    let up = Request::post(edge.url("http", "/up")).body(generated(total)).unwrap();
     let (status, _, body) = send(client, up).await;
     assert_eq!(status, StatusCode::OK);
     body.parse().unwrap()
 }
 
 async fn download(client: &Client<HttpConnector, Body>, edge: &Edge, frames: &mut u64) -> u64 {
-    let resp = client
-        .request(
-            Request::get(edge.url("http", "/down"))
-                .body(empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = client.request(Request::get(edge.url("http", "/down")).body(empty()).unwrap()).await.unwrap();
     let mut body = resp.into_body();
     let mut n = 0u64;
     while let Some(frame) = body.frame().await {

@@ -39,25 +39,18 @@ async fn start() -> Tls {
     let config = format!("{extra}\n{}", simple_config(&origin.url(), None, ""));
     let edge = Edge::start(&config).await;
     std::mem::forget(dir); // the files are read at start; keep them for reload-free simplicity
-    Tls {
-        edge,
-        _origin: origin,
-        a: a.der().clone(),
-        b: b.der().clone(),
-    }
+    Tls { edge, _origin: origin, a: a.der().clone(), b: b.der().clone() }
 }
 
 async fn connect(t: &Tls, sni: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(t.a.clone()).unwrap();
     roots.add(t.b.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(t.edge.addr("https")).await.unwrap();
     TlsConnector::from(Arc::new(config))
@@ -77,32 +70,16 @@ async fn sni_picks_the_certificate_and_alpn_h2_carries_the_request() {
         let tls = connect(&t, sni, &[b"h2", b"http/1.1"]).await;
         let (_, session) = tls.get_ref();
         assert_eq!(session.alpn_protocol(), Some(&b"h2"[..]));
-        assert_eq!(
-            &session.peer_certificates().unwrap()[0],
-            want,
-            "wrong certificate for {sni}"
-        );
+        assert_eq!(&session.peer_certificates().unwrap()[0], want, "wrong certificate for {sni}");
 
         let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .unwrap();
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
         tokio::spawn(conn);
-        let req = Request::get(format!("https://{sni}/secure?x=1"))
-            .body(empty())
-            .unwrap();
+        let req = Request::get(format!("https://{sni}/secure?x=1")).body(empty()).unwrap();
         let resp = sender.send_request(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.version(), http::Version::HTTP_2);
-        let body = String::from_utf8(
-            resp.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap();
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         assert!(body.contains("GET /secure?x=1"), "{body}");
         assert!(body.contains(&format!("host: {sni}\n")), "{body}");
         assert!(body.contains("x-forwarded-proto: https"), "{body}");
@@ -115,25 +92,12 @@ async fn alpn_http1_over_tls() {
     let t = start().await;
     let tls = connect(&t, "a.test", &[b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
-    let req = Request::get("/one")
-        .header("host", "a.test")
-        .body(empty())
-        .unwrap();
+    let req = Request::get("/one").header("host", "a.test").body(empty()).unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let body = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
     assert!(body.contains("via: 1.1 edgesplit"), "{body}");
 }
@@ -144,21 +108,14 @@ async fn alpn_http1_over_tls() {
 async fn https_origins_are_verified_against_the_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, _) = cert_files(dir.path(), "origin", &["localhost"]);
-    let origin = Origin::start_tls(
-        &cert,
-        &key,
-        |req: Request<hyper::body::Incoming>| async move {
-            Response::new(full(format!("{:?} over tls", req.version())))
-        },
-    )
+    let origin = Origin::start_tls(&cert, &key, |req: Request<hyper::body::Incoming>| async move {
+        Response::new(full(format!("{:?} over tls", req.version())))
+    })
     .await;
     let url = format!("https://localhost:{}", origin.addr.port());
     let trusted = format!("[upstream]\nca_file = \"{}\"\n", cert.display());
 
-    for (protocol, want) in [
-        ("http1", "HTTP/1.1 over tls"),
-        ("http2", "HTTP/2.0 over tls"),
-    ] {
+    for (protocol, want) in [("http1", "HTTP/1.1 over tls"), ("http2", "HTTP/2.0 over tls")] {
         let config = simple_config(&url, None, &trusted).replace(
             &format!("origins = [\"{url}\"]\n"),
             &format!("origins = [\"{url}\"]\nprotocol = \"{protocol}\"\n"),
@@ -170,8 +127,5 @@ async fn https_origins_are_verified_against_the_ca_file() {
 
     let edge = Edge::start(&simple_config(&url, None, "")).await;
     let (status, _, body) = get(&edge.url("http", "/")).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::BAD_GATEWAY, "upstream connection failed\n")
-    );
+    assert_eq!((status, body.as_str()), (StatusCode::BAD_GATEWAY, "upstream connection failed\n"));
 }

@@ -26,29 +26,17 @@ async fn websocket_echo_through_the_proxy() {
         }
     });
     let _guard = support::TaskGuard(server);
-    let edge = support::Edge::start(&support::simple_config(
-        &format!("http://{origin}"),
-        None,
-        "",
-    ))
-    .await;
+    let edge = support::Edge::start(&support::simple_config(&format!("http://{origin}"), None, "")).await;
 
     let url = format!("ws://{}/chat", edge.addr("http"));
-    let (mut ws, resp) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("handshake through the proxy");
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.expect("handshake through the proxy");
     assert_eq!(resp.status(), http::StatusCode::SWITCHING_PROTOCOLS);
     for i in 0..5 {
         ws.send(Message::text(format!("hello {i}"))).await.unwrap();
         let echoed = ws.next().await.unwrap().unwrap();
         assert_eq!(echoed, Message::text(format!("hello {i}")));
     }
-    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
-        .await
-        .unwrap();
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::binary(vec![0u8, 1, 2, 255])
-    );
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(vec![0u8, 1, 2, 255]));
     ws.close(None).await.unwrap();
 }

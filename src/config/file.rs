@@ -73,6 +73,7 @@ pub struct FileLimits {
 pub struct FileUpstream {
     pub ca_file: Option<Spanned<String>>,
     pub pool_max_idle_per_host: Option<Spanned<i64>>,
+    pub unhealthy_for: Option<Spanned<String>>,
 }
 
 /// `[[distribution]]`
@@ -84,6 +85,35 @@ pub struct FileDistribution {
     pub primary: Spanned<FilePool>,
     pub staging: Option<Spanned<FilePool>>,
     pub staging_dns_name: Option<Spanned<String>>,
+    /// Pins an API-managed policy by id (CloudFront's `ContinuousDeploymentPolicyId`).
+    pub continuous_deployment_policy_id: Option<Spanned<String>>,
+    /// A policy written in the file, owned by this distribution.
+    pub policy: Option<Spanned<FilePolicy>>,
+}
+
+/// `[distribution.policy]`: CloudFront's ContinuousDeploymentPolicyConfig, flattened.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    pub enabled: Option<bool>,
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub weight: Option<Spanned<f64>>,
+    pub idle_ttl: Option<Spanned<i64>>,
+    pub maximum_ttl: Option<Spanned<i64>>,
+    pub header: Option<Spanned<String>>,
+    pub value: Option<Spanned<String>>,
+}
+
+/// `[continuous_deployment]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileContinuousDeployment {
+    pub max_policies: Option<Spanned<i64>>,
+    pub cookie_name: Option<Spanned<String>>,
+    pub cookie_key: Option<Spanned<String>>,
+    pub cookie_key_env: Option<Spanned<String>>,
+    pub cache_control_private: Option<bool>,
 }
 
 /// An origin pool: `[distribution.primary]` or `[distribution.staging]`.

@@ -31,6 +31,18 @@ pub struct Config {
     pub limits: Limits,
     pub upstream: UpstreamConfig,
     pub distributions: Vec<DistributionConfig>,
+    pub cd: CdConfig,
+}
+
+/// `[continuous_deployment]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdConfig {
+    /// CloudFront's TooManyContinuousDeploymentPolicies limit.
+    pub max_policies: usize,
+    pub cookie_name: String,
+    /// The stickiness cookie's signing key; `None` means the one generated once and kept in the store.
+    pub cookie_key: Option<Vec<u8>>,
+    pub cache_control_private: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,9 +62,7 @@ pub struct TlsConfig {
 
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("files", &self.files)
-            .finish()
+        f.debug_struct("TlsConfig").field("files", &self.files).finish()
     }
 }
 
@@ -99,6 +109,8 @@ pub struct Limits {
 pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub pool_max_idle_per_host: usize,
+    /// How long an origin that refused a connection is skipped (passive health).
+    pub unhealthy_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +121,10 @@ pub struct DistributionConfig {
     pub primary: PoolConfig,
     pub staging: Option<PoolConfig>,
     pub staging_dns_name: Option<String>,
+    /// A policy pinned by id (`continuous_deployment_policy_id`).
+    pub policy_id: Option<String>,
+    /// A policy written in the file (`[distribution.policy]`).
+    pub inline_policy: Option<crate::cd::model::PolicyConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,11 +164,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
     }
 }
 

@@ -26,12 +26,7 @@ struct Problems<'a> {
 impl<'a> Problems<'a> {
     fn add(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
-        self.list.push(ConfigError {
-            file: self.file.to_string(),
-            line,
-            col,
-            message: message.into(),
-        });
+        self.list.push(ConfigError { file: self.file.to_string(), line, col, message: message.into() });
     }
 
     fn toml(&mut self, e: toml::de::Error) {
@@ -51,25 +46,16 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn de<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, p: &mut Problems<'_>) -> Option<T> {
-    T::deserialize(ValueDeserializer::from(value))
-        .map_err(|e| p.toml(e))
-        .ok()
+    T::deserialize(ValueDeserializer::from(value)).map_err(|e| p.toml(e)).ok()
 }
 
 /// Each element of an array of tables on its own, so every broken element is reported.
-fn de_list<T: DeserializeOwned>(
-    key: &str,
-    value: Spanned<DeValue<'_>>,
-    p: &mut Problems<'_>,
-) -> Vec<T> {
+fn de_list<T: DeserializeOwned>(key: &str, value: Spanned<DeValue<'_>>, p: &mut Problems<'_>) -> Vec<T> {
     let span = value.span();
     match value.into_inner() {
         DeValue::Array(items) => items.into_iter().filter_map(|item| de(item, p)).collect(),
         _ => {
-            p.add(
-                span,
-                format!("`{key}` must be an array of tables: write it as [[{key}]]"),
-            );
+            p.add(span, format!("`{key}` must be an array of tables: write it as [[{key}]]"));
             Vec::new()
         }
     }
@@ -85,9 +71,10 @@ struct FileConfig {
     timeouts: FileTimeouts,
     limits: FileLimits,
     upstream: FileUpstream,
+    cd: FileContinuousDeployment,
 }
 
-const TOP_KEYS: &str = "listener, distribution, admin, store, log, timeouts, limits, upstream";
+const TOP_KEYS: &str = "listener, distribution, admin, store, log, timeouts, limits, upstream, continuous_deployment";
 
 fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
     let mut fc = FileConfig::default();
@@ -102,10 +89,8 @@ fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
             "timeouts" => fc.timeouts = de(value, p).unwrap_or_default(),
             "limits" => fc.limits = de(value, p).unwrap_or_default(),
             "upstream" => fc.upstream = de(value, p).unwrap_or_default(),
-            other => p.add(
-                span,
-                format!("unknown key `{other}`, expected one of {TOP_KEYS}"),
-            ),
+            "continuous_deployment" => fc.cd = de(value, p).unwrap_or_default(),
+            other => p.add(span, format!("unknown key `{other}`, expected one of {TOP_KEYS}")),
         }
     }
     fc
@@ -114,11 +99,7 @@ fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
 /// Parses and validates config text. `file` names it in errors; relative paths (certificates, CA file,
 /// store) are taken from `base_dir`.
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let mut p = Problems {
-        text,
-        file,
-        list: Vec::new(),
-    };
+    let mut p = Problems { text, file, list: Vec::new() };
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         for e in syntax {
@@ -136,12 +117,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigEr
     }
 }
 
-fn duration(
-    v: &Option<Spanned<String>>,
-    default: Duration,
-    allow_zero: bool,
-    p: &mut Problems<'_>,
-) -> Duration {
+fn duration(v: &Option<Spanned<String>>, default: Duration, allow_zero: bool, p: &mut Problems<'_>) -> Duration {
     let Some(v) = v else { return default };
     match humantime::parse_duration(v.get_ref()) {
         Ok(d) if d.is_zero() && !allow_zero => {
@@ -152,45 +128,27 @@ fn duration(
         Err(e) => {
             p.add(
                 v.span(),
-                format!(
-                    "`{}` is not a duration ({e}); write for example \"500ms\", \"10s\" or \"2m\"",
-                    v.get_ref()
-                ),
+                format!("`{}` is not a duration ({e}); write for example \"500ms\", \"10s\" or \"2m\"", v.get_ref()),
             );
             default
         }
     }
 }
 
-fn count(
-    v: &Option<Spanned<i64>>,
-    default: usize,
-    range: Range<i64>,
-    p: &mut Problems<'_>,
-) -> usize {
+fn count(v: &Option<Spanned<i64>>, default: usize, range: Range<i64>, p: &mut Problems<'_>) -> usize {
     let Some(v) = v else { return default };
     let n = *v.get_ref();
     if range.contains(&n) {
         n as usize
     } else {
-        p.add(
-            v.span(),
-            format!(
-                "{n} is out of range: must be at least {} and below {}",
-                range.start, range.end
-            ),
-        );
+        p.add(v.span(), format!("{n} is out of range: must be at least {} and below {}", range.start, range.end));
         default
     }
 }
 
 fn resolve(base_dir: &Path, path: &str) -> PathBuf {
     let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    }
+    if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }
 }
 
 fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
@@ -199,67 +157,32 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let admin_listen = match &fc.admin.listen {
         None => SocketAddr::from(([127, 0, 0, 1], 9901)),
         Some(s) => s.get_ref().parse().unwrap_or_else(|_| {
-            p.add(
-                s.span(),
-                format!(
-                    "`{}` is not an address: write IP:PORT such as \"127.0.0.1:9901\"",
-                    s.get_ref()
-                ),
-            );
+            p.add(s.span(), format!("`{}` is not an address: write IP:PORT such as \"127.0.0.1:9901\"", s.get_ref()));
             SocketAddr::from(([127, 0, 0, 1], 9901))
         }),
     };
-    if let Some(l) = listeners
-        .iter()
-        .find(|l| l.addr == admin_listen && admin_listen.port() != 0)
-    {
+    if let Some(l) = listeners.iter().find(|l| l.addr == admin_listen && admin_listen.port() != 0) {
         let span = fc.admin.listen.as_ref().map_or(0..0, |s| s.span());
-        p.add(
-            span,
-            format!(
-                "the admin listener cannot share {} with listener `{}`",
-                admin_listen, l.name
-            ),
-        );
+        p.add(span, format!("the admin listener cannot share {} with listener `{}`", admin_listen, l.name));
     }
 
-    let store_path = fc
-        .store
-        .path
-        .as_ref()
-        .map(|s| resolve(base_dir, s.get_ref()));
+    let store_path = fc.store.path.as_ref().map(|s| resolve(base_dir, s.get_ref()));
 
-    let format = match fc
-        .log
-        .format
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
+    let format = match fc.log.format.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("logfmt", _)) => LogFormat::Logfmt,
         Some(("json", _)) => LogFormat::Json,
         Some((other, span)) => {
-            p.add(
-                span,
-                format!("unknown log format `{other}`, expected \"logfmt\" or \"json\""),
-            );
+            p.add(span, format!("unknown log format `{other}`, expected \"logfmt\" or \"json\""));
             LogFormat::Logfmt
         }
     };
-    let level = fc
-        .log
-        .level
-        .as_ref()
-        .map_or_else(|| "info".to_string(), |s| s.get_ref().clone());
+    let level = fc.log.level.as_ref().map_or_else(|| "info".to_string(), |s| s.get_ref().clone());
     if let Some(s) = &fc.log.level
         && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(s.get_ref())
     {
         p.add(s.span(), format!("bad log level `{}`: {e}", s.get_ref()));
     }
-    let log = LogConfig {
-        level,
-        format,
-        access_log: fc.log.access_log.unwrap_or(true),
-    };
+    let log = LogConfig { level, format, access_log: fc.log.access_log.unwrap_or(true) };
 
     let t = &fc.timeouts;
     let timeouts = Timeouts {
@@ -275,12 +198,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let l = &fc.limits;
     let limits = Limits {
         max_connections: count(&l.max_connections, 10_000, 1..10_000_001, p),
-        max_header_bytes: count(
-            &l.max_header_bytes,
-            64 * 1024,
-            8192..16 * 1024 * 1024 + 1,
-            p,
-        ),
+        max_header_bytes: count(&l.max_header_bytes, 64 * 1024, 8192..16 * 1024 * 1024 + 1, p),
         max_headers: count(&l.max_headers, 100, 1..10_001, p),
     };
 
@@ -294,34 +212,110 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let upstream = UpstreamConfig {
         ca_file,
         pool_max_idle_per_host: count(&fc.upstream.pool_max_idle_per_host, 1024, 0..1_000_001, p),
+        unhealthy_for: duration(&fc.upstream.unhealthy_for, Duration::from_secs(10), true, p),
     };
 
     let distributions = validate_distributions(&fc.distributions, p);
+    let cd = validate_cd(&fc.cd, p);
 
-    Config {
-        listeners,
-        admin_listen,
-        store_path,
-        log,
-        timeouts,
-        limits,
-        upstream,
-        distributions,
+    Config { listeners, admin_listen, store_path, log, timeouts, limits, upstream, distributions, cd }
+}
+
+fn validate_cd(f: &FileContinuousDeployment, p: &mut Problems<'_>) -> CdConfig {
+    let cookie_name = f.cookie_name.as_ref().map_or_else(
+        || "edgesplit-cd".to_string(),
+        |n| {
+            let ok = !n.get_ref().is_empty()
+                && n.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !ok {
+                p.add(n.span(), format!("`{}` is not a valid cookie name", n.get_ref()));
+            }
+            n.get_ref().clone()
+        },
+    );
+    let key_span = f.cookie_key.as_ref().or(f.cookie_key_env.as_ref()).map(|k| k.span());
+    let cookie_key = match (&f.cookie_key, &f.cookie_key_env) {
+        (Some(k), Some(_)) => {
+            p.add(k.span(), "set cookie_key or cookie_key_env, not both");
+            None
+        }
+        (Some(k), None) => Some(k.get_ref().clone().into_bytes()),
+        (None, Some(var)) => match std::env::var(var.get_ref()) {
+            Ok(v) => Some(v.into_bytes()),
+            Err(_) => {
+                p.add(var.span(), format!("environment variable `{}` is not set", var.get_ref()));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    if let (Some(key), Some(span)) = (&cookie_key, key_span)
+        && key.len() < 32
+    {
+        p.add(span, "the cookie key must be at least 32 bytes long");
+    }
+    CdConfig {
+        max_policies: count(&f.max_policies, 20, 1..100_001, p),
+        cookie_name,
+        cookie_key,
+        cache_control_private: f.cache_control_private.unwrap_or(false),
     }
 }
 
-fn validate_listeners(
-    list: &[FileListener],
-    base_dir: &Path,
+fn validate_policy(
+    f: &Spanned<FilePolicy>,
+    staging_dns_name: Option<&str>,
     p: &mut Problems<'_>,
-) -> Vec<ListenerConfig> {
+) -> Option<crate::cd::model::PolicyConfig> {
+    use crate::cd::model::*;
+    let fp = f.get_ref();
+    let Some(kind) = TrafficType::parse(fp.kind.get_ref()) else {
+        p.add(
+            fp.kind.span(),
+            format!("unknown policy type `{}`, expected \"SingleWeight\" or \"SingleHeader\"", fp.kind.get_ref()),
+        );
+        return None;
+    };
+    let ttl = |v: &Option<Spanned<i64>>, p: &mut Problems<'_>| -> Option<u32> {
+        let v = v.as_ref()?;
+        u32::try_from(*v.get_ref()).map_err(|_| p.add(v.span(), "out of range")).ok()
+    };
+    let idle = ttl(&fp.idle_ttl, p);
+    let max = ttl(&fp.maximum_ttl, p);
+    let stickiness = match (idle, max) {
+        (Some(idle_ttl), Some(maximum_ttl)) => Some(Stickiness { idle_ttl, maximum_ttl }),
+        (None, None) => None,
+        _ => {
+            p.add(f.span(), "idle_ttl and maximum_ttl go together");
+            None
+        }
+    };
+    let single_weight = fp.weight.as_ref().map(|w| SingleWeight { weight: *w.get_ref(), stickiness });
+    let single_header = match (&fp.header, &fp.value) {
+        (Some(h), Some(v)) => Some(SingleHeader { header: h.get_ref().clone(), value: v.get_ref().clone() }),
+        (None, None) => None,
+        _ => {
+            p.add(f.span(), "header and value go together");
+            None
+        }
+    };
+    let policy = PolicyConfig {
+        staging_dns_names: staging_dns_name.map(|s| vec![s.to_string()]).unwrap_or_default(),
+        enabled: fp.enabled.unwrap_or(true),
+        traffic: Some(TrafficConfig { kind, single_weight, single_header }),
+    };
+    if let Err(e) = policy.validate() {
+        p.add(f.span(), e);
+        return None;
+    }
+    Some(policy)
+}
+
+fn validate_listeners(list: &[FileListener], base_dir: &Path, p: &mut Problems<'_>) -> Vec<ListenerConfig> {
     let mut out: Vec<ListenerConfig> = Vec::new();
     let mut names = HashSet::new();
     for (i, l) in list.iter().enumerate() {
-        let name = l
-            .name
-            .as_ref()
-            .map_or_else(|| format!("listener-{}", i + 1), |n| n.get_ref().clone());
+        let name = l.name.as_ref().map_or_else(|| format!("listener-{}", i + 1), |n| n.get_ref().clone());
         if !names.insert(name.clone()) {
             let span = l.name.as_ref().map_or(l.listen.span(), |n| n.span());
             p.add(span, format!("listener name `{name}` is used twice"));
@@ -329,19 +323,13 @@ fn validate_listeners(
         let Ok(addr) = l.listen.get_ref().parse::<SocketAddr>() else {
             p.add(
                 l.listen.span(),
-                format!(
-                    "`{}` is not an address: write IP:PORT such as \"0.0.0.0:8080\"",
-                    l.listen.get_ref()
-                ),
+                format!("`{}` is not an address: write IP:PORT such as \"0.0.0.0:8080\"", l.listen.get_ref()),
             );
             continue;
         };
         // Port 0 asks the kernel for a free port each time: never a clash.
         if let Some(other) = out.iter().find(|o| o.addr == addr && addr.port() != 0) {
-            p.add(
-                l.listen.span(),
-                format!("{addr} is already used by listener `{}`", other.name),
-            );
+            p.add(l.listen.span(), format!("{addr} is already used by listener `{}`", other.name));
         }
         let tls = if l.tls.is_empty() {
             None
@@ -358,10 +346,7 @@ fn validate_listeners(
                 files.push((cert, key));
             }
             match crate::tls::server_config(&files) {
-                Ok(server_config) if ok => Some(TlsConfig {
-                    server_config,
-                    files,
-                }),
+                Ok(server_config) if ok => Some(TlsConfig { server_config, files }),
                 Ok(_) => None,
                 Err(e) => {
                     p.add(l.listen.span(), e);
@@ -374,50 +359,34 @@ fn validate_listeners(
     out
 }
 
-fn validate_distributions(
-    list: &[FileDistribution],
-    p: &mut Problems<'_>,
-) -> Vec<DistributionConfig> {
+fn validate_distributions(list: &[FileDistribution], p: &mut Problems<'_>) -> Vec<DistributionConfig> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     let mut domains: HashMap<String, String> = HashMap::new();
     let mut staging_names: HashMap<String, String> = HashMap::new();
     for d in list {
         let id = d.id.get_ref().clone();
-        if id.is_empty()
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
-            p.add(d.id.span(), format!("distribution id `{id}` must be non-empty and use only letters, digits, '-', '_' and '.'"));
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+            p.add(
+                d.id.span(),
+                format!("distribution id `{id}` must be non-empty and use only letters, digits, '-', '_' and '.'"),
+            );
         }
         if !ids.insert(id.clone()) {
             p.add(d.id.span(), format!("distribution id `{id}` is used twice"));
         }
         if d.domains.get_ref().is_empty() {
-            p.add(
-                d.domains.span(),
-                "a distribution needs at least one domain (\"*\" matches any host)",
-            );
+            p.add(d.domains.span(), "a distribution needs at least one domain (\"*\" matches any host)");
         }
         let mut own = Vec::new();
         for dom in d.domains.get_ref() {
             let name = dom.get_ref().to_ascii_lowercase();
             if !valid_domain(&name) {
-                p.add(
-                    dom.span(),
-                    format!(
-                        "`{}` is not a host name, a `*.suffix` wildcard or `*`",
-                        dom.get_ref()
-                    ),
-                );
+                p.add(dom.span(), format!("`{}` is not a host name, a `*.suffix` wildcard or `*`", dom.get_ref()));
                 continue;
             }
             if let Some(other) = domains.insert(name.clone(), id.clone()) {
-                p.add(
-                    dom.span(),
-                    format!("domain `{name}` is already served by distribution `{other}`"),
-                );
+                p.add(dom.span(), format!("domain `{name}` is already served by distribution `{other}`"));
             }
             own.push(name);
         }
@@ -429,26 +398,35 @@ fn validate_distributions(
                 p.add(s.span(), format!("`{}` is not a host name", s.get_ref()));
             }
             if d.staging.is_none() {
-                p.add(
-                    s.span(),
-                    "staging_dns_name needs a [distribution.staging] pool",
-                );
+                p.add(s.span(), "staging_dns_name needs a [distribution.staging] pool");
             }
             if let Some(other) = staging_names.insert(name.clone(), id.clone()) {
-                p.add(
-                    s.span(),
-                    format!("staging_dns_name `{name}` is already used by distribution `{other}`"),
-                );
+                p.add(s.span(), format!("staging_dns_name `{name}` is already used by distribution `{other}`"));
             }
             name
         });
-        out.push(DistributionConfig {
-            id,
-            domains: own,
-            primary,
-            staging,
-            staging_dns_name,
-        });
+        let policy_id = d.continuous_deployment_policy_id.as_ref().map(|s| s.get_ref().clone());
+        let inline_policy = d.policy.as_ref().and_then(|f| validate_policy(f, staging_dns_name.as_deref(), p));
+        if let Some(f) = &d.policy {
+            if d.continuous_deployment_policy_id.is_some() {
+                p.add(
+                    f.span(),
+                    "a distribution takes either [distribution.policy] or continuous_deployment_policy_id, not both",
+                );
+            }
+            if d.staging.is_none() {
+                p.add(f.span(), "a continuous deployment policy needs a [distribution.staging] pool");
+            }
+        }
+        if let Some(pin) = &d.continuous_deployment_policy_id {
+            if pin.get_ref().is_empty() {
+                p.add(pin.span(), "continuous_deployment_policy_id must not be empty");
+            }
+            if d.staging.is_none() {
+                p.add(pin.span(), "a continuous deployment policy needs a [distribution.staging] pool");
+            }
+        }
+        out.push(DistributionConfig { id, domains: own, primary, staging, staging_dns_name, policy_id, inline_policy });
     }
     out
 }
@@ -461,9 +439,7 @@ fn valid_domain(name: &str) -> bool {
             && host.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             }))
 }
 
@@ -479,39 +455,22 @@ fn validate_pool(pool: &Spanned<FilePool>, p: &mut Problems<'_>) -> PoolConfig {
             Err(e) => p.add(o.span(), e),
         }
     }
-    let host = f
-        .host
-        .as_ref()
-        .and_then(|h| match HeaderValue::from_str(h.get_ref()) {
-            Ok(v) if !h.get_ref().is_empty() => Some(v),
-            _ => {
-                p.add(
-                    h.span(),
-                    format!("`{}` is not a valid Host header value", h.get_ref()),
-                );
-                None
-            }
-        });
-    let protocol = match f
-        .protocol
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
+    let host = f.host.as_ref().and_then(|h| match HeaderValue::from_str(h.get_ref()) {
+        Ok(v) if !h.get_ref().is_empty() => Some(v),
+        _ => {
+            p.add(h.span(), format!("`{}` is not a valid Host header value", h.get_ref()));
+            None
+        }
+    });
+    let protocol = match f.protocol.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("http1", _)) => UpstreamProtocol::Http1,
         Some(("http2", _)) => UpstreamProtocol::Http2,
         Some((other, span)) => {
-            p.add(
-                span,
-                format!("unknown protocol `{other}`, expected \"http1\" or \"http2\""),
-            );
+            p.add(span, format!("unknown protocol `{other}`, expected \"http1\" or \"http2\""));
             UpstreamProtocol::Http1
         }
     };
-    PoolConfig {
-        origins,
-        host,
-        protocol,
-    }
+    PoolConfig { origins, host, protocol }
 }
 
 fn parse_origin(s: &str) -> Result<Origin, String> {
@@ -521,17 +480,12 @@ fn parse_origin(s: &str) -> Result<Origin, String> {
         Some("https") => Scheme::HTTPS,
         _ => return Err(format!("origin `{s}` must start with http:// or https://")),
     };
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| format!("origin `{s}` has no host"))?;
+    let authority = uri.authority().cloned().ok_or_else(|| format!("origin `{s}` has no host"))?;
     if authority.as_str().contains('@') {
         return Err(format!("origin `{s}` must not carry user information"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(format!(
-            "origin `{s}` must be scheme://host[:port] with no path or query"
-        ));
+        return Err(format!("origin `{s}` must be scheme://host[:port] with no path or query"));
     }
     Ok(Origin { scheme, authority })
 }
@@ -570,14 +524,8 @@ host = "staging.internal"
         assert_eq!(c.admin_listen, "127.0.0.1:9901".parse().unwrap());
         assert_eq!(c.timeouts.client_header, Duration::from_secs(10));
         let d = &c.distributions[0];
-        assert_eq!(
-            d.primary.origins[1].to_string(),
-            "https://origin.example.com"
-        );
-        assert_eq!(
-            d.staging.as_ref().unwrap().protocol,
-            UpstreamProtocol::Http2
-        );
+        assert_eq!(d.primary.origins[1].to_string(), "https://origin.example.com");
+        assert_eq!(d.staging.as_ref().unwrap().protocol, UpstreamProtocol::Http2);
     }
 
     #[test]
@@ -601,22 +549,10 @@ origins = ["ftp://x"]
 "#;
         let errs = errors(text);
         assert_eq!(errs.len(), 4, "{errs:#?}");
-        assert!(
-            errs[0].starts_with("t.toml:4:1: unknown field `colour`"),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[1].starts_with("t.toml:10:17: `ten seconds` is not a duration"),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[2].starts_with("t.toml:14:12: `bad domain`"),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[3].starts_with("t.toml:16:12: origin `ftp://x`"),
-            "{errs:#?}"
-        );
+        assert!(errs[0].starts_with("t.toml:4:1: unknown field `colour`"), "{errs:#?}");
+        assert!(errs[1].starts_with("t.toml:10:17: `ten seconds` is not a duration"), "{errs:#?}");
+        assert!(errs[2].starts_with("t.toml:14:12: `bad domain`"), "{errs:#?}");
+        assert!(errs[3].starts_with("t.toml:16:12: origin `ftp://x`"), "{errs:#?}");
     }
 
     #[test]
@@ -632,20 +568,9 @@ origins = ["ftp://x"]
             "extra = 1\n{GOOD}\n[[distribution]]\nid = \"web\"\ndomains = [\"EXAMPLE.com\"]\n[distribution.primary]\norigins = [\"http://a\"]\n"
         );
         let errs = errors(&text);
-        assert!(
-            errs.iter().any(|e| e.contains("unknown key `extra`")),
-            "{errs:#?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("distribution id `web` is used twice")),
-            "{errs:#?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("domain `example.com` is already served")),
-            "{errs:#?}"
-        );
+        assert!(errs.iter().any(|e| e.contains("unknown key `extra`")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("distribution id `web` is used twice")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("domain `example.com` is already served")), "{errs:#?}");
     }
 
     #[test]

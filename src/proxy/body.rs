@@ -23,17 +23,11 @@ enum Kind {
 
 impl ProxyBody {
     pub fn upstream(body: Incoming, finish: Finish) -> Self {
-        ProxyBody {
-            kind: Kind::Upstream(body),
-            finish: Some(finish),
-        }
+        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish) }
     }
 
     pub fn full(bytes: Bytes, finish: Option<Finish>) -> Self {
-        ProxyBody {
-            kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())),
-            finish,
-        }
+        ProxyBody { kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())), finish }
     }
 }
 
@@ -41,10 +35,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
             Kind::Upstream(body) => Pin::new(body).poll_frame(cx),

@@ -5,10 +5,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// Hop-by-hop by RFC 9110 7.6.1, plus the de facto `Proxy-*` family and `Keep-Alive`.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     let s = name.as_str();
-    matches!(
-        s,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    ) || s.starts_with("proxy-")
+    matches!(s, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+        || s.starts_with("proxy-")
 }
 
 /// Removes hop-by-hop headers and the headers `Connection` names. With `keep_upgrade`, `Upgrade` and
@@ -18,11 +16,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
-        .cloned()
-        .collect();
+    let mut doomed: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',') {
@@ -45,12 +39,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Whether a request asks to switch protocols (`Connection: upgrade` with an `Upgrade` header).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-        })
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
 }
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -82,10 +74,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -111,11 +100,7 @@ mod tests {
 
     #[test]
     fn keeps_upgrade_for_tunnels() {
-        let mut h = map(&[
-            ("connection", "Upgrade, keep-alive"),
-            ("upgrade", "websocket"),
-            ("keep-alive", "1"),
-        ]);
+        let mut h = map(&[("connection", "Upgrade, keep-alive"), ("upgrade", "websocket"), ("keep-alive", "1")]);
         assert!(wants_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
@@ -134,18 +119,10 @@ mod tests {
     #[test]
     fn append_list_joins() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        append_list(
-            &mut h,
-            &X_FORWARDED_FOR,
-            &HeaderValue::from_static("127.0.0.1"),
-        );
+        append_list(&mut h, &X_FORWARDED_FOR, &HeaderValue::from_static("127.0.0.1"));
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         let mut h = HeaderMap::new();
-        append_list(
-            &mut h,
-            &X_FORWARDED_FOR,
-            &HeaderValue::from_static("127.0.0.1"),
-        );
+        append_list(&mut h, &X_FORWARDED_FOR, &HeaderValue::from_static("127.0.0.1"));
         assert_eq!(h.get("x-forwarded-for").unwrap(), "127.0.0.1");
     }
 }

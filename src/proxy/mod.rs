@@ -25,6 +25,7 @@ pub use body::ProxyBody;
 use headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use upstream::Clients;
 
+use crate::cd::{Outcome, cookie};
 use crate::config::UpstreamProtocol;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::routing::{Decision, Reason, Snapshot, Target};
@@ -64,14 +65,8 @@ pub struct Activity {
 impl ConnInfo {
     pub fn new(client: SocketAddr, tls: bool) -> ConnInfo {
         let ip = client.ip().to_string();
-        let client_ip =
-            HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ConnInfo {
-            client,
-            tls,
-            client_ip,
-            activity: Activity::default(),
-        }
+        let client_ip = HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo { client, tls, client_ip, activity: Activity::default() }
     }
 }
 
@@ -101,13 +96,9 @@ impl Drop for Finish {
     fn drop(&mut self) {
         self.conn.activity.in_flight.fetch_sub(1, Relaxed);
         let elapsed = self.start.elapsed();
-        let dist = self
-            .dist
-            .and_then(|i| self.state.routes.distributions.get(i));
+        let dist = self.dist.and_then(|i| self.state.routes.distributions.get(i));
         if let Some(d) = dist {
-            d.metrics
-                .target(self.decision.target)
-                .record(self.status, elapsed);
+            d.metrics.target(self.decision.target).record(self.status, elapsed);
         }
         if let Some(a) = &self.access {
             tracing::info!(
@@ -138,30 +129,21 @@ static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 impl Proxy {
     pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool) -> Proxy {
-        Proxy {
-            state: ArcSwap::from_pointee(state),
-            metrics,
-            access_log,
-            tasks: TaskTracker::new(),
-        }
+        Proxy { state: ArcSwap::from_pointee(state), metrics, access_log, tasks: TaskTracker::new() }
     }
 
     /// Serves one request. Never fails: errors are answered here.
-    pub async fn handle(
-        &self,
-        conn: &Arc<ConnInfo>,
-        mut req: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+    pub async fn handle(&self, conn: &Arc<ConnInfo>, mut req: Request<Incoming>) -> Response<ProxyBody> {
         let start = Instant::now();
         conn.activity.in_flight.fetch_add(1, Relaxed);
         conn.activity.requests.fetch_add(1, Relaxed);
         let state = self.state.load_full();
 
-        let host = req.headers().get(header::HOST).cloned().or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
         let access = self.access_log.then(|| {
             Box::new(Access {
                 method: req.method().clone(),
@@ -171,18 +153,12 @@ impl Proxy {
                 upstream: None,
             })
         });
-        let dist_index = host
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| state.routes.find_index(h));
+        let dist_index = host.as_ref().and_then(|h| h.to_str().ok()).and_then(|h| state.routes.find_index(h));
         let mut finish = Finish {
             state: state.clone(),
             conn: conn.clone(),
             dist: dist_index,
-            decision: Decision {
-                target: Target::Primary,
-                reason: Reason::NoPolicy,
-            },
+            decision: Decision { target: Target::Primary, reason: Reason::NoPolicy },
             status: 0,
             start,
             bytes: 0,
@@ -191,20 +167,32 @@ impl Proxy {
         };
         let Some(dist) = dist_index.and_then(|i| state.routes.distributions.get(i)) else {
             self.metrics.unrouted.fetch_add(1, Relaxed);
-            return synthetic(
-                StatusCode::NOT_FOUND,
-                "no distribution serves this host\n",
-                finish,
-            );
+            return synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish);
         };
 
-        let decision = dist.decide(&req);
+        let cd = &state.routes.cd;
+        let now = if dist.rule.is_sticky() { unix_secs() } else { 0 };
+        let mut outcome = dist.rule.decide(req.headers(), cd, now, fastrand::u32(..));
+        // Staging safety: with every staging origin marked down, the request goes to primary.
+        let staging_origin = match (outcome.decision.target, &dist.staging) {
+            (Target::Staging, Some(pool)) => pool.pick(),
+            _ => None,
+        };
+        if outcome.decision.target == Target::Staging && staging_origin.is_none() {
+            outcome = Outcome {
+                decision: Decision { target: Target::Primary, reason: Reason::StagingUnavailable },
+                session: None,
+            };
+        }
+        let decision = outcome.decision;
         dist.metrics.decision(decision.reason);
         finish.decision = decision;
         let pool = dist.pool(decision.target);
-        let Some(origin) = pool.pick() else {
+        let Some(origin) = staging_origin.or_else(|| pool.pick_any()) else {
             return synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish);
         };
+        // The stickiness cookie is edgesplit's own: origins never see it.
+        cookie::strip(req.headers_mut(), &cd.cookie_name);
         if let Some(a) = finish.access.as_mut() {
             a.upstream = Some(origin.label.clone());
         }
@@ -213,11 +201,7 @@ impl Proxy {
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(origin.scheme.clone());
         uri.authority = Some(origin.authority.clone());
@@ -226,16 +210,8 @@ impl Proxy {
             Ok(u) => u,
             Err(_) => return synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish),
         };
-        let via = if parts.version == Version::HTTP_2 {
-            &VIA_2
-        } else {
-            &VIA_1_1
-        };
-        let protocol = if upgrade {
-            UpstreamProtocol::Http1
-        } else {
-            pool.protocol
-        };
+        let via = if parts.version == Version::HTTP_2 { &VIA_2 } else { &VIA_1_1 };
+        let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
         parts.version = match protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::Http2 => Version::HTTP_2,
@@ -255,40 +231,28 @@ impl Proxy {
             (None, None) => {}
         }
         headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
-        h.insert(
-            X_FORWARDED_PROTO.clone(),
-            if conn.tls {
-                PROTO_HTTPS.clone()
-            } else {
-                PROTO_HTTP.clone()
-            },
-        );
+        h.insert(X_FORWARDED_PROTO.clone(), if conn.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() });
         if let Some(client_host) = &host {
             h.insert(X_FORWARDED_HOST.clone(), client_host.clone());
         }
         headers::append_list(h, &header::VIA, via);
 
         let client = state.clients.get(protocol);
-        let sent = tokio::time::timeout(
-            state.upstream_response,
-            client.request(Request::from_parts(parts, body)),
-        )
-        .await;
+        let sent =
+            tokio::time::timeout(state.upstream_response, client.request(Request::from_parts(parts, body))).await;
         let mut resp = match sent {
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(resp)) => {
+                origin.health.mark_up();
+                resp
+            }
             Ok(Err(e)) => {
-                let kind = if e.is_connect() {
-                    UpstreamError::Connect
-                } else {
-                    UpstreamError::Protocol
-                };
+                let kind = if e.is_connect() { UpstreamError::Connect } else { UpstreamError::Protocol };
+                if e.is_connect() {
+                    origin.health.mark_down(state.routes.unhealthy_for_ms);
+                }
                 self.metrics.upstream_error(kind);
                 tracing::warn!(error = %error_chain(&e), upstream = %origin.label, distribution = %dist.id, kind = kind.name(), "Upstream request failed");
-                let text = if e.is_connect() {
-                    "upstream connection failed\n"
-                } else {
-                    "upstream request failed\n"
-                };
+                let text = if e.is_connect() { "upstream connection failed\n" } else { "upstream request failed\n" };
                 return synthetic(StatusCode::BAD_GATEWAY, text, finish);
             }
             Err(_) => {
@@ -306,23 +270,29 @@ impl Proxy {
         let (mut rparts, rbody) = resp.into_parts();
         headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
         headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
+        if let Some(session) = outcome.session
+            && let Some(set_cookie) = dist.rule.set_cookie(cd, &session, now, conn.tls)
+        {
+            rparts.headers.append(header::SET_COOKIE, set_cookie);
+            if cd.cache_control_private {
+                rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+        }
         finish.status = rparts.status.as_u16();
         Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
     }
 }
 
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// A short plain-text answer made by edgesplit itself.
 fn synthetic(status: StatusCode, text: &'static str, mut finish: Finish) -> Response<ProxyBody> {
     finish.status = status.as_u16();
-    let mut resp = Response::new(ProxyBody::full(
-        Bytes::from_static(text.as_bytes()),
-        Some(finish),
-    ));
+    let mut resp = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes()), Some(finish)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 

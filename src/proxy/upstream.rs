@@ -23,11 +23,7 @@ impl Clients {
     pub fn build(upstream: &UpstreamConfig, timeouts: &Timeouts) -> Result<Clients, String> {
         let h1 = client(upstream, timeouts, UpstreamProtocol::Http1)?;
         let h2 = client(upstream, timeouts, UpstreamProtocol::Http2)?;
-        Ok(Clients {
-            h1,
-            h2,
-            built_from: (upstream.clone(), *timeouts),
-        })
+        Ok(Clients { h1, h2, built_from: (upstream.clone(), *timeouts) })
     }
 
     pub fn get(&self, protocol: UpstreamProtocol) -> &HttpClient {
@@ -38,20 +34,14 @@ impl Clients {
     }
 }
 
-fn client(
-    upstream: &UpstreamConfig,
-    timeouts: &Timeouts,
-    protocol: UpstreamProtocol,
-) -> Result<HttpClient, String> {
+fn client(upstream: &UpstreamConfig, timeouts: &Timeouts, protocol: UpstreamProtocol) -> Result<HttpClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(timeouts.upstream_connect));
     http.set_keepalive(Some(std::time::Duration::from_secs(60)));
     let tls = crate::tls::client_config(upstream.ca_file.as_deref())?;
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
+    let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     let connector = match protocol {
         UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
         UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),

@@ -25,8 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use edgesplit::app::{self, Handle};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
-type HandlerFn =
-    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync;
+type HandlerFn = dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
@@ -76,10 +75,7 @@ impl Origin {
                 });
             }
         });
-        Origin {
-            addr,
-            _task: TaskGuard(task),
-        }
+        Origin { addr, _task: TaskGuard(task) }
     }
 
     /// Answers `name`, the request line and every header it received, one per line, and sends back a few
@@ -122,23 +118,14 @@ impl Edge {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("edgesplit.toml");
         std::fs::write(&config_path, toml).unwrap();
-        let config = edgesplit::config::load(&config_path)
-            .unwrap_or_else(|e| panic!("bad test config:\n{e}"));
-        let handle = app::start(config, Some(config_path.clone()), std::future::pending())
-            .await
-            .unwrap();
-        Edge {
-            handle,
-            dir,
-            config_path,
-        }
+        let config = edgesplit::config::load(&config_path).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
+        let handle = app::start(config, Some(config_path.clone()), std::future::pending()).await.unwrap();
+        Edge { handle, dir, config_path }
     }
 
     /// The bound address of listener `name`.
     pub fn addr(&self, name: &str) -> SocketAddr {
-        self.handle
-            .addr(name)
-            .unwrap_or_else(|| panic!("no listener {name}"))
+        self.handle.addr(name).unwrap_or_else(|| panic!("no listener {name}"))
     }
 
     pub fn url(&self, listener: &str, path: &str) -> String {
@@ -152,18 +139,14 @@ impl Edge {
     }
 
     pub async fn metrics(&self) -> String {
-        get(&format!("http://{}/metrics", self.handle.admin_addr))
-            .await
-            .2
+        get(&format!("http://{}/metrics", self.handle.admin_addr)).await.2
     }
 }
 
 /// A one-listener, one-distribution config: listener `http` on port 0, admin on port 0, the primary pool
 /// on `primary` (and staging on `staging` if given), plus `extra` TOML appended verbatim.
 pub fn simple_config(primary: &str, staging: Option<&str>, extra: &str) -> String {
-    let staging = staging.map_or(String::new(), |s| {
-        format!("[distribution.staging]\norigins = [\"{s}\"]\n")
-    });
+    let staging = staging.map_or(String::new(), |s| format!("[distribution.staging]\norigins = [\"{s}\"]\n"));
     format!(
         "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
          [log]\nlevel = \"warn\"\n\n\
@@ -176,37 +159,22 @@ pub fn http1_client() -> Client<HttpConnector, Body> {
 }
 
 pub fn h2c_client() -> Client<HttpConnector, Body> {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http()
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
 }
 
 /// GET over HTTP/1.1: status, headers, body as text.
 pub async fn get(url: &str) -> (StatusCode, http::HeaderMap, String) {
-    send(
-        &http1_client(),
-        Request::get(url)
-            .body(Empty::new().map_err(|n| match n {}).boxed())
-            .unwrap(),
-    )
-    .await
+    send(&http1_client(), Request::get(url).body(Empty::new().map_err(|n| match n {}).boxed()).unwrap()).await
 }
 
-pub async fn send(
-    client: &Client<HttpConnector, Body>,
-    req: Request<Body>,
-) -> (StatusCode, http::HeaderMap, String) {
+pub async fn send(client: &Client<HttpConnector, Body>, req: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
     let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
         .expect("request timed out")
         .expect("request failed");
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Writes raw bytes to `addr` and reads until the server closes or `wait` passes.
@@ -219,14 +187,8 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
 }
 
 /// A self-signed certificate and key for `names`, written as PEM files into `dir`.
-pub fn cert_files(
-    dir: &std::path::Path,
-    stem: &str,
-    names: &[&str],
-) -> (PathBuf, PathBuf, rcgen::Certificate) {
-    let ck =
-        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
+pub fn cert_files(dir: &std::path::Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, rcgen::Certificate) {
+    let ck = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let cert = dir.join(format!("{stem}.pem"));
     let key = dir.join(format!("{stem}.key"));
     std::fs::write(&cert, ck.cert.pem()).unwrap();
@@ -236,17 +198,12 @@ pub fn cert_files(
 
 impl Origin {
     /// Like [`Origin::start`], behind TLS with the given PEM certificate and key (ALPN h2, http/1.1).
-    pub async fn start_tls<F, Fut>(
-        cert: &std::path::Path,
-        key: &std::path::Path,
-        handler: F,
-    ) -> Origin
+    pub async fn start_tls<F, Fut>(cert: &std::path::Path, key: &std::path::Path, handler: F) -> Origin
     where
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
-        let server_config =
-            edgesplit::tls::server_config(&[(cert.to_path_buf(), key.to_path_buf())]).unwrap();
+        let server_config = edgesplit::tls::server_config(&[(cert.to_path_buf(), key.to_path_buf())]).unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
         let handler: Arc<HandlerFn> = Arc::new(move |req| Box::pin(handler(req)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -265,15 +222,10 @@ impl Origin {
                         let fut = handler(req);
                         async move { Ok::<_, Infallible>(fut.await) }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
                 });
             }
         });
-        Origin {
-            addr,
-            _task: TaskGuard(task),
-        }
+        Origin { addr, _task: TaskGuard(task) }
     }
 }

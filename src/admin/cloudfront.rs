@@ -1,0 +1,514 @@
+//! CloudFront's continuous deployment policy API (rest-xml, 2020-05-31), as boto3's `cloudfront`
+//! client calls it: Create, Get, GetConfig, Update, Delete and List, with ETag/If-Match, CloudFront's
+//! error codes in the wrapped `ErrorResponse` form, and every write on disk before the answer.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::Full;
+
+use super::xml::{self, Node, esc};
+use crate::cd::model::{
+    PolicyConfig, SingleHeader, SingleWeight, Stickiness, StoredPolicy, TrafficConfig, TrafficType,
+};
+use crate::plane::{ControlState, Plane};
+
+pub const PREFIX: &str = "/2020-05-31/";
+const NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
+
+/// A CloudFront error: HTTP status, code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CfError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> CfError {
+    CfError { status, code, message: message.into() }
+}
+
+fn invalid(message: impl Into<String>) -> CfError {
+    err(StatusCode::BAD_REQUEST, "InvalidArgument", message)
+}
+
+fn no_such(id: &str) -> CfError {
+    err(
+        StatusCode::NOT_FOUND,
+        "NoSuchContinuousDeploymentPolicy",
+        format!("The continuous deployment policy {id} does not exist."),
+    )
+}
+
+type CfResult<T> = Result<T, CfError>;
+
+/// What the router hands an operation.
+pub struct Call<'a> {
+    pub method: &'a Method,
+    /// Path segments after `/2020-05-31/`, percent-decoded.
+    pub segments: Vec<String>,
+    pub query: Option<&'a str>,
+    pub if_match: Option<String>,
+    pub body: Bytes,
+}
+
+/// Serves one CloudFront call; never fails.
+pub async fn handle(plane: &Arc<Plane>, call: Call<'_>) -> Response<Full<Bytes>> {
+    let request_id = crate::admin::request_id();
+    match route(plane, call).await {
+        Ok(resp) => with_request_id(resp, &request_id),
+        Err(e) => error_response(&e, &request_id),
+    }
+}
+
+async fn route(plane: &Arc<Plane>, call: Call<'_>) -> CfResult<Response<Full<Bytes>>> {
+    let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    match (call.method.clone(), segs.as_slice()) {
+        (Method::POST, ["continuous-deployment-policy"]) => {
+            let config = parse_config(&call.body)?;
+            let p = blocking(plane, move |plane| create(plane, config)).await?;
+            let location = format!("https://cloudfront.amazonaws.com{PREFIX}continuous-deployment-policy/{}", p.id);
+            let mut resp = xml_response(StatusCode::CREATED, policy_xml(&p), Some(&p.etag));
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        (Method::GET, ["continuous-deployment-policy"]) => list(plane, call.query),
+        (Method::GET, ["continuous-deployment-policy", id]) => {
+            let p = plane.lock().policies.get(*id).cloned().ok_or_else(|| no_such(id))?;
+            Ok(xml_response(StatusCode::OK, policy_xml(&p), Some(&p.etag)))
+        }
+        (Method::GET, ["continuous-deployment-policy", id, "config"]) => {
+            let p = plane.lock().policies.get(*id).cloned().ok_or_else(|| no_such(id))?;
+            Ok(xml_response(StatusCode::OK, config_xml(&p.config, true), Some(&p.etag)))
+        }
+        (Method::PUT, ["continuous-deployment-policy", id]) => {
+            let id = id.to_string();
+            let config = parse_config(&call.body);
+            let if_match = call.if_match;
+            let p = blocking(plane, move |plane| update(plane, &id, if_match.as_deref(), config)).await?;
+            Ok(xml_response(StatusCode::OK, policy_xml(&p), Some(&p.etag)))
+        }
+        (Method::DELETE, ["continuous-deployment-policy", id]) => {
+            let id = id.to_string();
+            let if_match = call.if_match;
+            blocking(plane, move |plane| delete(plane, &id, if_match.as_deref())).await?;
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            Ok(resp)
+        }
+        (_, ["continuous-deployment-policy", ..]) => Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidArgument",
+            "That method is not supported on this resource.",
+        )),
+        _ => Err(err(
+            StatusCode::NOT_FOUND,
+            "InvalidArgument",
+            "edgesplit serves the continuous deployment policy operations of CloudFront only.",
+        )),
+    }
+}
+
+/// Runs a write off the async workers: it takes the plane's lock and waits for the disk.
+async fn blocking<T: Send + 'static>(
+    plane: &Arc<Plane>,
+    f: impl FnOnce(&Plane) -> CfResult<T> + Send + 'static,
+) -> CfResult<T> {
+    let plane = plane.clone();
+    tokio::task::spawn_blocking(move || f(&plane))
+        .await
+        .unwrap_or_else(|_| Err(err(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The write was interrupted.")))
+}
+
+fn store_failed(e: crate::store::StoreError) -> CfError {
+    tracing::error!(error = %e, "Store write failed");
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "The policy could not be written to the store; nothing changed.",
+    )
+}
+
+fn now_ms() -> u64 {
+    crate::routing::now_ms()
+}
+
+/// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits.
+fn new_etag() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::iter::once('E').chain((0..13).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)).collect()
+}
+
+/// Checks the staging names against the distributions and the other policies.
+fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -> CfResult<()> {
+    if config.staging_dns_names.is_empty() {
+        return Err(invalid("StagingDistributionDnsNames must name one staging distribution."));
+    }
+    for (i, name) in config.staging_dns_names.iter().enumerate() {
+        if config.staging_dns_names[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(invalid(format!("The staging distribution DNS name {name} is listed twice.")));
+        }
+        let Some(dist) = st
+            .config
+            .distributions
+            .iter()
+            .find(|d| d.staging_dns_name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name)))
+        else {
+            return Err(invalid(format!("No staging distribution has the DNS name {name}.")));
+        };
+        let taken_by_policy = st.policies.values().any(|p| {
+            Some(p.id.as_str()) != own_id && p.config.staging_dns_names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        });
+        if taken_by_policy || dist.inline_policy.is_some() {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "StagingDistributionInUse",
+                format!("A continuous deployment policy for the staging distribution {name} already exists."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
+    let mut st = plane.lock();
+    if st.policies.len() >= st.config.cd.max_policies {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "TooManyContinuousDeploymentPolicies",
+            format!(
+                "You have reached the maximum number of continuous deployment policies ({}).",
+                st.config.cd.max_policies
+            ),
+        ));
+    }
+    check_names(&st, &config, None)?;
+    let p = StoredPolicy { id: crate::admin::uuid(), etag: new_etag(), last_modified_ms: now_ms(), config, epoch: 0 };
+    plane.store.put_policy(&p).map_err(store_failed)?;
+    st.policies.insert(p.id.clone(), p.clone());
+    plane.publish(&st);
+    Ok(p)
+}
+
+fn check_if_match(p: &StoredPolicy, if_match: Option<&str>) -> CfResult<()> {
+    let Some(tag) = if_match.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "InvalidIfMatchVersion",
+            "The If-Match version is missing or not valid for the resource.",
+        ));
+    };
+    if tag != p.etag {
+        return Err(err(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "The If-Match version does not match the current version of the resource.",
+        ));
+    }
+    Ok(())
+}
+
+fn update(plane: &Plane, id: &str, if_match: Option<&str>, config: CfResult<PolicyConfig>) -> CfResult<StoredPolicy> {
+    let mut st = plane.lock();
+    let old = st.policies.get(id).cloned().ok_or_else(|| no_such(id))?;
+    check_if_match(&old, if_match)?;
+    let config = config?;
+    check_names(&st, &config, Some(id))?;
+    let p = StoredPolicy {
+        id: id.to_string(),
+        etag: new_etag(),
+        last_modified_ms: now_ms(),
+        epoch: old.next_epoch(&config),
+        config,
+    };
+    plane.store.put_policy(&p).map_err(store_failed)?;
+    st.policies.insert(p.id.clone(), p.clone());
+    plane.publish(&st);
+    Ok(p)
+}
+
+fn delete(plane: &Plane, id: &str, if_match: Option<&str>) -> CfResult<()> {
+    let mut st = plane.lock();
+    let old = st.policies.get(id).cloned().ok_or_else(|| no_such(id))?;
+    check_if_match(&old, if_match)?;
+    if let Some(d) = st.config.distributions.iter().find(|d| d.policy_id.as_deref() == Some(id)) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "ContinuousDeploymentPolicyInUse",
+            format!(
+                "You cannot delete a continuous deployment policy that is associated with a primary distribution ({}).",
+                d.id
+            ),
+        ));
+    }
+    plane.store.delete_policy(id).map_err(store_failed)?;
+    st.policies.remove(id);
+    plane.publish(&st);
+    Ok(())
+}
+
+fn list(plane: &Plane, query: Option<&str>) -> CfResult<Response<Full<Bytes>>> {
+    let mut marker = None;
+    let mut max_items = 100usize;
+    for (k, v) in query.unwrap_or("").split('&').filter_map(|kv| kv.split_once('=')) {
+        let v = crate::admin::percent_decode(v).ok_or_else(|| invalid("The query string is not valid."))?;
+        match k {
+            "Marker" => marker = Some(v).filter(|m| !m.is_empty()),
+            "MaxItems" => {
+                max_items = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| invalid(format!("MaxItems {v} is not a whole number from 1 to 1000.")))?;
+            }
+            _ => {}
+        }
+    }
+    let st = plane.lock();
+    let after: Vec<&StoredPolicy> =
+        st.policies.values().filter(|p| marker.as_deref().is_none_or(|m| p.id.as_str() > m)).collect();
+    let page = &after[..after.len().min(max_items)];
+    let mut out = format!("<ContinuousDeploymentPolicyList xmlns=\"{NS}\">");
+    if after.len() > page.len()
+        && let Some(last) = page.last()
+    {
+        out.push_str(&format!("<NextMarker>{}</NextMarker>", esc(&last.id)));
+    }
+    out.push_str(&format!("<MaxItems>{max_items}</MaxItems><Quantity>{}</Quantity>", st.policies.len()));
+    if !page.is_empty() {
+        out.push_str("<Items>");
+        for p in page {
+            out.push_str("<ContinuousDeploymentPolicySummary>");
+            out.push_str(&policy_body("ContinuousDeploymentPolicy", p, false));
+            out.push_str("</ContinuousDeploymentPolicySummary>");
+        }
+        out.push_str("</Items>");
+    }
+    out.push_str("</ContinuousDeploymentPolicyList>");
+    Ok(xml_response(StatusCode::OK, out, None))
+}
+
+// === parsing ===
+
+fn int(node: &Node, what: &str) -> CfResult<i64> {
+    node.trimmed().parse().map_err(|_| invalid(format!("{what} must be a whole number, not `{}`.", node.trimmed())))
+}
+
+fn required<'a>(parent: &'a Node, name: &str) -> CfResult<&'a Node> {
+    parent.child(name).ok_or_else(|| invalid(format!("{} is missing the required element {name}.", parent.name)))
+}
+
+/// Reads a `ContinuousDeploymentPolicyConfig` body and checks it (everything but the staging names,
+/// which need the distributions).
+pub fn parse_config(body: &[u8]) -> CfResult<PolicyConfig> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "MissingBody",
+            "This operation requires a body: a ContinuousDeploymentPolicyConfig.",
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| invalid("The request body is not UTF-8."))?;
+    let root = xml::parse(text).map_err(invalid)?;
+    if root.name != "ContinuousDeploymentPolicyConfig" {
+        return Err(invalid(format!("Expected a ContinuousDeploymentPolicyConfig document, got {}.", root.name)));
+    }
+    let names = required(&root, "StagingDistributionDnsNames")?;
+    let quantity = int(required(names, "Quantity")?, "Quantity")?;
+    let staging_dns_names: Vec<String> = names
+        .child("Items")
+        .map(|items| items.all("DnsName").map(|n| n.trimmed().to_ascii_lowercase()).collect())
+        .unwrap_or_default();
+    if quantity != staging_dns_names.len() as i64 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "InconsistentQuantities",
+            format!(
+                "The value of Quantity ({quantity}) and the number of Items ({}) do not match.",
+                staging_dns_names.len()
+            ),
+        ));
+    }
+    let enabled = match required(&root, "Enabled")?.trimmed() {
+        "true" => true,
+        "false" => false,
+        other => return Err(invalid(format!("Enabled must be true or false, not `{other}`."))),
+    };
+    let traffic = root.child("TrafficConfig").map(parse_traffic).transpose()?;
+    let config = PolicyConfig { staging_dns_names, enabled, traffic };
+    config.validate().map_err(invalid)?;
+    Ok(config)
+}
+
+fn parse_traffic(t: &Node) -> CfResult<TrafficConfig> {
+    let kind_text = required(t, "Type")?.trimmed();
+    let kind = TrafficType::parse(kind_text)
+        .ok_or_else(|| invalid(format!("Type must be SingleWeight or SingleHeader, not `{kind_text}`.")))?;
+    let single_weight = t
+        .child("SingleWeightConfig")
+        .map(|w| -> CfResult<SingleWeight> {
+            let weight_node = required(w, "Weight")?;
+            let weight: f64 = weight_node
+                .trimmed()
+                .parse()
+                .map_err(|_| invalid(format!("Weight must be a number, not `{}`.", weight_node.trimmed())))?;
+            let stickiness = w
+                .child("SessionStickinessConfig")
+                .map(|s| -> CfResult<Stickiness> {
+                    let ttl = |name: &str| -> CfResult<u32> {
+                        let v = int(required(s, name)?, name)?;
+                        u32::try_from(v).map_err(|_| {
+                            invalid(format!("{name} {v} is out of range: it must be between 300 and 3600 seconds."))
+                        })
+                    };
+                    Ok(Stickiness { idle_ttl: ttl("IdleTTL")?, maximum_ttl: ttl("MaximumTTL")? })
+                })
+                .transpose()?;
+            Ok(SingleWeight { weight, stickiness })
+        })
+        .transpose()?;
+    let single_header = t
+        .child("SingleHeaderConfig")
+        .map(|h| -> CfResult<SingleHeader> {
+            Ok(SingleHeader {
+                header: required(h, "Header")?.trimmed().to_string(),
+                value: required(h, "Value")?.text.clone(),
+            })
+        })
+        .transpose()?;
+    Ok(TrafficConfig { kind, single_weight, single_header })
+}
+
+// === writing ===
+
+fn iso8601(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn config_xml(c: &PolicyConfig, root: bool) -> String {
+    let mut out = if root {
+        format!("<ContinuousDeploymentPolicyConfig xmlns=\"{NS}\">")
+    } else {
+        "<ContinuousDeploymentPolicyConfig>".to_string()
+    };
+    out.push_str(&format!("<StagingDistributionDnsNames><Quantity>{}</Quantity>", c.staging_dns_names.len()));
+    if !c.staging_dns_names.is_empty() {
+        out.push_str("<Items>");
+        for n in &c.staging_dns_names {
+            out.push_str(&format!("<DnsName>{}</DnsName>", esc(n)));
+        }
+        out.push_str("</Items>");
+    }
+    out.push_str(&format!("</StagingDistributionDnsNames><Enabled>{}</Enabled>", c.enabled));
+    if let Some(t) = &c.traffic {
+        out.push_str("<TrafficConfig>");
+        if let Some(w) = &t.single_weight {
+            out.push_str(&format!("<SingleWeightConfig><Weight>{}</Weight>", w.weight));
+            if let Some(s) = &w.stickiness {
+                out.push_str(&format!(
+                    "<SessionStickinessConfig><IdleTTL>{}</IdleTTL><MaximumTTL>{}</MaximumTTL></SessionStickinessConfig>",
+                    s.idle_ttl, s.maximum_ttl
+                ));
+            }
+            out.push_str("</SingleWeightConfig>");
+        }
+        if let Some(h) = &t.single_header {
+            out.push_str(&format!(
+                "<SingleHeaderConfig><Header>{}</Header><Value>{}</Value></SingleHeaderConfig>",
+                esc(&h.header),
+                esc(&h.value)
+            ));
+        }
+        out.push_str(&format!("<Type>{}</Type></TrafficConfig>", t.kind.as_str()));
+    }
+    out.push_str("</ContinuousDeploymentPolicyConfig>");
+    out
+}
+
+fn policy_body(element: &str, p: &StoredPolicy, root: bool) -> String {
+    let ns = if root { format!(" xmlns=\"{NS}\"") } else { String::new() };
+    format!(
+        "<{element}{ns}><Id>{}</Id><LastModifiedTime>{}</LastModifiedTime>{}</{element}>",
+        esc(&p.id),
+        iso8601(p.last_modified_ms),
+        config_xml(&p.config, false)
+    )
+}
+
+fn policy_xml(p: &StoredPolicy) -> String {
+    policy_body("ContinuousDeploymentPolicy", p, true)
+}
+
+fn xml_response(status: StatusCode, body: String, etag: Option<&str>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
+        resp.headers_mut().insert(header::ETAG, tag);
+    }
+    resp
+}
+
+fn with_request_id(mut resp: Response<Full<Bytes>>, id: &str) -> Response<Full<Bytes>> {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// The wrapped rest-xml error body botocore parses into `client.exceptions.<Code>`.
+pub fn error_response(e: &CfError, request_id: &str) -> Response<Full<Bytes>> {
+    let kind = if e.status.is_server_error() { "Receiver" } else { "Sender" };
+    let body = format!(
+        "<ErrorResponse xmlns=\"{NS}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        e.code,
+        esc(&e.message),
+        esc(request_id)
+    );
+    with_request_id(xml_response(e.status, body, None), request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOTO3_BODY: &str = r#"<ContinuousDeploymentPolicyConfig xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><StagingDistributionDnsNames><Quantity>1</Quantity><Items><DnsName>d111111abcdef8.cloudfront.net</DnsName></Items></StagingDistributionDnsNames><Enabled>true</Enabled><TrafficConfig><Type>SingleWeight</Type><SingleWeightConfig><Weight>0.05</Weight><SessionStickinessConfig><IdleTTL>300</IdleTTL><MaximumTTL>600</MaximumTTL></SessionStickinessConfig></SingleWeightConfig></TrafficConfig></ContinuousDeploymentPolicyConfig>"#;
+
+    #[test]
+    fn parses_what_boto3_sends_in_any_element_order() {
+        let c = parse_config(BOTO3_BODY.as_bytes()).unwrap();
+        assert_eq!(c.staging_dns_names, ["d111111abcdef8.cloudfront.net"]);
+        assert!(c.enabled);
+        let w = c.traffic.as_ref().unwrap().single_weight.as_ref().unwrap();
+        assert_eq!(w.weight, 0.05);
+        assert_eq!(w.stickiness, Some(Stickiness { idle_ttl: 300, maximum_ttl: 600 }));
+        // Written back and read again: the same config.
+        assert_eq!(parse_config(config_xml(&c, true).as_bytes()).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_have_cloudfront_codes() {
+        let code = |body: &str| parse_config(body.as_bytes()).unwrap_err().code;
+        assert_eq!(code(""), "MissingBody");
+        assert_eq!(code("<ContinuousDeploymentPolicyConfig><Enabled>tru"), "InvalidArgument");
+        assert_eq!(
+            code(&BOTO3_BODY.replace("<Quantity>1</Quantity>", "<Quantity>2</Quantity>")),
+            "InconsistentQuantities"
+        );
+        assert_eq!(code(&BOTO3_BODY.replace("0.05", "0.16")), "InvalidArgument");
+        assert_eq!(code(&BOTO3_BODY.replace("<IdleTTL>300", "<IdleTTL>299")), "InvalidArgument");
+        assert_eq!(code(&BOTO3_BODY.replace("<Enabled>true", "<Enabled>True")), "InvalidArgument");
+        assert_eq!(code(&BOTO3_BODY.replace("SingleWeight</Type>", "SingleHeader</Type>")), "InvalidArgument");
+    }
+
+    #[test]
+    fn error_body_is_the_wrapped_form() {
+        let r = error_response(&invalid("a < b"), "rid-1");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()["x-amzn-requestid"], "rid-1");
+    }
+}

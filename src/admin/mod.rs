@@ -1,0 +1,176 @@
+//! The admin listener (default 127.0.0.1:9901): `/healthz`, `/readyz`, `/metrics`, and the AWS
+//! wire-compatible APIs: CloudFront's continuous deployment policies under `/2020-05-31/` ([`cloudfront`]).
+//! It ignores the Host header (D7), and routes on the raw path, percent-decoding each segment after
+//! splitting, so ARNs with `%2F` stay one segment.
+
+pub mod cloudfront;
+pub mod xml;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::plane::Plane;
+
+/// The largest admin request body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct Admin {
+    pub plane: Arc<Plane>,
+    /// False once shutdown starts, so load balancers stop sending new traffic while we drain.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Admin {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path();
+        if let Some(rest) = path.strip_prefix(cloudfront::PREFIX) {
+            let Some(segments) = rest.split('/').map(percent_decode).collect::<Option<Vec<_>>>() else {
+                let e = cloudfront::CfError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "InvalidArgument",
+                    message: "The path is not valid percent-encoding.".into(),
+                };
+                return cloudfront::error_response(&e, &request_id());
+            };
+            let (parts, body) = req.into_parts();
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    let e = cloudfront::CfError {
+                        status: StatusCode::PAYLOAD_TOO_LARGE,
+                        code: "InvalidArgument",
+                        message: format!("The request body is larger than {MAX_BODY} bytes or was cut short."),
+                    };
+                    return cloudfront::error_response(&e, &request_id());
+                }
+            };
+            let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let call = cloudfront::Call { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
+            return cloudfront::handle(&self.plane, call).await;
+        }
+        let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        match (get, path) {
+            (true, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+            (true, "/readyz") if self.ready.load(Relaxed) => text(StatusCode::OK, "ready\n".into()),
+            (true, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
+            (true, "/metrics") => {
+                let mut r = text(StatusCode::OK, self.plane.metrics.render());
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            (false, "/healthz" | "/readyz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// A random version-4 UUID, for resource ids and request ids.
+pub fn uuid() -> String {
+    let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub fn request_id() -> String {
+    uuid()
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Serves the admin API until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let admin = admin.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.handle(req).await) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(uuid(), u);
+    }
+}

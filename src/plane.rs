@@ -1,0 +1,141 @@
+//! The control plane: the authoritative state (the config file, the policies written through the API)
+//! and the one place that compiles it into a data-plane [`State`] and publishes it. Writers (a reload,
+//! an API call) serialise on a mutex the request path never touches; the request path only loads the
+//! published `ArcSwap`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::cd::CdSettings;
+use crate::cd::cookie::CookieKey;
+use crate::cd::model::StoredPolicy;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::upstream::Clients;
+use crate::proxy::{Proxy, State};
+use crate::routing::{CompileInput, HealthRegistry, Snapshot};
+use crate::store::{Store, StoreError};
+
+pub struct Plane {
+    pub proxy: Arc<Proxy>,
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    health: HealthRegistry,
+    state: Mutex<ControlState>,
+}
+
+/// What the control plane knows; changed only under the plane's lock.
+pub struct ControlState {
+    pub config: Config,
+    pub policies: BTreeMap<String, StoredPolicy>,
+    inline_epochs: HashMap<String, u64>,
+    clients: Arc<Clients>,
+    cookie_key: CookieKey,
+}
+
+/// The stored record of a file-written policy's session generation.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InlineEpoch {
+    enabled: bool,
+    sticky: bool,
+    epoch: u64,
+}
+
+impl Plane {
+    /// Opens the store, loads the policies, compiles and publishes the first state.
+    pub fn new(config: Config, access_log: bool) -> Result<Plane, String> {
+        let store = match &config.store_path {
+            Some(path) => Store::open(path).map_err(|e| e.to_string())?,
+            None => {
+                tracing::warn!("No [store] path: API writes live in memory and are lost at exit");
+                Store::in_memory().map_err(|e| e.to_string())?
+            }
+        };
+        let policies = store.policies().map_err(|e| e.to_string())?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
+        let clients = Arc::new(Clients::build(&config.upstream, &config.timeouts)?);
+        let metrics = Arc::new(Metrics::default());
+        let health = HealthRegistry::default();
+        let mut st = ControlState { config, policies, inline_epochs: HashMap::new(), clients, cookie_key };
+        update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
+        let first = compile(&st, &metrics, &health);
+        let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log));
+        Ok(Plane { proxy, metrics, store, health, state: Mutex::new(st) })
+    }
+
+    /// The control state, locked. Never hold it across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compiles the state and makes it the one the next request sees.
+    pub fn publish(&self, st: &ControlState) {
+        self.proxy.state.store(Arc::new(compile(st, &self.metrics, &self.health)));
+    }
+
+    /// Adopts a new config file (already validated): new upstream clients only if their settings
+    /// changed, so warm connection pools survive; then publishes.
+    pub fn apply_config(&self, new: Config) -> Result<(), String> {
+        let mut st = self.lock();
+        if st.clients.built_from != (new.upstream.clone(), new.timeouts) {
+            st.clients = Arc::new(Clients::build(&new.upstream, &new.timeouts)?);
+        }
+        if new.cd.cookie_key != st.config.cd.cookie_key {
+            st.cookie_key = cookie_key(&new, &self.store).map_err(|e| e.to_string())?;
+        }
+        st.config = new;
+        update_inline_epochs(&self.store, &mut st).map_err(|e| e.to_string())?;
+        self.publish(&st);
+        Ok(())
+    }
+}
+
+fn cookie_key(config: &Config, store: &Store) -> Result<CookieKey, StoreError> {
+    match &config.cd.cookie_key {
+        Some(k) => Ok(CookieKey::new(k)),
+        None => Ok(CookieKey::new(&store.cookie_key()?)),
+    }
+}
+
+/// A file-written policy that was enabled or disabled, or had stickiness switched, since last seen gets
+/// a new session epoch, kept in the store so a restart does not revive old sessions.
+fn update_inline_epochs(store: &Store, st: &mut ControlState) -> Result<(), StoreError> {
+    let mut epochs = HashMap::new();
+    for d in &st.config.distributions {
+        let Some(p) = &d.inline_policy else { continue };
+        let key = format!("inline_epoch:{}", d.id);
+        let seen: Option<InlineEpoch> = store.meta(&key)?.and_then(|b| serde_json::from_slice(&b).ok());
+        let now = InlineEpoch { enabled: p.enabled, sticky: p.sticky(), epoch: 0 };
+        let epoch = match seen {
+            Some(s) if s.enabled == now.enabled && s.sticky == now.sticky => s.epoch,
+            Some(s) => s.epoch + 1,
+            None => 0,
+        };
+        if seen_differs(store.meta(&key)?.as_deref(), &now, epoch) {
+            let record = InlineEpoch { epoch, ..now };
+            store.set_meta(&key, &serde_json::to_vec(&record).unwrap_or_default())?;
+        }
+        epochs.insert(d.id.clone(), epoch);
+    }
+    st.inline_epochs = epochs;
+    Ok(())
+}
+
+fn seen_differs(stored: Option<&[u8]>, now: &InlineEpoch, epoch: u64) -> bool {
+    let Some(s) = stored.and_then(|b| serde_json::from_slice::<InlineEpoch>(b).ok()) else { return true };
+    s.enabled != now.enabled || s.sticky != now.sticky || s.epoch != epoch
+}
+
+fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> State {
+    let cd = CdSettings {
+        key: st.cookie_key.clone(),
+        cookie_name: st.config.cd.cookie_name.as_str().into(),
+        cache_control_private: st.config.cd.cache_control_private,
+    };
+    let input = CompileInput { metrics, health, policies: &st.policies, inline_epochs: &st.inline_epochs, cd };
+    State {
+        routes: Snapshot::compile(&st.config, input),
+        clients: st.clients.clone(),
+        upstream_response: st.config.timeouts.upstream_response,
+    }
+}

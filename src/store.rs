@@ -1,0 +1,137 @@
+//! The embedded store (redb): what the admin API writes, durable before the API answers 2xx (each write
+//! is one transaction committed with fsync), and what edgesplit must remember across restarts (the
+//! stickiness cookie key when the config names none, session epochs of policies written in the file).
+//! Without `[store] path` it lives in memory: fine for tests and demos, gone at exit.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::cd::model::StoredPolicy;
+
+const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+/// A store failure: the write did not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(String);
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+pub struct Store {
+    db: Database,
+    pub durable: bool,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/edgesplit.redb`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("edgesplit.redb");
+        let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        let store = Store { db, durable: true };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// A store that lives in memory only.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(err)?;
+        let store = Store { db, durable: false };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(POLICIES).map_err(err)?;
+        tx.open_table(META).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(POLICIES).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (_, v) = entry.map_err(err)?;
+            out.push(serde_json::from_slice(v.value()).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_policy(&self, p: &StoredPolicy) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(p).map_err(err)?;
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(POLICIES).map_err(err)?;
+            table.insert(p.id.as_str(), bytes.as_slice()).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    pub fn delete_policy(&self, id: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(POLICIES).map_err(err)?;
+            table.remove(id).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(META).map_err(err)?;
+        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(META).map_err(err)?;
+            table.insert(key, value).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The cookie signing key kept in the store, made (32 random bytes) on first use.
+    pub fn cookie_key(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(k) = self.meta("cookie_key")? {
+            return Ok(k);
+        }
+        let key: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..)).take(32).collect();
+        self.set_meta("cookie_key", &key)?;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cd::model::PolicyConfig;
+
+    #[test]
+    fn policies_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = StoredPolicy {
+            id: "p1".into(),
+            etag: "E1".into(),
+            last_modified_ms: 5,
+            config: PolicyConfig { staging_dns_names: vec!["s".into()], enabled: true, traffic: None },
+            epoch: 0,
+        };
+        let key = {
+            let s = Store::open(dir.path()).unwrap();
+            s.put_policy(&p).unwrap();
+            s.cookie_key().unwrap()
+        };
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.policies().unwrap(), vec![p]);
+        assert_eq!(s.cookie_key().unwrap(), key);
+        s.delete_policy("p1").unwrap();
+        assert!(s.policies().unwrap().is_empty());
+    }
+}
