@@ -41,6 +41,7 @@ pub struct Handle {
     reload_tx: mpsc::Sender<ReloadReply>,
     done: tokio::task::JoinHandle<()>,
     pub metrics: Arc<Metrics>,
+    pub plane: Arc<Plane>,
 }
 
 impl Handle {
@@ -120,13 +121,14 @@ pub async fn start(
 
     let listeners = Arc::new(Mutex::new(running));
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    let plane_handle = plane.clone();
     let control = Control { config, source, ctx, listeners: listeners.clone(), ready, plane };
     let sd = shutdown.clone();
     let done = tokio::spawn(async move {
         control.run(reload_rx, stop, sd).await;
         admin_stop.cancel();
     });
-    Ok(Handle { admin_addr, listeners, shutdown, reload_tx, done, metrics })
+    Ok(Handle { admin_addr, listeners, shutdown, reload_tx, done, metrics, plane: plane_handle })
 }
 
 struct Control {

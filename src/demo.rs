@@ -15,7 +15,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::cd::model::{PolicyConfig, SingleWeight, Stickiness, StoredPolicy, TrafficConfig, TrafficType};
 use crate::config::{self, Config, ConfigErrors};
+use crate::plane::Plane;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -29,6 +31,27 @@ pub fn config(store_dir: &Path) -> Result<Config, ConfigErrors> {
     let mut c = config::parse(DEMO_TOML, "demo.toml", Path::new("."))?;
     c.store_path = Some(store_dir.to_path_buf());
     Ok(c)
+}
+
+/// The staging DNS name of the demo's distribution (what CloudFront policies list).
+pub const STAGING_DNS_NAME: &str = "staging.demo.local";
+
+/// Seeds the demo's policy through the same path as `CreateContinuousDeploymentPolicy`: 10 % of
+/// sessions to staging, sticky for 300 s idle / 600 s at most. boto3 sees it in the list.
+pub fn seed_policy(plane: &Plane) -> Result<StoredPolicy, String> {
+    let config = PolicyConfig {
+        staging_dns_names: vec![STAGING_DNS_NAME.to_string()],
+        enabled: true,
+        traffic: Some(TrafficConfig {
+            kind: TrafficType::SingleWeight,
+            single_weight: Some(SingleWeight {
+                weight: 0.1,
+                stickiness: Some(Stickiness { idle_ttl: 300, maximum_ttl: 600 }),
+            }),
+            single_header: None,
+        }),
+    };
+    crate::admin::cloudfront::create(plane, config).map_err(|e| format!("{}: {}", e.code, e.message))
 }
 
 /// An origin that answers every request with `200`, an `x-origin: <side>` header and a plain-text body
@@ -58,16 +81,24 @@ fn echo(side: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// What the demo prints once it is up.
-pub fn instructions(proxy: &str, admin: &str) -> String {
+pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
     format!(
         "\nedgesplit demo is running.\n\
          \n  proxy  http://{proxy}   (primary origin {PRIMARY_ORIGIN}, staging origin {STAGING_ORIGIN})\n  admin  http://{admin}\n\
+         \nA continuous deployment policy sends 10 % of sessions to staging, sticky for 300 s (policy {policy_id}).\n\
          \nTry:\n\
-         \n  curl -si http://{proxy}/hello\n\
+         \n  curl -si http://{proxy}/hello                        # note the edgesplit-cd cookie\n\
+         \n  for i in $(seq 200); do curl -s http://{proxy}/ | head -1; done | sort | uniq -c   # new session each time\n\
          \n  curl -s --http2-prior-knowledge http://{proxy}/over-h2\n\
-         \n  for i in $(seq 20); do curl -s http://{proxy}/ | head -1; done | sort | uniq -c\n\
-         \n  curl -s http://{admin}/metrics | grep edgesplit_requests_total\n\
-         \n  curl -s http://{admin}/healthz\n\
+         \n  curl -s http://{admin}/metrics | grep -E 'edgesplit_(requests|routing_decisions)_total'\n\
+         \nboto3 (any credentials; the host prefix is irrelevant here):\n\
+         \n  import boto3\n\
+           cf = boto3.client('cloudfront', endpoint_url='http://{admin}', region_name='us-east-1',\n\
+                             aws_access_key_id='test', aws_secret_access_key='test')\n\
+           print(cf.list_continuous_deployment_policies()['ContinuousDeploymentPolicyList'])\n\
+           got = cf.get_continuous_deployment_policy_config(Id='{policy_id}')\n\
+           cfg = got['ContinuousDeploymentPolicyConfig']; cfg['TrafficConfig']['SingleWeightConfig']['Weight'] = 0.15\n\
+           cf.update_continuous_deployment_policy(Id='{policy_id}', IfMatch=got['ETag'], ContinuousDeploymentPolicyConfig=cfg)\n\
          \nCtrl-C drains and stops.\n"
     )
 }

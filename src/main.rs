@@ -77,8 +77,9 @@ fn main() -> ExitCode {
                     tokio::spawn(demo::run_origin(listener, side));
                 }
                 let handle = app::start(config, None, stop_signal()).await.map_err(|e| e.to_string())?;
+                let policy = demo::seed_policy(&handle.plane)?;
                 let proxy = handle.addr("http").map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
-                println!("{}", demo::instructions(&proxy, &handle.admin_addr.to_string()));
+                println!("{}", demo::instructions(&proxy, &handle.admin_addr.to_string(), &policy.id));
                 handle.wait().await;
                 let _ = std::fs::remove_dir_all(&store);
                 Ok(())

@@ -42,6 +42,16 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     assert_eq!(headers["x-origin"], "staging");
     assert!(body.starts_with("served by: staging\n"));
 
-    let text = edgesplit::demo::instructions("127.0.0.1:8080", "127.0.0.1:9901");
+    // The seeded policy: 10 % sticky. Every response now carries the session cookie.
+    let policy = edgesplit::demo::seed_policy(&handle.plane).unwrap();
+    assert_eq!(policy.config.staging_dns_names, [edgesplit::demo::STAGING_DNS_NAME]);
+    let (status, headers, _) = support::get(&format!("http://{}/", handle.addr("http").unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("edgesplit-cd=v1."), "{cookie}");
+    assert!(cookie.contains("Max-Age=300; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
+
+    let text = edgesplit::demo::instructions("127.0.0.1:8080", "127.0.0.1:9901", &policy.id);
     assert!(text.contains("curl -si http://127.0.0.1:8080/hello"));
+    assert!(text.contains(&format!("Id='{}'", policy.id)));
 }

@@ -174,7 +174,8 @@ fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -
     Ok(())
 }
 
-fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
+/// Creates a policy as `CreateContinuousDeploymentPolicy` does (the demo seeds its policy this way).
+pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
     let mut st = plane.lock();
     if st.policies.len() >= st.config.cd.max_policies {
         return Err(err(

@@ -16,19 +16,19 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 pub use body::ProxyBody;
 use headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
-use upstream::Clients;
+use upstream::{Clients, UpBody};
 
 use crate::cd::{Outcome, cookie};
 use crate::config::UpstreamProtocol;
 use crate::metrics::{Metrics, UpstreamError};
-use crate::routing::{Decision, Reason, Snapshot, Target};
+use crate::routing::{Decision, Origin, Pool, Reason, Snapshot, Target};
 
 /// What one config compiles to for the data plane; swapped whole on every change.
 pub struct State {
@@ -127,7 +127,56 @@ static VIA_2: HeaderValue = HeaderValue::from_static("2 edgesplit");
 static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
 
+/// How an upstream exchange failed.
+enum SendError {
+    /// No connection: nothing was sent.
+    Connect(String),
+    Timeout,
+    Other(String),
+}
+
+/// Points a request at `origin` of `pool`: URI, Host (the pool's override or the client's) and the
+/// HTTP version the pool speaks. False if the URI cannot be built.
+fn aim(
+    parts: &mut http::request::Parts,
+    origin: &Origin,
+    pool: &Pool,
+    path: &PathAndQuery,
+    host: &Option<HeaderValue>,
+    upgrade: bool,
+) -> bool {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(origin.scheme.clone());
+    uri.authority = Some(origin.authority.clone());
+    uri.path_and_query = Some(path.clone());
+    let Ok(uri) = Uri::from_parts(uri) else { return false };
+    parts.uri = uri;
+    parts.version = match (upgrade, pool.protocol) {
+        (false, UpstreamProtocol::Http2) => Version::HTTP_2,
+        _ => Version::HTTP_11,
+    };
+    match (&pool.host, host) {
+        (Some(forced), _) => {
+            parts.headers.insert(header::HOST, forced.clone());
+        }
+        (None, Some(client_host)) => {
+            parts.headers.insert(header::HOST, client_host.clone());
+        }
+        (None, None) => {}
+    }
+    true
+}
+
 impl Proxy {
+    async fn send(&self, state: &State, protocol: UpstreamProtocol, req: Request<UpBody>) -> Result<Response<Incoming>, SendError> {
+        match tokio::time::timeout(state.upstream_response, state.clients.get(protocol).request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(SendError::Other(error_chain(&e))),
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
     pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool) -> Proxy {
         Proxy { state: ArcSwap::from_pointee(state), metrics, access_log, tasks: TaskTracker::new() }
     }
@@ -202,60 +251,60 @@ impl Proxy {
 
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(origin.scheme.clone());
-        uri.authority = Some(origin.authority.clone());
-        uri.path_and_query = Some(path);
-        parts.uri = match Uri::from_parts(uri) {
-            Ok(u) => u,
-            Err(_) => return synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish),
-        };
         let via = if parts.version == Version::HTTP_2 { &VIA_2 } else { &VIA_1_1 };
-        let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
-        parts.version = match protocol {
-            UpstreamProtocol::Http1 => Version::HTTP_11,
-            UpstreamProtocol::Http2 => Version::HTTP_2,
-        };
-
         let h = &mut parts.headers;
         headers::strip_hop_by_hop(h, upgrade);
         // hyper's server already answered `100 Continue` when the body was first read.
         h.remove(header::EXPECT);
-        match (&pool.host, &host) {
-            (Some(forced), _) => {
-                h.insert(header::HOST, forced.clone());
-            }
-            (None, Some(client_host)) => {
-                h.insert(header::HOST, client_host.clone());
-            }
-            (None, None) => {}
-        }
         headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
         h.insert(X_FORWARDED_PROTO.clone(), if conn.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() });
         if let Some(client_host) = &host {
             h.insert(X_FORWARDED_HOST.clone(), client_host.clone());
         }
         headers::append_list(h, &header::VIA, via);
+        // A bodiless request to staging is kept, to go to primary should staging refuse the connection.
+        let retry = (decision.target == Target::Staging && body.is_end_stream() && !upgrade).then(|| parts.clone());
+        if !aim(&mut parts, origin, pool, &path, &host, upgrade) {
+            return synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish);
+        }
 
-        let client = state.clients.get(protocol);
-        let sent =
-            tokio::time::timeout(state.upstream_response, client.request(Request::from_parts(parts, body))).await;
+        let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
+        let mut sent = self.send(&state, protocol, Request::from_parts(parts, UpBody::Client(body))).await;
+        let mut origin = origin;
+        if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
+            origin.health.mark_down(state.routes.unhealthy_for_ms);
+            self.metrics.upstream_error(UpstreamError::Connect);
+            tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, "Staging refused the connection; sending to primary");
+            if let Some(primary) = dist.primary.pick_any()
+                && aim(&mut parts, primary, &dist.primary, &path, &host, false)
+            {
+                outcome.session = None;
+                finish.decision = Decision { target: Target::Primary, reason: Reason::StagingUnavailable };
+                dist.metrics.decision(Reason::StagingUnavailable);
+                if let Some(a) = finish.access.as_mut() {
+                    a.upstream = Some(primary.label.clone());
+                }
+                origin = primary;
+                sent = self.send(&state, dist.primary.protocol, Request::from_parts(parts, UpBody::Empty)).await;
+            }
+        }
         let mut resp = match sent {
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 origin.health.mark_up();
                 resp
             }
-            Ok(Err(e)) => {
-                let kind = if e.is_connect() { UpstreamError::Connect } else { UpstreamError::Protocol };
-                if e.is_connect() {
-                    origin.health.mark_down(state.routes.unhealthy_for_ms);
-                }
-                self.metrics.upstream_error(kind);
-                tracing::warn!(error = %error_chain(&e), upstream = %origin.label, distribution = %dist.id, kind = kind.name(), "Upstream request failed");
-                let text = if e.is_connect() { "upstream connection failed\n" } else { "upstream request failed\n" };
-                return synthetic(StatusCode::BAD_GATEWAY, text, finish);
+            Err(SendError::Connect(e)) => {
+                origin.health.mark_down(state.routes.unhealthy_for_ms);
+                self.metrics.upstream_error(UpstreamError::Connect);
+                tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
+                return synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish);
             }
-            Err(_) => {
+            Err(SendError::Other(e)) => {
+                self.metrics.upstream_error(UpstreamError::Protocol);
+                tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "protocol", "Upstream request failed");
+                return synthetic(StatusCode::BAD_GATEWAY, "upstream request failed\n", finish);
+            }
+            Err(SendError::Timeout) => {
                 self.metrics.upstream_error(UpstreamError::Timeout);
                 tracing::warn!(upstream = %origin.label, distribution = %dist.id, timeout = ?state.upstream_response, "Upstream response timed out");
                 return synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish);

@@ -2,6 +2,11 @@
 //! `http://`, ALPN `h2` on `https://`). Rebuilt only when `[upstream]` or the upstream timeouts change,
 //! so a routing reload keeps the warm connection pools.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -10,7 +15,40 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{Timeouts, UpstreamConfig, UpstreamProtocol};
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpBody>;
+
+/// A request body towards an origin: the client's stream, or nothing (a bodiless request sent again
+/// to primary after staging refused the connection).
+pub enum UpBody {
+    Client(Incoming),
+    Empty,
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpBody::Client(b) => Pin::new(b).poll_frame(cx),
+            UpBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Client(b) => b.is_end_stream(),
+            UpBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Client(b) => b.size_hint(),
+            UpBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
 
 pub struct Clients {
     h1: HttpClient,

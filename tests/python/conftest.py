@@ -48,6 +48,9 @@ _BOTO_CONFIG = Config(
 class _OriginHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so edgesplit's pool can reuse connections
     server_version = "origin"
+    # Head and body in one segment: with Nagle on, the body write would wait for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024  # flushed after each request by handle_one_request
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
