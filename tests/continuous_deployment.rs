@@ -14,10 +14,9 @@ fn empty() -> Body {
 
 /// The config with a staging pool, a staging name and `policy` as `[distribution.policy]`.
 fn config(primary: &str, staging: &str, policy: &str, extra: &str) -> String {
-    simple_config(primary, Some(staging), extra).replace(
-        "domains = [\"*\"]\n",
-        "domains = [\"*\"]\nstaging_dns_name = \"staging.web.test\"\n",
-    ) + &format!("\n[distribution.policy]\n{policy}\n")
+    simple_config(primary, Some(staging), extra)
+        .replace("domains = [\"*\"]\n", "domains = [\"*\"]\nstaging_dns_name = \"staging.web.test\"\n")
+        + &format!("\n[distribution.policy]\n{policy}\n")
 }
 
 async fn get_with(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
@@ -54,7 +53,9 @@ async fn a_header_policy_written_in_the_file_routes_and_forwards_the_header() {
 async fn sticky_sessions_on_the_wire() {
     let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
     let policy = "type = \"SingleWeight\"\nweight = 0.15\nidle_ttl = 300\nmaximum_ttl = 600";
-    let edge = Edge::start(&config(&p.url(), &s.url(), policy, "[continuous_deployment]\ncache_control_private = true\n")).await;
+    let edge =
+        Edge::start(&config(&p.url(), &s.url(), policy, "[continuous_deployment]\ncache_control_private = true\n"))
+            .await;
     let url = edge.url("http", "/");
 
     // Fresh viewers: a cookie each, for the side they drew; both sides appear.
@@ -87,7 +88,9 @@ async fn staging_that_refuses_connections_sends_requests_to_primary() {
     let p = Origin::echo("primary").await;
     let dead = dead_port().await;
     let policy = "type = \"SingleHeader\"\nheader = \"aws-cf-cd-test\"\nvalue = \"blue\"";
-    let edge = Edge::start(&config(&p.url(), &format!("http://{dead}"), policy, "[upstream]\nunhealthy_for = \"30s\"\n")).await;
+    let edge =
+        Edge::start(&config(&p.url(), &format!("http://{dead}"), policy, "[upstream]\nunhealthy_for = \"30s\"\n"))
+            .await;
     let url = edge.url("http", "/");
     // The first request finds staging down and is sent to primary on the spot (no body to replay).
     for _ in 0..3 {
@@ -97,7 +100,10 @@ async fn staging_that_refuses_connections_sends_requests_to_primary() {
     let m = edge.metrics().await;
     // One refused connection; the two requests after it did not even try staging.
     assert!(m.contains("edgesplit_upstream_errors_total{kind=\"connect\"} 1"), "{m}");
-    assert!(m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"staging-unavailable\"} 3"), "{m}");
+    assert!(
+        m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"staging-unavailable\"} 3"),
+        "{m}"
+    );
 
     // A request with a body cannot be replayed: it gets the 502 and later ones go to primary.
     let p2 = Origin::echo("primary").await;
@@ -135,8 +141,16 @@ async fn reloading_a_disabled_file_policy_resets_sessions() {
 
 #[tokio::test]
 async fn ambiguous_policy_configs_are_rejected() {
-    let text = config("http://127.0.0.1:1", "http://127.0.0.1:2", "type = \"SingleHeader\"\nheader = \"x-nope\"\nvalue = \"v\"", "")
-        .replace("staging_dns_name = \"staging.web.test\"\n", "staging_dns_name = \"staging.web.test\"\ncontinuous_deployment_policy_id = \"abc\"\n");
+    let text = config(
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        "type = \"SingleHeader\"\nheader = \"x-nope\"\nvalue = \"v\"",
+        "",
+    )
+    .replace(
+        "staging_dns_name = \"staging.web.test\"\n",
+        "staging_dns_name = \"staging.web.test\"\ncontinuous_deployment_policy_id = \"abc\"\n",
+    );
     let errors = edgesplit::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(errors.contains("either [distribution.policy] or continuous_deployment_policy_id"), "{errors}");
     assert!(errors.contains("must start with the prefix aws-cf-cd-"), "{errors}");

@@ -168,7 +168,12 @@ fn aim(
 }
 
 impl Proxy {
-    async fn send(&self, state: &State, protocol: UpstreamProtocol, req: Request<UpBody>) -> Result<Response<Incoming>, SendError> {
+    async fn send(
+        &self,
+        state: &State,
+        protocol: UpstreamProtocol,
+        req: Request<UpBody>,
+    ) -> Result<Response<Incoming>, SendError> {
         match tokio::time::timeout(state.upstream_response, state.clients.get(protocol).request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
