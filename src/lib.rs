@@ -18,6 +18,7 @@ pub mod app;
 pub mod cd;
 pub mod config;
 pub mod demo;
+pub mod evidently;
 pub mod metrics;
 pub mod plane;
 pub mod proxy;

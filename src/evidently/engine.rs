@@ -1,0 +1,1 @@
+//! Bucketing and evaluation (being written).

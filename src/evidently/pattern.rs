@@ -1,0 +1,1 @@
+//! The segment pattern language (being written).
