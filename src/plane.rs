@@ -10,6 +10,7 @@ use crate::cd::CdSettings;
 use crate::cd::cookie::CookieKey;
 use crate::cd::model::StoredPolicy;
 use crate::config::Config;
+use crate::evidently::model::{EvState, Resource};
 use crate::metrics::Metrics;
 use crate::proxy::upstream::Clients;
 use crate::proxy::{Proxy, State};
@@ -28,6 +29,8 @@ pub struct Plane {
 pub struct ControlState {
     pub config: Config,
     pub policies: BTreeMap<String, StoredPolicy>,
+    /// Evidently's projects, features, launches, experiments and segments.
+    pub evidently: EvState,
     inline_epochs: HashMap<String, u64>,
     clients: Arc<Clients>,
     cookie_key: CookieKey,
@@ -52,11 +55,18 @@ impl Plane {
             }
         };
         let policies = store.policies().map_err(|e| e.to_string())?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut evidently = EvState::default();
+        for (key, json) in store.evidently().map_err(|e| e.to_string())? {
+            match Resource::from_stored(&key, &json) {
+                Some(r) => evidently.put(r),
+                None => tracing::warn!(key, "Unreadable Evidently resource in the store; skipped"),
+            }
+        }
         let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
         let clients = Arc::new(Clients::build(&config.upstream, &config.timeouts)?);
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
-        let mut st = ControlState { config, policies, inline_epochs: HashMap::new(), clients, cookie_key };
+        let mut st = ControlState { config, policies, evidently, inline_epochs: HashMap::new(), clients, cookie_key };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let first = compile(&st, &metrics, &health);
         let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log));
@@ -71,6 +81,26 @@ impl Plane {
     /// Compiles the state and makes it the one the next request sees.
     pub fn publish(&self, st: &ControlState) {
         self.proxy.state.store(Arc::new(compile(st, &self.metrics, &self.health)));
+    }
+
+    /// Writes Evidently resources (`put`) and deletes others (by store key) in one durable transaction,
+    /// then applies them to `st` and publishes. Nothing changes if the store write fails.
+    pub fn write_evidently(
+        &self,
+        st: &mut ControlState,
+        put: Vec<Resource>,
+        delete: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = put.iter().map(|r| (r.key(), r.to_json())).collect();
+        self.store.write_evidently(&rows, &delete)?;
+        for k in &delete {
+            st.evidently.remove(k);
+        }
+        for r in put {
+            st.evidently.put(r);
+        }
+        self.publish(st);
+        Ok(())
     }
 
     /// Adopts a new config file (already validated): new upstream clients only if their settings
@@ -133,8 +163,10 @@ fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Sta
         cache_control_private: st.config.cd.cache_control_private,
     };
     let input = CompileInput { metrics, health, policies: &st.policies, inline_epochs: &st.inline_epochs, cd };
+    let arn_base = format!("arn:aws:evidently:{}:{}", st.config.region, st.config.account_id);
     State {
         routes: Snapshot::compile(&st.config, input),
+        evidently: crate::evidently::compile::compile(&st.evidently, &arn_base),
         clients: st.clients.clone(),
         upstream_response: st.config.timeouts.upstream_response,
     }

@@ -11,6 +11,7 @@ use crate::cd::model::StoredPolicy;
 
 const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("evidently");
 
 /// A store failure: the write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,34 @@ impl Store {
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(POLICIES).map_err(err)?;
         tx.open_table(META).map_err(err)?;
+        tx.open_table(EVIDENTLY).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Every stored Evidently resource, as (key, JSON).
+    pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(EVIDENTLY).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes and deletes Evidently resources in one transaction: all or nothing, on disk on return.
+    pub fn write_evidently(&self, put: &[(String, Vec<u8>)], delete: &[String]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(EVIDENTLY).map_err(err)?;
+            for (k, v) in put {
+                table.insert(k.as_str(), v.as_slice()).map_err(err)?;
+            }
+            for k in delete {
+                table.remove(k.as_str()).map_err(err)?;
+            }
+        }
         tx.commit().map_err(err)
     }
 

@@ -4,6 +4,7 @@
 //! splitting, so ARNs with `%2F` stay one segment.
 
 pub mod cloudfront;
+pub mod evidently;
 pub mod xml;
 
 use std::convert::Infallible;
@@ -61,6 +62,25 @@ impl Admin {
             let call = cloudfront::Call { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
             return cloudfront::handle(&self.plane, call).await;
         }
+        if evidently::owns(path) {
+            let Some(segments) =
+                path.trim_start_matches('/').split('/').map(percent_decode).collect::<Option<Vec<_>>>()
+            else {
+                let e = evidently::invalid("path", "is not valid percent-encoding");
+                return evidently::error_response(&e);
+            };
+            let query: Vec<(String, String)> = parts_query(req.uri().query());
+            let (parts, body) = req.into_parts();
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    let e = evidently::invalid("body", format!("is larger than {MAX_BODY} bytes or was cut short"));
+                    return evidently::error_response(&e);
+                }
+            };
+            let call = evidently::Call { method: parts.method, segments, query, body };
+            return evidently::handle(&self.plane, call).await;
+        }
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         match (get, path) {
             (true, "/healthz") => text(StatusCode::OK, "ok\n".into()),
@@ -85,6 +105,19 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+/// `a=1&b=2` as decoded pairs (a broken escape keeps the raw text).
+fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let dec = |s: &str| percent_decode(&s.replace('+', " ")).unwrap_or_else(|| s.to_string());
+            (dec(k), dec(v))
+        })
+        .collect()
 }
 
 /// A random version-4 UUID, for resource ids and request ids.

@@ -27,6 +27,10 @@ pub struct FileCertificate {
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
     pub listen: Option<Spanned<String>>,
+    /// The account id in ARNs the APIs return (12 digits).
+    pub account_id: Option<Spanned<String>>,
+    /// The region in ARNs the APIs return.
+    pub region: Option<Spanned<String>>,
 }
 
 /// `[store]`

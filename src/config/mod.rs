@@ -25,6 +25,9 @@ pub use validate::parse;
 pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub admin_listen: SocketAddr,
+    /// Account id and region written into ARNs (`[admin] account_id`, `region`).
+    pub account_id: String,
+    pub region: String,
     pub store_path: Option<PathBuf>,
     pub log: LogConfig,
     pub timeouts: Timeouts,

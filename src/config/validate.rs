@@ -167,6 +167,26 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     }
 
     let store_path = fc.store.path.as_ref().map(|s| resolve(base_dir, s.get_ref()));
+    let account_id = fc.admin.account_id.as_ref().map_or_else(
+        || "000000000000".to_string(),
+        |a| {
+            if a.get_ref().len() != 12 || !a.get_ref().bytes().all(|b| b.is_ascii_digit()) {
+                p.add(a.span(), "account_id must be 12 digits");
+            }
+            a.get_ref().clone()
+        },
+    );
+    let region = fc.admin.region.as_ref().map_or_else(
+        || "us-east-1".to_string(),
+        |r| {
+            let ok = !r.get_ref().is_empty()
+                && r.get_ref().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                p.add(r.span(), format!("`{}` is not a region name such as \"us-east-1\"", r.get_ref()));
+            }
+            r.get_ref().clone()
+        },
+    );
 
     let format = match fc.log.format.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("logfmt", _)) => LogFormat::Logfmt,
@@ -218,7 +238,19 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let distributions = validate_distributions(&fc.distributions, p);
     let cd = validate_cd(&fc.cd, p);
 
-    Config { listeners, admin_listen, store_path, log, timeouts, limits, upstream, distributions, cd }
+    Config {
+        listeners,
+        admin_listen,
+        account_id,
+        region,
+        store_path,
+        log,
+        timeouts,
+        limits,
+        upstream,
+        distributions,
+        cd,
+    }
 }
 
 fn validate_cd(f: &FileContinuousDeployment, p: &mut Problems<'_>) -> CdConfig {

@@ -1,6 +1,7 @@
 //! Evidently, self-hosted: the resource model and its rules ([`model`]), the segment pattern language
 //! ([`pattern`]), bucketing and the evaluation engine ([`engine`]). Pure and synchronous: no HTTP here.
 
+pub mod compile;
 pub mod engine;
 pub mod model;
 pub mod pattern;

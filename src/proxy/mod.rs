@@ -33,6 +33,8 @@ use crate::routing::{Decision, Origin, Pool, Reason, Snapshot, Target};
 /// What one config compiles to for the data plane; swapped whole on every change.
 pub struct State {
     pub routes: Snapshot,
+    /// Evidently's features, compiled for evaluation.
+    pub evidently: crate::evidently::compile::EvSnapshot,
     pub clients: Arc<Clients>,
     pub upstream_response: Duration,
 }

@@ -1,0 +1,116 @@
+//! EvaluateFeature and BatchEvaluateFeature: lock-free, against the published snapshot, exactly as the
+//! proxy evaluates.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::evidently::engine::CompiledFeature;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluateBody {
+    entity_id: Option<String>,
+    evaluation_context: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchItem {
+    entity_id: Option<String>,
+    feature: Option<String>,
+    evaluation_context: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    requests: Option<Vec<BatchItem>>,
+}
+
+/// The context: a JSON string holding a JSON object (absent means none).
+fn context(field: &str, text: &Option<String>) -> EvResult<Value> {
+    let Some(text) = text else { return Ok(Value::Null) };
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(field, format!("is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(invalid(field, "must be a JSON object"));
+    }
+    Ok(v)
+}
+
+fn entity(field: &str, e: Option<String>) -> EvResult<String> {
+    let e = e.ok_or_else(|| invalid(field, "is required"))?;
+    check_len(field, &e, 1, 512)?;
+    Ok(e)
+}
+
+/// One evaluation as the wire's `variation`, `value`, `reason`, `details`.
+fn result(f: &CompiledFeature, entity_id: &str, ctx: &Value) -> serde_json::Map<String, Value> {
+    let e = f.evaluate(entity_id, ctx, crate::routing::now_ms() as i64);
+    let mut out = serde_json::Map::new();
+    if let Some((name, value)) = f.variations.get(e.variation) {
+        out.insert("variation".into(), json!(&**name));
+        out.insert("value".into(), serde_json::to_value(value).unwrap_or(Value::Null));
+    }
+    out.insert("reason".into(), json!(e.reason.as_str()));
+    out.insert("details".into(), json!(e.details.to_json()));
+    out
+}
+
+fn project_name(plane: &Plane, p: &str) -> EvResult<String> {
+    let name = project_ref(p)?;
+    let state = plane.proxy.state.load();
+    if !state.evidently.projects.contains_key(&name) {
+        let arn = Arns(&plane.lock().config).project(&name);
+        return Err(not_found("project", &arn, format!("Project does not exist with arn '{arn}'")));
+    }
+    Ok(name)
+}
+
+pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value> {
+    let project = project_name(plane, p)?;
+    check_name("feature", f, 127)?;
+    let b: EvaluateBody = call.json()?;
+    let entity_id = entity("entityId", b.entity_id)?;
+    let ctx = context("evaluationContext", &b.evaluation_context)?;
+    let state = plane.proxy.state.load();
+    let Some(feature) = state.evidently.feature(&project, f) else {
+        let arn = Arns(&plane.lock().config).feature(&project, f);
+        return Err(not_found("feature", &arn, format!("Feature does not exist with arn '{arn}'")));
+    };
+    Ok(Value::Object(result(feature, &entity_id, &ctx)))
+}
+
+pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
+    let project = project_name(plane, p)?;
+    let b: BatchBody = call.json()?;
+    let requests = b.requests.ok_or_else(|| invalid("requests", "is required"))?;
+    if requests.is_empty() || requests.len() > 20 {
+        return Err(invalid("requests", "takes 1 to 20 evaluation requests"));
+    }
+    let arn_base = {
+        let st = plane.lock();
+        Arns(&st.config).project(&project)
+    };
+    let state = plane.proxy.state.load();
+    let mut results = Vec::with_capacity(requests.len());
+    for (i, r) in requests.into_iter().enumerate() {
+        let entity_id = entity(&format!("requests[{i}].entityId"), r.entity_id)?;
+        let feature = r.feature.ok_or_else(|| invalid(&format!("requests[{i}].feature"), "is required"))?;
+        check_name(&format!("requests[{i}].feature"), &feature, 127)?;
+        let ctx = context(&format!("requests[{i}].evaluationContext"), &r.evaluation_context)?;
+        let feature_arn = format!("{arn_base}/feature/{feature}");
+        let mut item = match state.evidently.feature(&project, &feature) {
+            Some(f) => result(f, &entity_id, &ctx),
+            None => {
+                let mut m = serde_json::Map::new();
+                m.insert("reason".into(), json!(format!("Feature does not exist with arn '{feature_arn}'")));
+                m
+            }
+        };
+        item.insert("entityId".into(), json!(entity_id));
+        item.insert("feature".into(), json!(feature_arn));
+        item.insert("project".into(), json!(arn_base));
+        results.push(Value::Object(item));
+    }
+    Ok(json!({ "results": results }))
+}

@@ -1,0 +1,525 @@
+//! Evidently's restJson1 API (2021-02-01), as boto3's `evidently` client calls it. Routing on decoded
+//! path segments; one error type with the wire shape of spec 1.3 (`X-Amzn-ErrorType` header and a
+//! `__type` body); every write committed to the store before the answer.
+
+mod evaluate;
+mod experiments;
+mod features;
+mod launches;
+mod projects;
+mod segments;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::plane::{ControlState, Plane};
+
+/// An Evidently error: status, shape name, message and the shape's modelled fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub fields: serde_json::Map<String, Value>,
+}
+
+pub type EvResult<T> = Result<T, EvError>;
+
+impl EvError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> EvError {
+        EvError { status, kind, message: message.into(), fields: serde_json::Map::new() }
+    }
+
+    fn with(mut self, key: &str, value: impl Into<Value>) -> EvError {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// `ValidationException` for one field (`reason: fieldValidationFailed`).
+pub fn invalid(field: &str, message: impl Into<String>) -> EvError {
+    let message = message.into();
+    EvError::new(StatusCode::BAD_REQUEST, "ValidationException", format!("{field}: {message}"))
+        .with("reason", "fieldValidationFailed")
+        .with("fieldList", json!([{ "name": field, "message": message }]))
+}
+
+/// `ValidationException` for a body that is not the JSON the operation takes (`reason: cannotParse`).
+pub fn cannot_parse(message: impl Into<String>) -> EvError {
+    EvError::new(StatusCode::BAD_REQUEST, "ValidationException", message).with("reason", "cannotParse")
+}
+
+pub fn not_found(resource_type: &str, arn: &str, message: String) -> EvError {
+    EvError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+        .with("resourceId", arn)
+        .with("resourceType", resource_type)
+}
+
+pub fn conflict(resource_type: &str, arn: &str, message: impl Into<String>) -> EvError {
+    EvError::new(StatusCode::CONFLICT, "ConflictException", message)
+        .with("resourceId", arn)
+        .with("resourceType", resource_type)
+}
+
+pub fn quota(resource_type: &str, message: impl Into<String>) -> EvError {
+    EvError::new(StatusCode::PAYMENT_REQUIRED, "ServiceQuotaExceededException", message)
+        .with("resourceType", resource_type)
+        .with("serviceCode", "evidently")
+}
+
+fn store_failed(e: crate::store::StoreError) -> EvError {
+    tracing::error!(error = %e, "Store write failed");
+    EvError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+        "The change could not be written to the store; nothing changed.",
+    )
+}
+
+/// The parsed call, owned so that a write can take it to a blocking thread.
+pub struct Call {
+    pub method: Method,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Call {
+    /// The body as `T`; an empty body reads as `{}`.
+    pub fn json<T: DeserializeOwned>(&self) -> EvResult<T> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        serde_json::from_slice(body)
+            .map_err(|e| cannot_parse(format!("The request body is not valid for this operation: {e}")))
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_all<'b>(&'b self, name: &'b str) -> impl Iterator<Item = &'b str> + 'b {
+        self.query.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Is this path one of Evidently's?
+pub fn owns(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(first, "projects" | "segments" | "tags" | "test-segment-pattern" | "events")
+}
+
+/// Serves one Evidently call; never fails.
+pub async fn handle(plane: &Arc<Plane>, call: Call) -> Response<Full<Bytes>> {
+    match route(plane, call).await {
+        Ok(v) => with_request_id(json_response(StatusCode::OK, &v)),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The error shape botocore resolves: `X-Amzn-ErrorType` plus `__type`, `message` and the modelled fields.
+pub fn error_response(e: &EvError) -> Response<Full<Bytes>> {
+    let mut body = e.fields.clone();
+    body.insert("__type".into(), Value::String(e.kind.into()));
+    body.insert("message".into(), Value::String(e.message.clone()));
+    let mut r = json_response(e.status, &Value::Object(body));
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.kind));
+    with_request_id(r)
+}
+
+fn with_request_id(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    if let Ok(v) = HeaderValue::from_str(&crate::admin::request_id()) {
+        r.headers_mut().insert("x-amzn-requestid", v);
+    }
+    r
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn route(plane: &Arc<Plane>, call: Call) -> EvResult<Value> {
+    let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let m = call.method.clone();
+    match (&m, segs.as_slice()) {
+        (&Method::POST, ["projects"]) => write(plane, move |p, st| projects::create(p, st, &call)).await,
+        (&Method::GET, ["projects"]) => projects::list(&plane.lock(), &call),
+        (&Method::GET, ["projects", p]) => projects::get(&plane.lock(), p),
+        (&Method::PATCH, ["projects", p]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| projects::update(pl, st, &p, &call)).await
+        }
+        (&Method::PATCH, ["projects", p, "data-delivery"]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| projects::update_data_delivery(pl, st, &p, &call)).await
+        }
+        (&Method::DELETE, ["projects", p]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| projects::delete(pl, st, &p)).await
+        }
+        (&Method::POST, ["projects", p, "features"]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| features::create(pl, st, &p, &call)).await
+        }
+        (&Method::GET, ["projects", p, "features"]) => features::list(&plane.lock(), p, &call),
+        (&Method::GET, ["projects", p, "features", f]) => features::get(&plane.lock(), p, f),
+        (&Method::PATCH, ["projects", p, "features", f]) => {
+            let (p, f) = (p.to_string(), f.to_string());
+            write(plane, move |pl, st| features::update(pl, st, &p, &f, &call)).await
+        }
+        (&Method::DELETE, ["projects", p, "features", f]) => {
+            let (p, f) = (p.to_string(), f.to_string());
+            write(plane, move |pl, st| features::delete(pl, st, &p, &f)).await
+        }
+        (&Method::POST, ["projects", p, "evaluations", f]) => evaluate::evaluate(plane, p, f, &call),
+        (&Method::POST, ["projects", p, "evaluations"]) => evaluate::batch(plane, p, &call),
+        (&Method::POST, ["projects", p, "launches"]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| launches::create(pl, st, &p, &call)).await
+        }
+        (&Method::GET, ["projects", p, "launches"]) => launches::list(&plane.lock(), p, &call),
+        (&Method::GET, ["projects", p, "launches", l]) => launches::get(&plane.lock(), p, l),
+        (&Method::PATCH, ["projects", p, "launches", l]) => {
+            let (p, l) = (p.to_string(), l.to_string());
+            write(plane, move |pl, st| launches::update(pl, st, &p, &l, &call)).await
+        }
+        (&Method::DELETE, ["projects", p, "launches", l]) => {
+            let (p, l) = (p.to_string(), l.to_string());
+            write(plane, move |pl, st| launches::delete(pl, st, &p, &l)).await
+        }
+        (&Method::POST, ["projects", p, "launches", l, "start"]) => {
+            let (p, l) = (p.to_string(), l.to_string());
+            write(plane, move |pl, st| launches::start(pl, st, &p, &l)).await
+        }
+        (&Method::POST, ["projects", p, "launches", l, "cancel"]) => {
+            let (p, l) = (p.to_string(), l.to_string());
+            write(plane, move |pl, st| launches::stop(pl, st, &p, &l, &call)).await
+        }
+        (&Method::POST, ["projects", p, "experiments"]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| experiments::create(pl, st, &p, &call)).await
+        }
+        (&Method::GET, ["projects", p, "experiments"]) => experiments::list(&plane.lock(), p, &call),
+        (&Method::GET, ["projects", p, "experiments", x]) => experiments::get(&plane.lock(), p, x),
+        (&Method::PATCH, ["projects", p, "experiments", x]) => {
+            let (p, x) = (p.to_string(), x.to_string());
+            write(plane, move |pl, st| experiments::update(pl, st, &p, &x, &call)).await
+        }
+        (&Method::DELETE, ["projects", p, "experiments", x]) => {
+            let (p, x) = (p.to_string(), x.to_string());
+            write(plane, move |pl, st| experiments::delete(pl, st, &p, &x)).await
+        }
+        (&Method::POST, ["projects", p, "experiments", x, "start"]) => {
+            let (p, x) = (p.to_string(), x.to_string());
+            write(plane, move |pl, st| experiments::start(pl, st, &p, &x, &call)).await
+        }
+        (&Method::POST, ["projects", p, "experiments", x, "cancel"]) => {
+            let (p, x) = (p.to_string(), x.to_string());
+            write(plane, move |pl, st| experiments::stop(pl, st, &p, &x, &call)).await
+        }
+        (&Method::POST, ["segments"]) => write(plane, move |pl, st| segments::create(pl, st, &call)).await,
+        (&Method::GET, ["segments"]) => segments::list(&plane.lock(), &call),
+        (&Method::GET, ["segments", s]) => segments::get(&plane.lock(), s),
+        (&Method::DELETE, ["segments", s]) => {
+            let s = s.to_string();
+            write(plane, move |pl, st| segments::delete(pl, st, &s)).await
+        }
+        (&Method::GET, ["segments", s, "references"]) => segments::references(&plane.lock(), s, &call),
+        (&Method::POST, ["test-segment-pattern"]) => segments::test_pattern(&call),
+        (&Method::GET, ["tags", arn]) => tags_list(&plane.lock(), arn),
+        (&Method::POST, ["tags", arn]) => {
+            let arn = arn.to_string();
+            write(plane, move |pl, st| tags_write(pl, st, &arn, &call, true)).await
+        }
+        (&Method::DELETE, ["tags", arn]) => {
+            let arn = arn.to_string();
+            write(plane, move |pl, st| tags_write(pl, st, &arn, &call, false)).await
+        }
+        _ => Err(EvError::new(
+            StatusCode::NOT_FOUND,
+            "ValidationException",
+            format!("No Evidently operation is {m} {}.", call.segments.join("/")),
+        )
+        .with("reason", "unknownOperation")),
+    }
+}
+
+/// Runs a write off the async workers, under the plane's lock.
+async fn write<F>(plane: &Arc<Plane>, f: F) -> EvResult<Value>
+where
+    F: FnOnce(&Plane, &mut ControlState) -> EvResult<Value> + Send + 'static,
+{
+    let plane = plane.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut st = plane.lock();
+        f(&plane, &mut st)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(EvError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "The write was interrupted."))
+    })
+}
+
+/// Commits resource changes; a store failure is a 503 and nothing changed.
+pub fn commit(
+    plane: &Plane,
+    st: &mut ControlState,
+    put: Vec<crate::evidently::model::Resource>,
+    delete: Vec<String>,
+) -> EvResult<()> {
+    plane.write_evidently(st, put, delete).map_err(store_failed)
+}
+
+// === shared rules and helpers ===
+
+pub fn now() -> f64 {
+    crate::routing::now_ms() as f64 / 1000.0
+}
+
+/// ARNs (D7: configured account and region).
+pub struct Arns<'a>(pub &'a Config);
+
+impl Arns<'_> {
+    fn base(&self) -> String {
+        format!("arn:aws:evidently:{}:{}", self.0.region, self.0.account_id)
+    }
+    pub fn project(&self, p: &str) -> String {
+        format!("{}:project/{p}", self.base())
+    }
+    pub fn feature(&self, p: &str, f: &str) -> String {
+        format!("{}:project/{p}/feature/{f}", self.base())
+    }
+    pub fn launch(&self, p: &str, l: &str) -> String {
+        format!("{}:project/{p}/launch/{l}", self.base())
+    }
+    pub fn experiment(&self, p: &str, e: &str) -> String {
+        format!("{}:project/{p}/experiment/{e}", self.base())
+    }
+    pub fn segment(&self, s: &str) -> String {
+        format!("{}:segment/{s}", self.base())
+    }
+}
+
+fn name_chars(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// A resource name: 1 to `max` of `[-a-zA-Z0-9._]`.
+pub fn check_name(field: &str, v: &str, max: usize) -> EvResult<()> {
+    if v.is_empty() || v.chars().count() > max || !name_chars(v) {
+        return Err(invalid(field, format!("must be 1 to {max} characters of letters, digits, '-', '.' and '_'")));
+    }
+    Ok(())
+}
+
+pub fn check_len(field: &str, v: &str, min: usize, max: usize) -> EvResult<()> {
+    let n = v.chars().count();
+    if n < min || n > max {
+        return Err(invalid(field, format!("length must be between {min} and {max}")));
+    }
+    Ok(())
+}
+
+pub fn check_description(field: &str, v: &Option<String>) -> EvResult<()> {
+    v.as_deref().map_or(Ok(()), |d| check_len(field, d, 0, 160))
+}
+
+pub fn check_weight(field: &str, w: i64) -> EvResult<()> {
+    if !(0..=100_000).contains(&w) {
+        return Err(invalid(field, "must be between 0 and 100000 (thousandths of a percent)"));
+    }
+    Ok(())
+}
+
+/// Tag rules: at most 50; key 1-128 `[a-zA-Z+-=._:/]`, not `aws:`; value 0-256.
+pub fn check_tags(tags: &crate::evidently::model::Tags) -> EvResult<()> {
+    if tags.len() > 50 {
+        return Err(invalid("tags", "at most 50 tags"));
+    }
+    for (k, v) in tags {
+        let ok = !k.is_empty()
+            && k.len() <= 128
+            && !k.starts_with("aws:")
+            && k.bytes().all(|b| b.is_ascii_alphabetic() || b"+-=._:/".contains(&b));
+        if !ok {
+            return Err(invalid("tags", format!("tag key `{k}` is not valid")));
+        }
+        if v.chars().count() > 256 {
+            return Err(invalid("tags", format!("the value of tag `{k}` is longer than 256 characters")));
+        }
+    }
+    Ok(())
+}
+
+/// A `{project}` reference: a name or a project ARN.
+pub fn project_ref(r: &str) -> EvResult<String> {
+    let name = match r.strip_prefix("arn:") {
+        Some(_) => r
+            .rsplit_once(":project/")
+            .map(|(_, n)| n)
+            .ok_or_else(|| invalid("project", "is not a project name or ARN"))?,
+        None => r,
+    };
+    check_name("project", name, 127)?;
+    Ok(name.to_string())
+}
+
+/// A segment reference: a name or a segment ARN.
+pub fn segment_ref(field: &str, r: &str) -> EvResult<String> {
+    let name = match r.strip_prefix("arn:") {
+        Some(_) => {
+            r.rsplit_once(":segment/").map(|(_, n)| n).ok_or_else(|| invalid(field, "is not a segment name or ARN"))?
+        }
+        None => r,
+    };
+    check_name(field, name, 64)?;
+    Ok(name.to_string())
+}
+
+/// The project `r` names, or 404.
+pub fn find_project<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a crate::evidently::model::Project> {
+    let name = project_ref(r)?;
+    st.evidently.projects.get(&name).ok_or_else(|| {
+        let arn = Arns(&st.config).project(&name);
+        not_found("project", &arn, format!("Project does not exist with arn '{arn}'"))
+    })
+}
+
+/// One page of a sorted listing: `maxResults` (1..=`max`, default `default`) after `nextToken`.
+pub fn page<'a, T>(
+    call: &Call,
+    items: Vec<(String, &'a T)>,
+    max: usize,
+    default: usize,
+) -> EvResult<(Vec<&'a T>, Option<String>)> {
+    let limit = match call.query("maxResults") {
+        None => default,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| invalid("maxResults", format!("must be between 1 and {max}")))?,
+    };
+    let after = call.query("nextToken");
+    if let Some(t) = after {
+        check_len("nextToken", t, 1, 8192)?;
+    }
+    let rest: Vec<(String, &T)> = items.into_iter().filter(|(k, _)| after.is_none_or(|a| k.as_str() > a)).collect();
+    let next = (rest.len() > limit).then(|| rest[limit - 1].0.clone());
+    Ok((rest.into_iter().take(limit).map(|(_, v)| v).collect(), next))
+}
+
+/// Resolves a taggable ARN to its store key.
+fn arn_key(st: &ControlState, arn: &str) -> EvResult<String> {
+    let prefix = format!("arn:aws:evidently:{}:{}:", st.config.region, st.config.account_id);
+    let missing = || not_found("resource", arn, format!("Resource does not exist with arn '{arn}'"));
+    let Some(rest) = arn.strip_prefix(&prefix) else {
+        if !arn.starts_with("arn:") {
+            return Err(invalid("resourceArn", "is not an ARN"));
+        }
+        return Err(missing());
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let key = match parts.as_slice() {
+        ["project", p] if st.evidently.projects.contains_key(*p) => format!("project/{p}"),
+        ["project", p, kind @ ("feature" | "launch" | "experiment"), n] => {
+            let k = (p.to_string(), n.to_string());
+            let exists = match *kind {
+                "feature" => st.evidently.features.contains_key(&k),
+                "launch" => st.evidently.launches.contains_key(&k),
+                _ => st.evidently.experiments.contains_key(&k),
+            };
+            if !exists {
+                return Err(missing());
+            }
+            format!("{kind}/{p}/{n}")
+        }
+        ["segment", s] if st.evidently.segments.contains_key(*s) => format!("segment/{s}"),
+        _ => return Err(missing()),
+    };
+    Ok(key)
+}
+
+fn tags_of(st: &ControlState, key: &str) -> Option<crate::evidently::model::Tags> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let pair = |i: usize| {
+        (parts.get(i).copied().unwrap_or("").to_string(), parts.get(i + 1).copied().unwrap_or("").to_string())
+    };
+    let e = &st.evidently;
+    match parts.first().copied()? {
+        "project" => e.projects.get(*parts.get(1)?).map(|p| p.tags.clone()),
+        "feature" => e.features.get(&pair(1)).map(|f| f.tags.clone()),
+        "launch" => e.launches.get(&pair(1)).map(|l| l.tags.clone()),
+        "experiment" => e.experiments.get(&pair(1)).map(|x| x.tags.clone()),
+        "segment" => e.segments.get(*parts.get(1)?).map(|s| s.tags.clone()),
+        _ => None,
+    }
+}
+
+fn tags_list(st: &ControlState, arn: &str) -> EvResult<Value> {
+    let key = arn_key(st, arn)?;
+    Ok(json!({ "tags": tags_of(st, &key).unwrap_or_default() }))
+}
+
+#[derive(serde::Deserialize)]
+struct TagBody {
+    tags: Option<crate::evidently::model::Tags>,
+}
+
+/// TagResource (merge) and UntagResource (`?tagKeys=`).
+fn tags_write(plane: &Plane, st: &mut ControlState, arn: &str, call: &Call, add: bool) -> EvResult<Value> {
+    use crate::evidently::model::Resource;
+    let key = arn_key(st, arn)?;
+    let mut tags = tags_of(st, &key).unwrap_or_default();
+    if add {
+        let body: TagBody = call.json()?;
+        let new = body.tags.ok_or_else(|| invalid("tags", "is required"))?;
+        tags.extend(new);
+    } else {
+        let keys: Vec<&str> = call.query_all("tagKeys").collect();
+        if keys.len() > 50 {
+            return Err(invalid("tagKeys", "at most 50 keys"));
+        }
+        for k in keys {
+            tags.remove(k);
+        }
+    }
+    check_tags(&tags)?;
+    let parts: Vec<String> = key.split('/').map(str::to_string).collect();
+    let pair = (parts.get(1).cloned().unwrap_or_default(), parts.get(2).cloned().unwrap_or_default());
+    let e = &st.evidently;
+    let resource = match parts.first().map(String::as_str) {
+        Some("project") => e.projects.get(&pair.0).cloned().map(|mut p| {
+            p.tags = tags;
+            Resource::Project(p)
+        }),
+        Some("feature") => e.features.get(&pair).cloned().map(|mut f| {
+            f.tags = tags;
+            Resource::Feature(f)
+        }),
+        Some("launch") => e.launches.get(&pair).cloned().map(|mut l| {
+            l.tags = tags;
+            Resource::Launch(l)
+        }),
+        Some("experiment") => e.experiments.get(&pair).cloned().map(|mut x| {
+            x.tags = tags;
+            Resource::Experiment(x)
+        }),
+        Some("segment") => e.segments.get(&pair.0).cloned().map(|mut s| {
+            s.tags = tags;
+            Resource::Segment(s)
+        }),
+        _ => None,
+    };
+    let resource =
+        resource.ok_or_else(|| not_found("resource", arn, format!("Resource does not exist with arn '{arn}'")))?;
+    commit(plane, st, vec![resource], Vec::new())?;
+    Ok(json!({}))
+}
