@@ -130,3 +130,16 @@ pub struct FilePool {
     /// `"http1"` (default) or `"http2"`.
     pub protocol: Option<Spanned<String>>,
 }
+
+/// `[evidently]`: the service quotas, as configurable defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEvidently {
+    pub max_projects: Option<Spanned<i64>>,
+    pub max_segments: Option<Spanned<i64>>,
+    pub max_features_per_project: Option<Spanned<i64>>,
+    pub max_launches_per_project: Option<Spanned<i64>>,
+    pub max_running_launches_per_project: Option<Spanned<i64>>,
+    pub max_experiments_per_project: Option<Spanned<i64>>,
+    pub max_running_experiments_per_project: Option<Spanned<i64>>,
+}

@@ -35,6 +35,20 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub distributions: Vec<DistributionConfig>,
     pub cd: CdConfig,
+    pub quotas: EvidentlyQuotas,
+}
+
+/// `[evidently]`: Evidently's service quotas (spec 2.9), whose defaults these are; past one, the API
+/// answers ServiceQuotaExceededException (402).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidentlyQuotas {
+    pub projects: usize,
+    pub segments: usize,
+    pub features_per_project: usize,
+    pub launches_per_project: usize,
+    pub running_launches_per_project: usize,
+    pub experiments_per_project: usize,
+    pub running_experiments_per_project: usize,
 }
 
 /// `[continuous_deployment]`

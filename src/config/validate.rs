@@ -72,9 +72,11 @@ struct FileConfig {
     limits: FileLimits,
     upstream: FileUpstream,
     cd: FileContinuousDeployment,
+    evidently: FileEvidently,
 }
 
-const TOP_KEYS: &str = "listener, distribution, admin, store, log, timeouts, limits, upstream, continuous_deployment";
+const TOP_KEYS: &str =
+    "listener, distribution, admin, store, log, timeouts, limits, upstream, continuous_deployment, evidently";
 
 fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
     let mut fc = FileConfig::default();
@@ -90,6 +92,7 @@ fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
             "limits" => fc.limits = de(value, p).unwrap_or_default(),
             "upstream" => fc.upstream = de(value, p).unwrap_or_default(),
             "continuous_deployment" => fc.cd = de(value, p).unwrap_or_default(),
+            "evidently" => fc.evidently = de(value, p).unwrap_or_default(),
             other => p.add(span, format!("unknown key `{other}`, expected one of {TOP_KEYS}")),
         }
     }
@@ -237,6 +240,16 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
 
     let distributions = validate_distributions(&fc.distributions, p);
     let cd = validate_cd(&fc.cd, p);
+    let e = &fc.evidently;
+    let quotas = EvidentlyQuotas {
+        projects: count(&e.max_projects, 50, 1..1_000_001, p),
+        segments: count(&e.max_segments, 500, 1..1_000_001, p),
+        features_per_project: count(&e.max_features_per_project, 100, 1..1_000_001, p),
+        launches_per_project: count(&e.max_launches_per_project, 500, 1..1_000_001, p),
+        running_launches_per_project: count(&e.max_running_launches_per_project, 50, 1..1_000_001, p),
+        experiments_per_project: count(&e.max_experiments_per_project, 500, 1..1_000_001, p),
+        running_experiments_per_project: count(&e.max_running_experiments_per_project, 50, 1..1_000_001, p),
+    };
 
     Config {
         listeners,
@@ -250,6 +263,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         upstream,
         distributions,
         cd,
+        quotas,
     }
 }
 

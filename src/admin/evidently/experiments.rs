@@ -29,8 +29,6 @@ use super::launches::{
 use super::*;
 use crate::evidently::model::{Experiment, MetricGoal, Resource, RunStatus, Tags, Treatment};
 
-const MAX_EXPERIMENTS_PER_PROJECT: usize = 500;
-const MAX_RUNNING_EXPERIMENTS_PER_PROJECT: usize = 50;
 const MIN_TREATMENTS: usize = 2;
 const MAX_TREATMENTS: usize = 5;
 const MAX_METRIC_GOALS: usize = 3;
@@ -358,8 +356,11 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     if st.evidently.experiments.contains_key(&(project.clone(), name)) {
         return Err(conflict("experiment", &arn, format!("Experiment with arn '{arn}' already exists.")));
     }
-    if st.evidently.experiments.keys().filter(|k| k.0 == project).count() >= MAX_EXPERIMENTS_PER_PROJECT {
-        return Err(quota("experiment", format!("A project holds at most {MAX_EXPERIMENTS_PER_PROJECT} experiments.")));
+    if st.evidently.experiments.keys().filter(|k| k.0 == project).count() >= st.config.quotas.experiments_per_project {
+        return Err(quota(
+            "experiment",
+            format!("A project holds at most {} experiments.", st.config.quotas.experiments_per_project),
+        ));
     }
     commit(plane, st, vec![Resource::Experiment(x.clone())], Vec::new())?;
     Ok(json!({ "experiment": view(st, &x) }))
@@ -498,10 +499,13 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &C
     rival_conflict(st, &x)?;
     let running =
         st.evidently.experiments.values().filter(|o| o.project == x.project && o.status == RunStatus::Running).count();
-    if running >= MAX_RUNNING_EXPERIMENTS_PER_PROJECT {
+    if running >= st.config.quotas.running_experiments_per_project {
         return Err(quota(
             "experiment",
-            format!("A project runs at most {MAX_RUNNING_EXPERIMENTS_PER_PROJECT} experiments at a time."),
+            format!(
+                "A project runs at most {} experiments at a time.",
+                st.config.quotas.running_experiments_per_project
+            ),
         ));
     }
     x.status = RunStatus::Running;

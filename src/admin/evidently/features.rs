@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::evidently::model::{Feature, Resource, RunStatus, Tags, VariableValue, Variation};
 
-const MAX_FEATURES_PER_PROJECT: usize = 100;
 const MAX_SAFE_LONG: i64 = 9_007_199_254_740_991;
 
 #[derive(Deserialize)]
@@ -197,8 +196,11 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     if st.evidently.features.contains_key(&(project.clone(), name)) {
         return Err(conflict("feature", &arn, format!("Feature with arn '{arn}' already exists.")));
     }
-    if st.evidently.features.keys().filter(|k| k.0 == project).count() >= MAX_FEATURES_PER_PROJECT {
-        return Err(quota("feature", format!("A project holds at most {MAX_FEATURES_PER_PROJECT} features.")));
+    if st.evidently.features.keys().filter(|k| k.0 == project).count() >= st.config.quotas.features_per_project {
+        return Err(quota(
+            "feature",
+            format!("A project holds at most {} features.", st.config.quotas.features_per_project),
+        ));
     }
     commit(plane, st, vec![Resource::Feature(f.clone())], Vec::new())?;
     Ok(json!({ "feature": view(st, &f) }))

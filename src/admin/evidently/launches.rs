@@ -25,8 +25,6 @@ use crate::evidently::model::{
     Launch, LaunchGroup, MetricDefinition, Resource, RunStatus, ScheduledStep, SegmentOverride, Tags,
 };
 
-const MAX_LAUNCHES_PER_PROJECT: usize = 500;
-const MAX_RUNNING_LAUNCHES_PER_PROJECT: usize = 50;
 const MAX_GROUPS: usize = 5;
 const MAX_STEPS: usize = 6;
 const MAX_OVERRIDES_PER_STEP: usize = 6;
@@ -480,8 +478,11 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     if st.evidently.launches.contains_key(&(project.clone(), name)) {
         return Err(conflict("launch", &arn, format!("Launch with arn '{arn}' already exists.")));
     }
-    if st.evidently.launches.keys().filter(|k| k.0 == project).count() >= MAX_LAUNCHES_PER_PROJECT {
-        return Err(quota("launch", format!("A project holds at most {MAX_LAUNCHES_PER_PROJECT} launches.")));
+    if st.evidently.launches.keys().filter(|k| k.0 == project).count() >= st.config.quotas.launches_per_project {
+        return Err(quota(
+            "launch",
+            format!("A project holds at most {} launches.", st.config.quotas.launches_per_project),
+        ));
     }
     commit(plane, st, vec![Resource::Launch(l.clone())], Vec::new())?;
     Ok(json!({ "launch": view(st, &l) }))
@@ -570,10 +571,10 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str) -> EvRes
     rival_conflict(st, &l)?;
     let running =
         st.evidently.launches.values().filter(|o| o.project == l.project && o.status == RunStatus::Running).count();
-    if running >= MAX_RUNNING_LAUNCHES_PER_PROJECT {
+    if running >= st.config.quotas.running_launches_per_project {
         return Err(quota(
             "launch",
-            format!("A project runs at most {MAX_RUNNING_LAUNCHES_PER_PROJECT} launches at a time."),
+            format!("A project runs at most {} launches at a time.", st.config.quotas.running_launches_per_project),
         ));
     }
     let t = now();

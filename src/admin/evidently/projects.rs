@@ -6,8 +6,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::evidently::model::{Project, Resource, RunStatus, Tags};
 
-const MAX_PROJECTS: usize = 50;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
@@ -135,8 +133,11 @@ pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Val
     if st.evidently.projects.contains_key(&name) {
         return Err(conflict("project", &arn, format!("Project with arn '{arn}' already exists.")));
     }
-    if st.evidently.projects.len() >= MAX_PROJECTS {
-        return Err(quota("project", format!("You have reached the maximum of {MAX_PROJECTS} projects.")));
+    if st.evidently.projects.len() >= st.config.quotas.projects {
+        return Err(quota(
+            "project",
+            format!("You have reached the maximum of {} projects.", st.config.quotas.projects),
+        ));
     }
     let t = now();
     let p = Project {

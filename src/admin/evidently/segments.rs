@@ -8,8 +8,6 @@ use super::*;
 use crate::evidently::model::{Resource, Segment, Tags};
 use crate::evidently::pattern::Pattern;
 
-const MAX_SEGMENTS: usize = 500;
-
 #[derive(Deserialize)]
 struct CreateBody {
     name: Option<String>,
@@ -84,8 +82,11 @@ pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Val
     if st.evidently.segments.contains_key(&name) {
         return Err(conflict("segment", &arn, format!("Segment with arn '{arn}' already exists.")));
     }
-    if st.evidently.segments.len() >= MAX_SEGMENTS {
-        return Err(quota("segment", format!("You have reached the maximum of {MAX_SEGMENTS} segments.")));
+    if st.evidently.segments.len() >= st.config.quotas.segments {
+        return Err(quota(
+            "segment",
+            format!("You have reached the maximum of {} segments.", st.config.quotas.segments),
+        ));
     }
     let t = now();
     let s = Segment { name, pattern, description: b.description, created_time: t, last_updated_time: t, tags };
