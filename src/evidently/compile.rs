@@ -14,6 +14,8 @@ use super::pattern::Pattern;
 #[derive(Default)]
 pub struct EvSnapshot {
     pub projects: HashMap<String, HashMap<String, Arc<CompiledFeature>>>,
+    /// `arn:aws:evidently:{region}:{account}`, for ARNs in answers.
+    pub arn_base: String,
 }
 
 impl EvSnapshot {
@@ -115,5 +117,5 @@ pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
         };
         projects.entry(project.clone()).or_default().insert(name.clone(), Arc::new(compiled));
     }
-    EvSnapshot { projects }
+    EvSnapshot { projects, arn_base: arn_base.to_string() }
 }

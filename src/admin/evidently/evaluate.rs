@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::evidently::compile::EvSnapshot;
 use crate::evidently::engine::CompiledFeature;
 
 #[derive(Deserialize)]
@@ -56,42 +57,39 @@ fn result(f: &CompiledFeature, entity_id: &str, ctx: &Value) -> serde_json::Map<
     out
 }
 
-fn project_name(plane: &Plane, p: &str) -> EvResult<String> {
+/// The project's name, checked against the snapshot (no lock).
+fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
     let name = project_ref(p)?;
-    let state = plane.proxy.state.load();
-    if !state.evidently.projects.contains_key(&name) {
-        let arn = Arns(&plane.lock().config).project(&name);
+    if !snapshot.projects.contains_key(&name) {
+        let arn = format!("{}:project/{name}", snapshot.arn_base);
         return Err(not_found("project", &arn, format!("Project does not exist with arn '{arn}'")));
     }
     Ok(name)
 }
 
 pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value> {
-    let project = project_name(plane, p)?;
+    let state = plane.proxy.state.load();
+    let project = project_name(&state.evidently, p)?;
     check_name("feature", f, 127)?;
     let b: EvaluateBody = call.json()?;
     let entity_id = entity("entityId", b.entity_id)?;
     let ctx = context("evaluationContext", &b.evaluation_context)?;
-    let state = plane.proxy.state.load();
     let Some(feature) = state.evidently.feature(&project, f) else {
-        let arn = Arns(&plane.lock().config).feature(&project, f);
+        let arn = format!("{}:project/{project}/feature/{f}", state.evidently.arn_base);
         return Err(not_found("feature", &arn, format!("Feature does not exist with arn '{arn}'")));
     };
     Ok(Value::Object(result(feature, &entity_id, &ctx)))
 }
 
 pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
-    let project = project_name(plane, p)?;
+    let state = plane.proxy.state.load();
+    let project = project_name(&state.evidently, p)?;
     let b: BatchBody = call.json()?;
     let requests = b.requests.ok_or_else(|| invalid("requests", "is required"))?;
     if requests.is_empty() || requests.len() > 20 {
         return Err(invalid("requests", "takes 1 to 20 evaluation requests"));
     }
-    let arn_base = {
-        let st = plane.lock();
-        Arns(&st.config).project(&project)
-    };
-    let state = plane.proxy.state.load();
+    let arn_base = format!("{}:project/{project}", state.evidently.arn_base);
     let mut results = Vec::with_capacity(requests.len());
     for (i, r) in requests.into_iter().enumerate() {
         let entity_id = entity(&format!("requests[{i}].entityId"), r.entity_id)?;
