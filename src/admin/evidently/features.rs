@@ -232,11 +232,7 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
             })
         })
         .collect();
-    let mut out = json!({ "features": features });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(listing("features", features, next))
 }
 
 pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {

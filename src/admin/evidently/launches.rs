@@ -503,11 +503,7 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
         .map(|(k, v)| (k.1.clone(), v))
         .collect();
     let (page, next) = page(call, items, 100, 50)?;
-    let mut out = json!({ "launches": page.into_iter().map(|l| view(st, l)).collect::<Vec<_>>() });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(listing("launches", page.into_iter().map(|l| view(st, l)).collect::<Vec<_>>(), next))
 }
 
 pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {

@@ -416,6 +416,16 @@ pub fn page<'a, T>(
     Ok((rest.into_iter().take(limit).map(|(_, v)| v).collect(), next))
 }
 
+/// A list answer: `{key: items}` plus `nextToken` when more remain.
+pub fn listing(key: &str, items: impl serde::Serialize, next: Option<String>) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(key.to_string(), serde_json::to_value(items).unwrap_or(Value::Null));
+    if let Some(n) = next {
+        out.insert("nextToken".into(), Value::String(n));
+    }
+    Value::Object(out)
+}
+
 /// Resolves a taggable ARN to its store key.
 fn arn_key(st: &ControlState, arn: &str) -> EvResult<String> {
     let prefix = format!("arn:aws:evidently:{}:{}:", st.config.region, st.config.account_id);

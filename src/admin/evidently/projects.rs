@@ -172,11 +172,7 @@ pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
             v
         })
         .collect();
-    let mut out = json!({ "projects": projects });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(listing("projects", projects, next))
 }
 
 pub fn update(plane: &Plane, st: &mut ControlState, r: &str, call: &Call) -> EvResult<Value> {

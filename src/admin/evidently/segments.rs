@@ -101,11 +101,7 @@ pub fn get(st: &ControlState, r: &str) -> EvResult<Value> {
 pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
     let items = st.evidently.segments.iter().map(|(k, v)| (k.clone(), v)).collect();
     let (page, next) = page(call, items, 50, 50)?;
-    let mut out = json!({ "segments": page.into_iter().map(|s| view(st, s)).collect::<Vec<_>>() });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(listing("segments", page.into_iter().map(|s| view(st, s)).collect::<Vec<_>>(), next))
 }
 
 pub fn delete(plane: &Plane, st: &mut ControlState, r: &str) -> EvResult<Value> {
@@ -169,11 +165,7 @@ pub fn references(st: &ControlState, r: &str, call: &Call) -> EvResult<Value> {
             v
         })
         .collect();
-    let mut out = json!({ "referencedBy": cleaned });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(listing("referencedBy", cleaned, next))
 }
 
 pub fn test_pattern(call: &Call) -> EvResult<Value> {
