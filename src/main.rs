@@ -34,10 +34,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+        Command::Check { config: path } => match config::load(&path) {
+            Ok(mut config) => {
+                // Rehearse everything the file declares against an empty, in-memory store.
+                config.store_path = None;
+                match edgesplit::plane::Plane::new(config, false) {
+                    Ok(_) => {
+                        println!("{}: ok", path.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        ExitCode::from(2)
+                    }
+                }
             }
             Err(errors) => {
                 eprintln!("{errors}");

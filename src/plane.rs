@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::admin::evidently::declare;
 use crate::cd::CdSettings;
 use crate::cd::cookie::CookieKey;
 use crate::cd::model::StoredPolicy;
@@ -26,7 +27,10 @@ pub struct Plane {
 }
 
 /// What the control plane knows; changed only under the plane's lock.
+#[derive(Clone)]
 pub struct ControlState {
+    /// A rehearsal: Evidently writes change this copy only, never the store (see `declare`).
+    pub dry_run: bool,
     pub config: Config,
     pub policies: BTreeMap<String, StoredPolicy>,
     /// Evidently's projects, features, launches, experiments and segments.
@@ -66,11 +70,26 @@ impl Plane {
         let clients = Arc::new(Clients::build(&config.upstream, &config.timeouts)?);
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
-        let mut st = ControlState { config, policies, evidently, inline_epochs: HashMap::new(), clients, cookie_key };
+        let declared = config.declared.clone();
+        let mut st = ControlState {
+            dry_run: false,
+            config,
+            policies,
+            evidently,
+            inline_epochs: HashMap::new(),
+            clients,
+            cookie_key,
+        };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let first = compile(&st, &metrics, &health);
         let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log));
-        Ok(Plane { proxy, metrics, store, health, state: Mutex::new(st) })
+        let plane = Plane { proxy, metrics, store, health, state: Mutex::new(st) };
+        {
+            let mut st = plane.lock();
+            declare::apply(&plane, &mut st, &declared).map_err(join)?;
+            plane.publish(&st);
+        }
+        Ok(plane)
     }
 
     /// The control state, locked. Never hold it across an `.await`.
@@ -107,6 +126,13 @@ impl Plane {
     /// changed, so warm connection pools survive; then publishes.
     pub fn apply_config(&self, new: Config) -> Result<(), String> {
         let mut st = self.lock();
+        let declared = new.declared.clone();
+        // Rehearse the declared Evidently resources on a copy first: a file whose declarations fail is
+        // rejected whole, with positions, before anything changes.
+        let mut rehearsal = st.clone();
+        rehearsal.dry_run = true;
+        rehearsal.config = new.clone();
+        declare::apply(self, &mut rehearsal, &declared).map_err(join)?;
         if st.clients.built_from != (new.upstream.clone(), new.timeouts) {
             st.clients = Arc::new(Clients::build(&new.upstream, &new.timeouts)?);
         }
@@ -115,9 +141,14 @@ impl Plane {
         }
         st.config = new;
         update_inline_epochs(&self.store, &mut st).map_err(|e| e.to_string())?;
+        declare::apply(self, &mut st, &declared).map_err(join)?;
         self.publish(&st);
         Ok(())
     }
+}
+
+fn join(errors: Vec<crate::config::ConfigError>) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 fn cookie_key(config: &Config, store: &Store) -> Result<CookieKey, StoreError> {

@@ -36,6 +36,45 @@ pub struct Config {
     pub distributions: Vec<DistributionConfig>,
     pub cd: CdConfig,
     pub quotas: EvidentlyQuotas,
+    /// Evidently resources declared in the file, in the order they are applied.
+    pub declared: Vec<Declared>,
+}
+
+/// What kind of Evidently resource a declaration makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclaredKind {
+    Project,
+    Segment,
+    Feature,
+    Launch,
+    Experiment,
+}
+
+impl DeclaredKind {
+    pub fn table(self) -> &'static str {
+        match self {
+            DeclaredKind::Project => "evidently.projects",
+            DeclaredKind::Segment => "evidently.segments",
+            DeclaredKind::Feature => "evidently.features",
+            DeclaredKind::Launch => "evidently.launches",
+            DeclaredKind::Experiment => "evidently.experiments",
+        }
+    }
+}
+
+/// One Evidently resource declared in the file: the API request body as JSON, and where it was written
+/// (so an error applying it points at the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    pub kind: DeclaredKind,
+    /// The project, for features, launches and experiments.
+    pub project: Option<String>,
+    pub name: String,
+    pub body: serde_json::Value,
+    /// Launches and experiments: start them (`status = "RUNNING"`).
+    pub running: bool,
+    /// Experiments started from the file end their analysis this long after the start.
+    pub at: ConfigError,
 }
 
 /// `[evidently]`: Evidently's service quotas (spec 2.9), whose defaults these are; past one, the API

@@ -251,7 +251,10 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         running_experiments_per_project: count(&e.max_running_experiments_per_project, 50, 1..1_000_001, p),
     };
 
+    let declared = declarations(e, p);
+
     Config {
+        declared,
         listeners,
         admin_listen,
         account_id,
@@ -355,6 +358,70 @@ fn validate_policy(
         return None;
     }
     Some(policy)
+}
+
+/// The `[[evidently.*]]` declarations, in the order they must be applied. Their content is checked by
+/// the API's own rules when they are applied (`edgesplit check` does that against an empty store).
+fn declarations(e: &FileEvidently, p: &mut Problems<'_>) -> Vec<Declared> {
+    let mut out = Vec::new();
+    let kinds = [
+        (DeclaredKind::Project, &e.projects),
+        (DeclaredKind::Segment, &e.segments),
+        (DeclaredKind::Feature, &e.features),
+        (DeclaredKind::Launch, &e.launches),
+        (DeclaredKind::Experiment, &e.experiments),
+    ];
+    for (kind, list) in kinds {
+        for t in list {
+            let span = t.span();
+            let (line, col) = line_col(p.text, span.start);
+            let at = ConfigError { file: p.file.to_string(), line, col, message: String::new() };
+            let mut body = match serde_json::to_value(t.get_ref()) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    p.add(span, format!("[[{}]] must be a table", kind.table()));
+                    continue;
+                }
+            };
+            let Some(name) = body.get("name").and_then(|n| n.as_str()).map(str::to_string) else {
+                p.add(span, format!("[[{}]] needs a `name`", kind.table()));
+                continue;
+            };
+            let project = match kind {
+                DeclaredKind::Project | DeclaredKind::Segment => None,
+                _ => match body.remove("project") {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    _ => {
+                        p.add(span, format!("[[{}]] `{name}` needs a `project`", kind.table()));
+                        continue;
+                    }
+                },
+            };
+            let running = match (kind, body.remove("status")) {
+                (_, None) => false,
+                (DeclaredKind::Launch | DeclaredKind::Experiment, Some(serde_json::Value::String(s)))
+                    if s == "RUNNING" =>
+                {
+                    true
+                }
+                (DeclaredKind::Launch | DeclaredKind::Experiment, Some(serde_json::Value::String(s)))
+                    if s == "CREATED" =>
+                {
+                    false
+                }
+                _ => {
+                    p.add(span, format!("[[{}]] `{name}`: status must be \"CREATED\" or \"RUNNING\"", kind.table()));
+                    continue;
+                }
+            };
+            if out.iter().any(|d: &Declared| d.kind == kind && d.project == project && d.name == name) {
+                p.add(span, format!("[[{}]] `{name}` is declared twice", kind.table()));
+                continue;
+            }
+            out.push(Declared { kind, project, name, body: serde_json::Value::Object(body), running, at });
+        }
+    }
+    out
 }
 
 fn validate_listeners(list: &[FileListener], base_dir: &Path, p: &mut Problems<'_>) -> Vec<ListenerConfig> {

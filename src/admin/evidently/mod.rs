@@ -2,6 +2,7 @@
 //! path segments; one error type with the wire shape of spec 1.3 (`X-Amzn-ErrorType` header and a
 //! `__type` body); every write committed to the store before the answer.
 
+pub mod declare;
 mod evaluate;
 mod experiments;
 mod features;
@@ -274,6 +275,15 @@ pub fn commit(
     put: Vec<crate::evidently::model::Resource>,
     delete: Vec<String>,
 ) -> EvResult<()> {
+    if st.dry_run {
+        for k in &delete {
+            st.evidently.remove(k);
+        }
+        for r in put {
+            st.evidently.put(r);
+        }
+        return Ok(());
+    }
     plane.write_evidently(st, put, delete).map_err(store_failed)
 }
 
