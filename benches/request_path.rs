@@ -28,12 +28,14 @@ fn snapshot() -> Snapshot {
     let config = edgesplit::config::parse(&text, "bench", Path::new(".")).unwrap();
     let (metrics, health, policies, epochs) =
         (Metrics::default(), HealthRegistry::default(), BTreeMap::new(), HashMap::new());
+    let evidently = edgesplit::evidently::compile::EvSnapshot::default();
     let input = CompileInput {
         metrics: &metrics,
         health: &health,
         policies: &policies,
         inline_epochs: &epochs,
         cd: settings(),
+        evidently: &evidently,
     };
     Snapshot::compile(&config, input)
 }

@@ -7,6 +7,7 @@
 //! - [`server`]: client sockets: accept, connection cap, TLS/ALPN, HTTP/1.1 + HTTP/2, timeouts.
 //! - [`proxy`]: the request path: distribution, decision, origin, header hygiene, streaming, 502/504.
 //! - [`routing`]: the immutable snapshot the request path reads, and the pure decisions over it.
+//! - [`edge`]: Evidently decisions evaluated per request and injected as headers.
 //! - [`tls`]: certificates, SNI, and the client TLS config towards origins.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: atomic counters and the Prometheus text format.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod cd;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod evidently;
 pub mod metrics;
 pub mod plane;

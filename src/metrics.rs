@@ -97,6 +97,9 @@ impl UpstreamError {
     }
 }
 
+/// (project, feature, variation, reason).
+type EvaluationKey = (String, String, String, &'static str);
+
 /// The process-wide registry.
 #[derive(Default)]
 pub struct Metrics {
@@ -108,6 +111,8 @@ pub struct Metrics {
     reload_failed: AtomicU64,
     /// Requests for a host no distribution serves.
     pub unrouted: AtomicU64,
+    /// Edge evaluations by (project, feature, variation, reason).
+    evaluations: Mutex<BTreeMap<EvaluationKey, Arc<AtomicU64>>>,
 }
 
 impl Metrics {
@@ -115,6 +120,12 @@ impl Metrics {
     pub fn distribution(&self, id: &str) -> Arc<DistMetrics> {
         let mut dists = self.dists.lock().unwrap_or_else(|e| e.into_inner());
         dists.entry(id.to_string()).or_default().clone()
+    }
+
+    /// The counter for one (project, feature, variation, reason); resolved when compiling, not per request.
+    pub fn evaluation(&self, project: &str, feature: &str, variation: &str, reason: &'static str) -> Arc<AtomicU64> {
+        let mut m = self.evaluations.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry((project.to_string(), feature.to_string(), variation.to_string(), reason)).or_default().clone()
     }
 
     pub fn upstream_error(&self, kind: UpstreamError) {
@@ -162,6 +173,18 @@ impl Metrics {
                     "edgesplit_routing_decisions_total{{distribution=\"{id}\",reason=\"{}\"}} {}",
                     reason.as_str(),
                     m.decisions[reason as usize].load(Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP edgesplit_evaluations_total Evidently evaluations at the edge, by project, feature, variation and reason.\n");
+        out.push_str("# TYPE edgesplit_evaluations_total counter\n");
+        {
+            let m = self.evaluations.lock().unwrap_or_else(|e| e.into_inner());
+            for ((project, feature, variation, reason), c) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "edgesplit_evaluations_total{{project=\"{project}\",feature=\"{feature}\",variation=\"{variation}\",reason=\"{reason}\"}} {}",
+                    c.load(Relaxed)
                 );
             }
         }

@@ -193,11 +193,19 @@ fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Sta
         cookie_name: st.config.cd.cookie_name.as_str().into(),
         cache_control_private: st.config.cd.cache_control_private,
     };
-    let input = CompileInput { metrics, health, policies: &st.policies, inline_epochs: &st.inline_epochs, cd };
     let arn_base = format!("arn:aws:evidently:{}:{}", st.config.region, st.config.account_id);
+    let evidently = crate::evidently::compile::compile(&st.evidently, &arn_base);
+    let input = CompileInput {
+        metrics,
+        health,
+        policies: &st.policies,
+        inline_epochs: &st.inline_epochs,
+        cd,
+        evidently: &evidently,
+    };
     State {
         routes: Snapshot::compile(&st.config, input),
-        evidently: crate::evidently::compile::compile(&st.evidently, &arn_base),
+        evidently,
         clients: st.clients.clone(),
         upstream_response: st.config.timeouts.upstream_response,
     }

@@ -41,10 +41,13 @@ pub enum Reason {
     Sticky = 4,
     WeightDraw = 5,
     StagingUnavailable = 6,
+    /// Feature-driven routing (D9): the feature served a staging variation, or not.
+    FeatureStaging = 7,
+    FeaturePrimary = 8,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 9] = [
         Reason::NoPolicy,
         Reason::Disabled,
         Reason::HeaderMatch,
@@ -52,6 +55,8 @@ impl Reason {
         Reason::Sticky,
         Reason::WeightDraw,
         Reason::StagingUnavailable,
+        Reason::FeatureStaging,
+        Reason::FeaturePrimary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +68,8 @@ impl Reason {
             Reason::Sticky => "sticky",
             Reason::WeightDraw => "weight-draw",
             Reason::StagingUnavailable => "staging-unavailable",
+            Reason::FeatureStaging => "feature-staging",
+            Reason::FeaturePrimary => "feature-primary",
         }
     }
 }
@@ -173,6 +180,8 @@ pub struct Distribution {
     pub staging: Option<Pool>,
     /// The continuous deployment policy in force, compiled.
     pub rule: Rule,
+    /// Evidently decisions at the edge, if configured.
+    pub edge: Option<crate::edge::CompiledEdge>,
     pub metrics: Arc<DistMetrics>,
 }
 
@@ -194,6 +203,8 @@ pub struct CompileInput<'a> {
     /// Session epochs of the policies written in the file, by distribution id.
     pub inline_epochs: &'a HashMap<String, u64>,
     pub cd: CdSettings,
+    /// The compiled Evidently features the edge evaluates.
+    pub evidently: &'a crate::evidently::compile::EvSnapshot,
 }
 
 /// Which policy applies to a distribution (D2): the one written in the file, else the one pinned by
@@ -254,6 +265,7 @@ impl Snapshot {
                 primary: Pool::compile(&d.primary, input.health),
                 staging: d.staging.as_ref().map(|s| Pool::compile(s, input.health)),
                 rule,
+                edge: d.edge.as_ref().map(|e| crate::edge::CompiledEdge::compile(e, input.evidently, input.metrics)),
                 metrics: input.metrics.distribution(&d.id),
             });
         }
@@ -319,6 +331,8 @@ mod tests {
 
     fn test_input<'a>(metrics: &'a Metrics, health: &'a HealthRegistry) -> CompileInput<'a> {
         static NO_POLICIES: BTreeMap<String, StoredPolicy> = BTreeMap::new();
+        static NO_EVIDENTLY: std::sync::LazyLock<crate::evidently::compile::EvSnapshot> =
+            std::sync::LazyLock::new(Default::default);
         static NO_EPOCHS: std::sync::LazyLock<HashMap<String, u64>> = std::sync::LazyLock::new(HashMap::new);
         CompileInput {
             metrics,
@@ -330,6 +344,7 @@ mod tests {
                 cookie_name: "c".into(),
                 cache_control_private: false,
             },
+            evidently: &NO_EVIDENTLY,
         }
     }
 

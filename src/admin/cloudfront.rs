@@ -160,6 +160,12 @@ fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -
         else {
             return Err(invalid(format!("No staging distribution has the DNS name {name}.")));
         };
+        if let Some(route) = dist.edge.as_ref().and_then(|e| e.route.as_ref()) {
+            return Err(invalid(format!(
+                "Distribution {} routes by the Evidently feature {}; a policy would have no effect there.",
+                dist.id, route.feature
+            )));
+        }
         let taken_by_policy = st.policies.values().any(|p| {
             Some(p.id.as_str()) != own_id && p.config.staging_dns_names.iter().any(|n| n.eq_ignore_ascii_case(name))
         });

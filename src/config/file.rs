@@ -93,6 +93,45 @@ pub struct FileDistribution {
     pub continuous_deployment_policy_id: Option<Spanned<String>>,
     /// A policy written in the file, owned by this distribution.
     pub policy: Option<Spanned<FilePolicy>>,
+    /// Evidently decisions made at the edge and injected as request headers.
+    pub evidently: Option<Spanned<FileEdgeEvidently>>,
+}
+
+/// `[distribution.evidently]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEdgeEvidently {
+    pub project: Spanned<String>,
+    /// Where the entity id comes from, in order of preference: `"cookie:NAME"` or `"header:NAME"`.
+    #[serde(default)]
+    pub entity: Vec<Spanned<String>>,
+    /// The cookie edgesplit issues when no source has an id (default `edgesplit-entity`).
+    pub entity_cookie: Option<Spanned<String>>,
+    pub entity_cookie_max_age: Option<Spanned<String>>,
+    /// Also send the injected headers back on the response (debugging).
+    pub response_headers: Option<bool>,
+    /// Evaluation context: key -> `"header:NAME"`, `"query:NAME"`, `"path"`, `"method"` or `"client_ip"`.
+    #[serde(default)]
+    pub context: std::collections::BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub features: Vec<Spanned<FileEdgeFeature>>,
+    /// Feature-driven routing (replaces the continuous deployment policy).
+    pub route: Option<Spanned<FileEdgeRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEdgeFeature {
+    pub feature: Spanned<String>,
+    pub header: Option<Spanned<String>>,
+    pub value_header: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEdgeRoute {
+    pub feature: Spanned<String>,
+    pub staging_variations: Spanned<Vec<String>>,
 }
 
 /// `[distribution.policy]`: CloudFront's ContinuousDeploymentPolicyConfig, flattened.

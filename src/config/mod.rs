@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue};
 
 pub use validate::parse;
 
@@ -181,6 +181,51 @@ pub struct DistributionConfig {
     pub policy_id: Option<String>,
     /// A policy written in the file (`[distribution.policy]`).
     pub inline_policy: Option<crate::cd::model::PolicyConfig>,
+    /// Evidently decisions at the edge (`[distribution.evidently]`).
+    pub edge: Option<EdgeEvidently>,
+}
+
+/// Where the entity id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntitySource {
+    Cookie(String),
+    Header(HeaderName),
+}
+
+/// A request attribute that goes into the evaluation context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextAttr {
+    Header(HeaderName),
+    Query(String),
+    Path,
+    Method,
+    ClientIp,
+}
+
+/// `[distribution.evidently]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeEvidently {
+    pub project: String,
+    pub entity: Vec<EntitySource>,
+    pub entity_cookie: String,
+    pub entity_cookie_max_age: Duration,
+    pub response_headers: bool,
+    pub context: Vec<(String, ContextAttr)>,
+    pub features: Vec<EdgeFeature>,
+    pub route: Option<EdgeRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeFeature {
+    pub feature: String,
+    pub header: HeaderName,
+    pub value_header: Option<HeaderName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeRoute {
+    pub feature: String,
+    pub staging_variations: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

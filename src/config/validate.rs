@@ -539,9 +539,135 @@ fn validate_distributions(list: &[FileDistribution], p: &mut Problems<'_>) -> Ve
                 p.add(pin.span(), "a continuous deployment policy needs a [distribution.staging] pool");
             }
         }
-        out.push(DistributionConfig { id, domains: own, primary, staging, staging_dns_name, policy_id, inline_policy });
+        let edge = d.evidently.as_ref().map(|e| validate_edge(e, p));
+        if let (Some(e), Some(route)) = (&d.evidently, d.evidently.as_ref().and_then(|e| e.get_ref().route.as_ref())) {
+            if d.policy.is_some() || d.continuous_deployment_policy_id.is_some() {
+                p.add(route.span(), "feature-driven routing replaces the continuous deployment policy: drop [distribution.policy] / continuous_deployment_policy_id, or the route");
+            }
+            if d.staging.is_none() {
+                p.add(e.span(), "feature-driven routing needs a [distribution.staging] pool");
+            }
+        }
+        out.push(DistributionConfig {
+            id,
+            domains: own,
+            primary,
+            staging,
+            staging_dns_name,
+            policy_id,
+            inline_policy,
+            edge,
+        });
     }
     out
+}
+
+fn header_name(v: &Spanned<String>, p: &mut Problems<'_>) -> Option<HeaderName> {
+    match HeaderName::from_bytes(v.get_ref().as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            p.add(v.span(), format!("`{}` is not a valid header name", v.get_ref()));
+            None
+        }
+    }
+}
+
+fn validate_edge(e: &Spanned<FileEdgeEvidently>, p: &mut Problems<'_>) -> EdgeEvidently {
+    let f = e.get_ref();
+    let name_ok = |s: &str| {
+        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    };
+    if !name_ok(f.project.get_ref()) {
+        p.add(f.project.span(), format!("`{}` is not an Evidently project name", f.project.get_ref()));
+    }
+    let mut entity = Vec::new();
+    for s in &f.entity {
+        match s.get_ref().split_once(':') {
+            Some(("cookie", name)) if !name.is_empty() => entity.push(EntitySource::Cookie(name.to_string())),
+            Some(("header", name)) => {
+                if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
+                    entity.push(EntitySource::Header(h));
+                } else {
+                    p.add(s.span(), format!("`{name}` is not a valid header name"));
+                }
+            }
+            _ => p.add(s.span(), format!("`{}`: write \"cookie:NAME\" or \"header:NAME\"", s.get_ref())),
+        }
+    }
+    let entity_cookie =
+        f.entity_cookie.as_ref().map_or_else(|| "edgesplit-entity".to_string(), |c| c.get_ref().clone());
+    if entity_cookie.is_empty()
+        || !entity_cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        let span = f.entity_cookie.as_ref().map_or(e.span(), |c| c.span());
+        p.add(span, format!("`{entity_cookie}` is not a valid cookie name"));
+    }
+    let entity_cookie_max_age = duration(&f.entity_cookie_max_age, Duration::from_secs(400 * 86_400), false, p);
+    let mut context = Vec::new();
+    for (key, source) in &f.context {
+        let attr = match source.get_ref().split_once(':') {
+            Some(("header", name)) => HeaderName::from_bytes(name.as_bytes()).ok().map(ContextAttr::Header),
+            Some(("query", name)) if !name.is_empty() => Some(ContextAttr::Query(name.to_string())),
+            None => match source.get_ref().as_str() {
+                "path" => Some(ContextAttr::Path),
+                "method" => Some(ContextAttr::Method),
+                "client_ip" => Some(ContextAttr::ClientIp),
+                _ => None,
+            },
+            _ => None,
+        };
+        match attr {
+            Some(a) => context.push((key.clone(), a)),
+            None => p.add(
+                source.span(),
+                format!(
+                    "`{}`: write \"header:NAME\", \"query:NAME\", \"path\", \"method\" or \"client_ip\"",
+                    source.get_ref()
+                ),
+            ),
+        }
+    }
+    let mut features: Vec<EdgeFeature> = Vec::new();
+    for ef in &f.features {
+        let g = ef.get_ref();
+        if !name_ok(g.feature.get_ref()) {
+            p.add(g.feature.span(), format!("`{}` is not an Evidently feature name", g.feature.get_ref()));
+            continue;
+        }
+        let default = format!("x-evidently-{}", g.feature.get_ref().to_ascii_lowercase());
+        let header = match &g.header {
+            Some(h) => header_name(h, p),
+            None => HeaderName::from_bytes(default.as_bytes()).ok(),
+        };
+        let value_header = g.value_header.as_ref().and_then(|h| header_name(h, p));
+        let Some(header) = header else { continue };
+        let taken = features.iter().any(|x| x.header == header || x.value_header.as_ref() == Some(&header))
+            || value_header.as_ref().is_some_and(|v| {
+                *v == header || features.iter().any(|x| x.header == *v || x.value_header.as_ref() == Some(v))
+            });
+        if taken {
+            p.add(ef.span(), "two injected headers of this distribution have the same name");
+            continue;
+        }
+        features.push(EdgeFeature { feature: g.feature.get_ref().clone(), header, value_header });
+    }
+    let route = f.route.as_ref().map(|r| {
+        let g = r.get_ref();
+        if g.staging_variations.get_ref().is_empty() {
+            p.add(g.staging_variations.span(), "name at least one variation that means staging");
+        }
+        EdgeRoute { feature: g.feature.get_ref().clone(), staging_variations: g.staging_variations.get_ref().clone() }
+    });
+    EdgeEvidently {
+        project: f.project.get_ref().clone(),
+        entity,
+        entity_cookie,
+        entity_cookie_max_age,
+        response_headers: f.response_headers.unwrap_or(false),
+        context,
+        features,
+        route,
+    }
 }
 
 fn valid_domain(name: &str) -> bool {

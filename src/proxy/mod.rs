@@ -227,8 +227,17 @@ impl Proxy {
         };
 
         let cd = &state.routes.cd;
+        // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
+        let edge = dist.edge.as_ref().map(|e| {
+            let (uri, method) = (req.uri().clone(), req.method().clone());
+            let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), crate::routing::now_ms() as i64);
+            (e, out)
+        });
         let now = if dist.rule.is_sticky() { unix_secs() } else { 0 };
-        let mut outcome = dist.rule.decide(req.headers(), cd, now, fastrand::u32(..));
+        let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
+            Some(decision) => Outcome { decision, session: None },
+            None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),
+        };
         // Staging safety: with every staging origin marked down, the request goes to primary.
         let staging_origin = match (outcome.decision.target, &dist.staging) {
             (Target::Staging, Some(pool)) => pool.pick(),
@@ -326,6 +335,14 @@ impl Proxy {
         let (mut rparts, rbody) = resp.into_parts();
         headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
         headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
+        if let Some((e, out)) = &edge {
+            for (name, value) in &out.echo {
+                rparts.headers.insert(name.clone(), value.clone());
+            }
+            if let Some(set_cookie) = out.issued.as_deref().and_then(|id| e.entity_cookie(id, conn.tls)) {
+                rparts.headers.append(header::SET_COOKIE, set_cookie);
+            }
+        }
         if let Some(session) = outcome.session
             && let Some(set_cookie) = dist.rule.set_cookie(cd, &session, now, conn.tls)
         {

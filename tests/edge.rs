@@ -1,0 +1,191 @@
+//! Evidently decisions at the edge (D9), with real origins that echo what they receive: injected
+//! headers, forged ones stripped, the entity cookie issued and reused, a context-driven segment
+//! override, feature-driven routing across a scheduled step, and the edge agreeing with EvaluateFeature.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod support;
+
+use http::Request;
+use http_body_util::{BodyExt, Empty, Full};
+use serde_json::{Value, json};
+use support::*;
+
+fn empty() -> Body {
+    Empty::new().map_err(|n| match n {}).boxed()
+}
+
+const RESOURCES: &str = r#"
+[[evidently.projects]]
+name = "shop"
+
+[[evidently.segments]]
+name = "chrome"
+pattern = '{"Browser":[{"prefix":"Chrome"}]}'
+
+[[evidently.features]]
+project = "shop"
+name = "checkout"
+variations = [{ name = "old", value = { stringValue = "v1" } }, { name = "new", value = { stringValue = "v \"2\"" } }]
+entityOverrides = { vip = "new" }
+
+[[evidently.launches]]
+project = "shop"
+name = "checkout-chrome"
+status = "RUNNING"
+groups = [{ name = "a", feature = "checkout", variation = "old" }, { name = "b", feature = "checkout", variation = "new" }]
+[[evidently.launches.scheduledSplitsConfig.steps]]
+startTime = 0
+groupWeights = { a = 50000, b = 50000 }
+segmentOverrides = [{ segment = "chrome", evaluationOrder = 1, weights = { b = 100000 } }]
+"#;
+
+fn edge_config(primary: &str, staging: &str, evidently: &str, extra: &str) -> String {
+    let base = simple_config(primary, Some(staging), extra)
+        .replace("domains = [\"*\"]\n", "domains = [\"*\"]\nstaging_dns_name = \"staging.web.test\"\n");
+    format!("{base}\n[distribution.evidently]\n{evidently}\n{RESOURCES}")
+}
+
+async fn get_with(url: &str, headers: &[(&str, &str)]) -> (http::StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&http1_client(), req.body(empty()).unwrap()).await
+}
+
+fn seen<'a>(body: &'a str, header: &str) -> Vec<&'a str> {
+    body.lines().filter_map(|l| l.strip_prefix(&format!("{header}: "))).collect()
+}
+
+const EDGE: &str = r#"project = "shop"
+entity = ["header:x-user-id", "cookie:uid"]
+response_headers = true
+context = { Browser = "header:user-agent" }
+features = [{ feature = "checkout", value_header = "x-evidently-checkout-value" }]"#;
+
+#[tokio::test]
+async fn decisions_are_injected_forgeries_stripped_and_the_entity_cookie_issued_then_reused() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let edge = Edge::start(&edge_config(&p.url(), &s.url(), EDGE, "[store]\npath = \"store\"\n")).await;
+    let url = edge.url("http", "/");
+
+    // An entity override, by header; a forged decision header from the client is replaced.
+    let (_, h, body) = get_with(
+        &url,
+        &[("x-user-id", "vip"), ("x-evidently-checkout", "forged"), ("x-evidently-checkout-value", "\"forged\"")],
+    )
+    .await;
+    assert_eq!(seen(&body, "x-evidently-checkout"), ["new"], "{body}");
+    assert_eq!(seen(&body, "x-evidently-checkout-value"), [r#""v \"2\"""#], "{body}");
+    assert_eq!(h["x-evidently-checkout"], "new", "echoed on the response");
+    assert!(h.get("set-cookie").is_none(), "an entity id came with the request: no cookie");
+
+    // No id at all: a random one is issued as a cookie and used for this request already.
+    let (_, h, body) = get_with(&url, &[("user-agent", "Firefox/130")]).await;
+    let set = h["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("edgesplit-entity="), "{set}");
+    assert!(set.contains("; Path=/; HttpOnly; SameSite=Lax"), "{set}");
+    let id = set.split(';').next().unwrap().trim_start_matches("edgesplit-entity=").to_string();
+    assert_eq!(id.len(), 32);
+    let first = seen(&body, "x-evidently-checkout")[0].to_string();
+    // The browser sends it back: same variation every time, no new cookie.
+    for _ in 0..5 {
+        let (_, h, body) =
+            get_with(&url, &[("cookie", &format!("edgesplit-entity={id}")), ("user-agent", "Firefox/130")]).await;
+        assert!(h.get("set-cookie").is_none());
+        assert_eq!(seen(&body, "x-evidently-checkout"), [first.as_str()]);
+    }
+    let m = edge.metrics().await;
+    assert!(m.contains("edgesplit_evaluations_total{project=\"shop\",feature=\"checkout\",variation=\"new\",reason=\"ENTITY_OVERRIDES_MATCH\"} 1"), "{m}");
+}
+
+#[tokio::test]
+async fn the_context_drives_a_segment_override() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let edge = Edge::start(&edge_config(&p.url(), &s.url(), EDGE, "")).await;
+    let url = edge.url("http", "/");
+    for i in 0..20 {
+        let user = format!("user-{i}");
+        let (_, _, body) = get_with(&url, &[("x-user-id", &user), ("user-agent", "Chrome/131")]).await;
+        assert_eq!(seen(&body, "x-evidently-checkout"), ["new"], "Chrome users all get group b");
+    }
+    let m = edge.metrics().await;
+    assert!(m.contains("feature=\"checkout\",variation=\"new\",reason=\"LAUNCH_RULE_MATCH\"} 20"), "{m}");
+}
+
+async fn evaluate_api(edge: &Edge, entity: &str, ua: &str) -> Value {
+    let body = json!({ "entityId": entity, "evaluationContext": json!({ "Browser": ua }).to_string() }).to_string();
+    let req = Request::post(format!("http://{}/projects/shop/evaluations/checkout", edge.handle.admin_addr))
+        .body(Full::new(bytes::Bytes::from(body)).map_err(|n| match n {}).boxed())
+        .unwrap();
+    let resp = http1_client().request(req).await.unwrap();
+    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn the_edge_and_evaluate_feature_agree() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let edge = Edge::start(&edge_config(&p.url(), &s.url(), EDGE, "")).await;
+    let url = edge.url("http", "/");
+    let mut both = std::collections::HashSet::new();
+    for i in 0..60 {
+        let user = format!("entity-{i}");
+        let ua = if i % 3 == 0 { "Chrome/1" } else { "Safari/17" };
+        let (_, _, body) = get_with(&url, &[("x-user-id", &user), ("user-agent", ua)]).await;
+        let api = evaluate_api(&edge, &user, ua).await;
+        assert_eq!(seen(&body, "x-evidently-checkout"), [api["variation"].as_str().unwrap()], "{user} {ua}");
+        both.insert(api["variation"].as_str().unwrap().to_string());
+    }
+    assert_eq!(both.len(), 2, "a 50/50 split over 60 entities shows both variations");
+}
+
+#[tokio::test]
+async fn a_feature_routes_to_staging_and_its_scheduled_step_moves_the_canary() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let start =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 1.5) as u64;
+    let canary = format!(
+        r#"
+[[evidently.features]]
+project = "shop"
+name = "canary"
+variations = [{{ name = "off", value = {{ boolValue = false }} }}, {{ name = "on", value = {{ boolValue = true }} }}]
+[[evidently.launches]]
+project = "shop"
+name = "ramp"
+status = "RUNNING"
+groups = [{{ name = "stay", feature = "canary", variation = "off" }}, {{ name = "go", feature = "canary", variation = "on" }}]
+[[evidently.launches.scheduledSplitsConfig.steps]]
+startTime = 0
+groupWeights = {{ stay = 100000, go = 0 }}
+[[evidently.launches.scheduledSplitsConfig.steps]]
+startTime = {start}
+groupWeights = {{ stay = 0, go = 100000 }}
+"#
+    );
+    let evidently = "project = \"shop\"\nentity = [\"header:x-user-id\"]\nroute = { feature = \"canary\", staging_variations = [\"on\"] }";
+    let edge = Edge::start(&format!("{}{canary}", edge_config(&p.url(), &s.url(), evidently, ""))).await;
+    let url = edge.url("http", "/");
+    let side = |h: &http::HeaderMap| h["x-origin"].to_str().unwrap().to_string();
+    assert_eq!(side(&get_with(&url, &[("x-user-id", "u1")]).await.1), "primary", "step 1: nobody on staging");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    for i in 0..5 {
+        let (_, h, _) = get_with(&url, &[("x-user-id", &format!("u{i}"))]).await;
+        assert_eq!(side(&h), "staging", "step 2: everyone on staging");
+    }
+    let m = edge.metrics().await;
+    assert!(m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"feature-primary\"} 1"), "{m}");
+    assert!(m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"feature-staging\"} 5"), "{m}");
+}
+
+#[tokio::test]
+async fn a_route_and_a_policy_on_one_distribution_is_rejected() {
+    let text = edge_config(
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        "project = \"shop\"\nroute = { feature = \"canary\", staging_variations = [\"on\"] }",
+        "",
+    ) + "\n[distribution.policy]\ntype = \"SingleHeader\"\nheader = \"aws-cf-cd-x\"\nvalue = \"1\"\n";
+    let errors = edgesplit::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap_err().to_string();
+    assert!(errors.contains("feature-driven routing replaces the continuous deployment policy"), "{errors}");
+}
