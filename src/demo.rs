@@ -89,6 +89,7 @@ pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
          \nTry:\n\
          \n  curl -si http://{proxy}/hello                        # note the edgesplit-cd cookie\n\
          \n  for i in $(seq 200); do curl -s http://{proxy}/ | head -1; done | sort | uniq -c   # new session each time\n\
+         \n  curl -si http://{proxy}/ | grep -i x-evidently-banner   # the Evidently decision, 50/50 per browser\n\
          \n  curl -s --http2-prior-knowledge http://{proxy}/over-h2\n\
          \n  curl -s http://{admin}/metrics | grep -E 'edgesplit_(requests|routing_decisions)_total'\n\
          \nboto3 (any credentials; the host prefix is irrelevant here):\n\
@@ -99,6 +100,10 @@ pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
            got = cf.get_continuous_deployment_policy_config(Id='{policy_id}')\n\
            cfg = got['ContinuousDeploymentPolicyConfig']; cfg['TrafficConfig']['SingleWeightConfig']['Weight'] = 0.15\n\
            cf.update_continuous_deployment_policy(Id='{policy_id}', IfMatch=got['ETag'], ContinuousDeploymentPolicyConfig=cfg)\n\
+           ev = boto3.client('evidently', endpoint_url='http://{admin}', region_name='us-east-1',\n\
+                             aws_access_key_id='test', aws_secret_access_key='test',\n\
+                             config=botocore.config.Config(inject_host_prefix=False))   # import botocore\n\
+           print(ev.evaluate_feature(project='demo', feature='banner', entityId='someone')['variation'])\n\
          \nCtrl-C drains and stops.\n"
     )
 }

@@ -36,6 +36,10 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     assert_eq!(headers["x-origin"], "primary");
     assert!(body.starts_with("served by: primary\nGET /hello HTTP/1.1\n"), "{body}");
     assert!(body.contains("x-forwarded-for: 127.0.0.1\n"), "{body}");
+    // The declared banner feature is evaluated at the edge and echoed back.
+    let banner = headers["x-evidently-banner"].to_str().unwrap();
+    assert!(["classic", "bold"].contains(&banner), "{banner}");
+    assert!(body.contains(&format!("x-evidently-banner: {banner}\n")), "{body}");
 
     // The staging origin says so too (the demo's policy sends traffic there once issue 3 lands).
     let (_, headers, body) = support::get(&format!("http://{}/", origins[1])).await;
@@ -47,7 +51,12 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     assert_eq!(policy.config.staging_dns_names, [edgesplit::demo::STAGING_DNS_NAME]);
     let (status, headers, _) = support::get(&format!("http://{}/", handle.addr("http").unwrap())).await;
     assert_eq!(status, StatusCode::OK);
-    let cookie = headers["set-cookie"].to_str().unwrap();
+    let cookie = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("edgesplit-cd="))
+        .expect("the session cookie");
     assert!(cookie.starts_with("edgesplit-cd=v1."), "{cookie}");
     assert!(cookie.contains("Max-Age=300; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
 
