@@ -84,6 +84,7 @@ pub async fn start(
     let plane = Arc::new(Plane::new(config.clone(), config.log.access_log).map_err(StartError::Plane)?);
     let metrics = plane.metrics.clone();
     let proxy = plane.proxy.clone();
+    tokio::spawn(proxy.exposures.clone().run());
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ServerCtx {
         proxy: proxy.clone(),

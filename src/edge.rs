@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use crate::cd::cookie;
 use crate::config::{ContextAttr, EdgeEvidently, EntitySource};
 use crate::evidently::compile::EvSnapshot;
-use crate::evidently::engine::{CompiledFeature, Reason as EvReason};
+use crate::evidently::engine::{CompiledFeature, Details, Reason as EvReason};
+use crate::evidently::exposure::{Exposure, ExposureLog};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Reason, Target};
 
@@ -71,11 +72,28 @@ impl EdgeFeature {
         EdgeFeature { feature, header, value_header, names, values, counters }
     }
 
-    fn evaluate(&self, entity: &str, ctx: &Value, now_ms: i64) -> Option<usize> {
+    /// Evaluates, counts, and records an exposure when the entity is in a running experiment.
+    fn evaluate(
+        &self,
+        project: &Arc<str>,
+        entity: &str,
+        ctx: &Value,
+        now_ms: i64,
+        exposures: &ExposureLog,
+    ) -> Option<usize> {
         let f = self.feature.as_ref()?;
         let e = f.evaluate(entity, ctx, now_ms);
         if let Some(c) = self.counters.get(e.variation) {
             c[reason_index(e.reason)].fetch_add(1, Relaxed);
+        }
+        if let Details::Experiment { experiment, treatment } = e.details {
+            exposures.record(Exposure {
+                project: project.clone(),
+                experiment: experiment.into(),
+                treatment: treatment.into(),
+                entity: entity.to_string(),
+                at_ms: now_ms,
+            });
         }
         Some(e.variation)
     }
@@ -83,6 +101,7 @@ impl EdgeFeature {
 
 /// A distribution's edge evaluation, compiled.
 pub struct CompiledEdge {
+    project: Arc<str>,
     entity: Vec<EntitySource>,
     entity_cookie: Arc<str>,
     max_age: u64,
@@ -133,6 +152,7 @@ impl CompiledEdge {
             (ef, staging)
         });
         CompiledEdge {
+            project: c.project.as_str().into(),
             entity: c.entity.clone(),
             entity_cookie: c.entity_cookie.as_str().into(),
             max_age: c.entity_cookie_max_age.as_secs(),
@@ -191,6 +211,7 @@ impl CompiledEdge {
         method: &Method,
         client: IpAddr,
         now_ms: i64,
+        exposures: &ExposureLog,
     ) -> EdgeOutcome {
         for name in &self.strip {
             headers.remove(name);
@@ -200,7 +221,7 @@ impl CompiledEdge {
         let ctx = self.context(headers, uri, method, client);
         let mut out = EdgeOutcome::default();
         for f in &self.features {
-            let Some(i) = f.evaluate(&entity, &ctx, now_ms) else { continue };
+            let Some(i) = f.evaluate(&self.project, &entity, &ctx, now_ms, exposures) else { continue };
             if let Some(v) = f.names.get(i) {
                 headers.insert(f.header.clone(), v.clone());
                 if self.response_headers {
@@ -215,7 +236,7 @@ impl CompiledEdge {
             }
         }
         if let Some((f, staging)) = &self.route {
-            out.route = Some(match f.evaluate(&entity, &ctx, now_ms) {
+            out.route = Some(match f.evaluate(&self.project, &entity, &ctx, now_ms, exposures) {
                 Some(i) if staging.get(i).copied().unwrap_or(false) => {
                     Decision { target: Target::Staging, reason: Reason::FeatureStaging }
                 }

@@ -189,3 +189,63 @@ async fn a_route_and_a_policy_on_one_distribution_is_rejected() {
     let errors = edgesplit::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap_err().to_string();
     assert!(errors.contains("feature-driven routing replaces the continuous deployment policy"), "{errors}");
 }
+
+#[tokio::test]
+async fn evaluations_in_a_running_experiment_are_recorded_as_exposures_from_the_edge_and_the_api() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let analysis =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + std::time::Duration::from_secs(86_400));
+    let experiment = format!(
+        r#"
+[[evidently.features]]
+project = "shop"
+name = "price"
+variations = [{{ name = "low", value = {{ longValue = 9 }} }}, {{ name = "high", value = {{ longValue = 12 }} }}]
+[[evidently.experiments]]
+project = "shop"
+name = "pricing"
+status = "RUNNING"
+analysisCompleteTime = "{analysis}"
+samplingRate = 100000
+treatments = [{{ name = "control", feature = "price", variation = "low" }}, {{ name = "up", feature = "price", variation = "high" }}]
+metricGoals = [{{ metricDefinition = {{ name = "spend", entityIdKey = "userDetails.userId", valueKey = "details.spend" }}, desiredChange = "INCREASE" }}]
+"#
+    );
+    let evidently = "project = \"shop\"\nentity = [\"header:x-user-id\"]\nfeatures = [{ feature = \"price\", value_header = \"x-price\" }]";
+    let edge = Edge::start(&format!("{}{experiment}", edge_config(&p.url(), &s.url(), evidently, ""))).await;
+
+    let (_, _, body) = get_with(&edge.url("http", "/"), &[("x-user-id", "edge-user")]).await;
+    let served = seen(&body, "x-evidently-price")[0].to_string();
+    assert!(["low", "high"].contains(&served.as_str()), "{body}");
+    let price = seen(&body, "x-price")[0];
+    assert_eq!(price, if served == "low" { "9" } else { "12" }, "the typed value as JSON");
+    let body = json!({ "entityId": "api-user" }).to_string();
+    let req = Request::post(format!("http://{}/projects/shop/evaluations/price", edge.handle.admin_addr))
+        .body(Full::new(bytes::Bytes::from(body)).map_err(|n| match n {}).boxed())
+        .unwrap();
+    let api: Value = serde_json::from_slice(
+        &http1_client().request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(api["reason"], "EXPERIMENT_RULE_MATCH");
+
+    let exposures = &edge.handle.plane.proxy.exposures;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for _ in 0..200 {
+        if exposures.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let edge_seen = exposures.latest("shop", "edge-user", now());
+    assert_eq!(edge_seen.len(), 1, "{edge_seen:?}");
+    assert_eq!(&*edge_seen[0].experiment, "pricing");
+    assert_eq!(&*edge_seen[0].treatment, if served == "low" { "control" } else { "up" });
+    let api_seen = exposures.latest("shop", "api-user", now());
+    assert_eq!(api_seen.len(), 1);
+    assert_eq!(
+        json!(&*api_seen[0].treatment),
+        json!(serde_json::from_str::<Value>(api["details"].as_str().unwrap()).unwrap()["treatment"])
+    );
+    assert!(edge.metrics().await.contains("edgesplit_exposures_total{result=\"recorded\"} 2"));
+}

@@ -87,7 +87,16 @@ impl Admin {
             (true, "/readyz") if self.ready.load(Relaxed) => text(StatusCode::OK, "ready\n".into()),
             (true, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
             (true, "/metrics") => {
-                let mut r = text(StatusCode::OK, self.plane.metrics.render());
+                let mut body = self.plane.metrics.render();
+                let x = &self.plane.proxy.exposures;
+                body.push_str(&format!(
+                    "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
+                     # TYPE edgesplit_exposures_total counter\n\
+                     edgesplit_exposures_total{{result=\"recorded\"}} {}\nedgesplit_exposures_total{{result=\"dropped\"}} {}\n",
+                    x.recorded.load(std::sync::atomic::Ordering::Relaxed),
+                    x.dropped.load(std::sync::atomic::Ordering::Relaxed)
+                ));
+                let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -3,5 +3,6 @@
 
 pub mod compile;
 pub mod engine;
+pub mod exposure;
 pub mod model;
 pub mod pattern;

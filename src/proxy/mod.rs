@@ -46,6 +46,8 @@ pub struct Proxy {
     pub access_log: bool,
     /// Tunnels (WebSocket and other upgrades) run here so that shutdown drains them too.
     pub tasks: TaskTracker,
+    /// Experiment assignments made by evaluations, here and in the API, for attributing events.
+    pub exposures: Arc<crate::evidently::exposure::ExposureLog>,
 }
 
 /// Per client connection, shared by its requests and its idle watchdog.
@@ -185,7 +187,14 @@ impl Proxy {
     }
 
     pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool) -> Proxy {
-        Proxy { state: ArcSwap::from_pointee(state), metrics, access_log, tasks: TaskTracker::new() }
+        Proxy {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            access_log,
+            tasks: TaskTracker::new(),
+            // An hour (spec 5.1), and at most a million assignments.
+            exposures: Arc::new(crate::evidently::exposure::ExposureLog::new(3_600_000, 1_000_000)),
+        }
     }
 
     /// Serves one request. Never fails: errors are answered here.
@@ -230,7 +239,8 @@ impl Proxy {
         // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
         let edge = dist.edge.as_ref().map(|e| {
             let (uri, method) = (req.uri().clone(), req.method().clone());
-            let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), crate::routing::now_ms() as i64);
+            let now_ms = crate::routing::now_ms() as i64;
+            let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });
         let now = if dist.rule.is_sticky() { unix_secs() } else { 0 };

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::evidently::compile::EvSnapshot;
-use crate::evidently::engine::CompiledFeature;
+use crate::evidently::engine::{CompiledFeature, Details};
+use crate::evidently::exposure::Exposure;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,9 +45,26 @@ fn entity(field: &str, e: Option<String>) -> EvResult<String> {
     Ok(e)
 }
 
-/// One evaluation as the wire's `variation`, `value`, `reason`, `details`.
-fn result(f: &CompiledFeature, entity_id: &str, ctx: &Value) -> serde_json::Map<String, Value> {
-    let e = f.evaluate(entity_id, ctx, crate::routing::now_ms() as i64);
+/// One evaluation as the wire's `variation`, `value`, `reason`, `details`; an experiment enrolment is
+/// recorded as an exposure, as the proxy does.
+fn result(
+    plane: &Plane,
+    project: &str,
+    f: &CompiledFeature,
+    entity_id: &str,
+    ctx: &Value,
+) -> serde_json::Map<String, Value> {
+    let now_ms = crate::routing::now_ms() as i64;
+    let e = f.evaluate(entity_id, ctx, now_ms);
+    if let Details::Experiment { experiment, treatment } = e.details {
+        plane.proxy.exposures.record(Exposure {
+            project: project.into(),
+            experiment: experiment.into(),
+            treatment: treatment.into(),
+            entity: entity_id.to_string(),
+            at_ms: now_ms,
+        });
+    }
     let mut out = serde_json::Map::new();
     if let Some((name, value)) = f.variations.get(e.variation) {
         out.insert("variation".into(), json!(&**name));
@@ -78,7 +96,7 @@ pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value>
         let arn = format!("{}:project/{project}/feature/{f}", state.evidently.arn_base);
         return Err(not_found("feature", &arn, format!("Feature does not exist with arn '{arn}'")));
     };
-    Ok(Value::Object(result(feature, &entity_id, &ctx)))
+    Ok(Value::Object(result(plane, &project, feature, &entity_id, &ctx)))
 }
 
 pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
@@ -98,7 +116,7 @@ pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
         let ctx = context(&format!("requests[{i}].evaluationContext"), &r.evaluation_context)?;
         let feature_arn = format!("{arn_base}/feature/{feature}");
         let mut item = match state.evidently.feature(&project, &feature) {
-            Some(f) => result(f, &entity_id, &ctx),
+            Some(f) => result(plane, &project, f, &entity_id, &ctx),
             None => {
                 let mut m = serde_json::Map::new();
                 m.insert("reason".into(), json!(format!("Feature does not exist with arn '{feature_arn}'")));

@@ -1,0 +1,197 @@
+//! Exposures: which treatment of which running experiment an entity was served, and when, whether the
+//! evaluation came from the API or from the proxy. Events arriving later (PutProjectEvents, issue 6) are
+//! attributed to the entity's latest assignment within the hour (spec 5.1), so this memory only needs
+//! the last hour, and is bounded besides.
+//!
+//! The request path only `try_send`s into a bounded channel (no lock); one task owns the memory and
+//! evicts. Under overload, exposures are dropped and counted rather than slowing requests down.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+/// One evaluation that enrolled an entity in an experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub project: Arc<str>,
+    pub experiment: Arc<str>,
+    pub treatment: Arc<str>,
+    pub entity: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// The latest assignment of an entity in one experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub experiment: Arc<str>,
+    pub treatment: Arc<str>,
+    pub at_ms: i64,
+}
+
+type Key = (Arc<str>, String);
+
+#[derive(Default)]
+struct Memory {
+    /// (project, entity) -> latest assignment per experiment.
+    by_entity: HashMap<Key, Vec<Assignment>>,
+    /// Insertion order, for eviction: (key, at_ms).
+    order: VecDeque<(Key, i64)>,
+}
+
+pub struct ExposureLog {
+    tx: mpsc::Sender<Exposure>,
+    rx: Mutex<Option<mpsc::Receiver<Exposure>>>,
+    memory: Mutex<Memory>,
+    window_ms: i64,
+    capacity: usize,
+    pub recorded: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl ExposureLog {
+    /// A log that remembers `window_ms` of assignments, at most `capacity` of them.
+    pub fn new(window_ms: i64, capacity: usize) -> ExposureLog {
+        let (tx, rx) = mpsc::channel(64 * 1024);
+        ExposureLog {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            memory: Mutex::new(Memory::default()),
+            window_ms,
+            capacity,
+            recorded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Records an exposure without waiting; a full queue drops it (and counts).
+    pub fn record(&self, e: Exposure) {
+        if self.tx.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Moves queued exposures into the memory until the log is dropped. Run it once, on the runtime.
+    pub async fn run(self: Arc<Self>) {
+        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut rx) = rx else { return };
+        let mut batch = Vec::with_capacity(256);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            for e in batch.drain(..) {
+                self.insert(e);
+            }
+        }
+    }
+
+    /// Puts one exposure in the memory and evicts what is out of the window or over capacity.
+    pub fn insert(&self, e: Exposure) {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let key: Key = (e.project.clone(), e.entity);
+        let list = m.by_entity.entry(key.clone()).or_default();
+        match list.iter_mut().find(|a| a.experiment == e.experiment) {
+            Some(a) => {
+                a.treatment = e.treatment;
+                a.at_ms = e.at_ms;
+            }
+            None => list.push(Assignment { experiment: e.experiment, treatment: e.treatment, at_ms: e.at_ms }),
+        }
+        m.order.push_back((key, e.at_ms));
+        self.recorded.fetch_add(1, Relaxed);
+        let oldest_allowed = e.at_ms - self.window_ms;
+        while let Some((k, at)) = m.order.front().cloned() {
+            if at >= oldest_allowed && m.order.len() <= self.capacity {
+                break;
+            }
+            m.order.pop_front();
+            // Forget assignments no newer than the evicted entry (a newer one has its own entry).
+            if let Some(list) = m.by_entity.get_mut(&k) {
+                list.retain(|a| a.at_ms > at);
+                if list.is_empty() {
+                    m.by_entity.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// The entity's assignments made within the window before `now_ms`.
+    pub fn latest(&self, project: &str, entity: &str, now_ms: i64) -> Vec<Assignment> {
+        let m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let key: Key = (project.into(), entity.to_string());
+        m.by_entity
+            .get(&key)
+            .map(|l| l.iter().filter(|a| a.at_ms <= now_ms && now_ms - a.at_ms <= self.window_ms).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many (entity, time) entries the memory holds.
+    pub fn len(&self) -> usize {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner()).order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(entity: &str, experiment: &str, treatment: &str, at_ms: i64) -> Exposure {
+        Exposure {
+            project: "p".into(),
+            experiment: experiment.into(),
+            treatment: treatment.into(),
+            entity: entity.into(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_assignment_per_experiment_within_the_hour() {
+        let log = ExposureLog::new(3_600_000, 1000);
+        log.insert(e("u1", "exp", "control", 1_000));
+        log.insert(e("u1", "exp", "treat", 2_000));
+        log.insert(e("u1", "other", "a", 2_500));
+        let got = log.latest("p", "u1", 3_000);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], Assignment { experiment: "exp".into(), treatment: "treat".into(), at_ms: 2_000 });
+        assert!(log.latest("p", "u1", 2_000 + 3_600_001).iter().all(|a| a.experiment.as_ref() == "other"));
+        assert!(log.latest("p", "u2", 3_000).is_empty());
+        assert!(log.latest("q", "u1", 3_000).is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_window_and_the_capacity() {
+        let log = ExposureLog::new(1_000, 100);
+        for i in 0..10_000 {
+            log.insert(e(&format!("u{i}"), "exp", "t", i));
+        }
+        assert!(log.len() <= 100, "{}", log.len());
+        // Everything older than the window is gone even under capacity.
+        let log = ExposureLog::new(1_000, 1_000_000);
+        for i in 0..10_000 {
+            log.insert(e(&format!("u{i}"), "exp", "t", i * 10));
+        }
+        assert!(log.len() <= 101, "{}", log.len());
+        assert!(log.latest("p", "u0", 99_990).is_empty());
+        assert_eq!(log.latest("p", "u9999", 99_990).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn record_goes_through_the_queue() {
+        let log = Arc::new(ExposureLog::new(3_600_000, 1000));
+        let task = tokio::spawn(log.clone().run());
+        log.record(e("u1", "exp", "t", 5));
+        for _ in 0..100 {
+            if !log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(log.latest("p", "u1", 10).len(), 1);
+        task.abort();
+    }
+}
