@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::cd::cookie;
 use crate::config::{ContextAttr, EdgeEvidently, EntitySource};
 use crate::evidently::compile::EvSnapshot;
-use crate::evidently::engine::{CompiledFeature, Details, Reason as EvReason};
+use crate::evidently::engine::{CompiledFeature, Reason as EvReason};
 use crate::evidently::exposure::{Exposure, ExposureLog};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Reason, Target};
@@ -72,7 +72,7 @@ impl EdgeFeature {
         EdgeFeature { feature, header, value_header, names, values, counters }
     }
 
-    /// Evaluates, counts, and records an exposure when the entity is in a running experiment.
+    /// Evaluates, counts, and records an exposure when a launch or an experiment served the entity.
     fn evaluate(
         &self,
         project: &Arc<str>,
@@ -86,14 +86,8 @@ impl EdgeFeature {
         if let Some(c) = self.counters.get(e.variation) {
             c[reason_index(e.reason)].fetch_add(1, Relaxed);
         }
-        if let Details::Experiment { experiment, treatment } = e.details {
-            exposures.record(Exposure {
-                project: project.clone(),
-                experiment: experiment.into(),
-                treatment: treatment.into(),
-                entity: entity.to_string(),
-                at_ms: now_ms,
-            });
+        if let Some(x) = Exposure::of(project, &e.details, entity, now_ms) {
+            exposures.record(x);
         }
         Some(e.variation)
     }

@@ -239,12 +239,12 @@ metricGoals = [{{ metricDefinition = {{ name = "spend", entityIdKey = "userDetai
     }
     let edge_seen = exposures.latest("shop", "edge-user", now());
     assert_eq!(edge_seen.len(), 1, "{edge_seen:?}");
-    assert_eq!(&*edge_seen[0].experiment, "pricing");
-    assert_eq!(&*edge_seen[0].treatment, if served == "low" { "control" } else { "up" });
+    assert_eq!(&*edge_seen[0].rule, "pricing");
+    assert_eq!(&*edge_seen[0].arm, if served == "low" { "control" } else { "up" });
     let api_seen = exposures.latest("shop", "api-user", now());
     assert_eq!(api_seen.len(), 1);
     assert_eq!(
-        json!(&*api_seen[0].treatment),
+        json!(&*api_seen[0].arm),
         json!(serde_json::from_str::<Value>(api["details"].as_str().unwrap()).unwrap()["treatment"])
     );
     assert!(edge.metrics().await.contains("edgesplit_exposures_total{result=\"recorded\"} 2"));

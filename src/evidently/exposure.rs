@@ -1,5 +1,5 @@
-//! Exposures: which treatment of which running experiment an entity was served, and when, whether the
-//! evaluation came from the API or from the proxy. Events arriving later (PutProjectEvents, issue 6) are
+//! Exposures: which treatment of which running experiment (or group of which running launch) an entity
+//! was served, and when, whether the evaluation came from the API or from the proxy. Events arriving later (PutProjectEvents, issue 6) are
 //! attributed to the entity's latest assignment within the hour (spec 5.1), so this memory only needs
 //! the last hour, and is bounded besides.
 //!
@@ -12,22 +12,54 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-/// One evaluation that enrolled an entity in an experiment.
+/// Which kind of rule served the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    Experiment,
+    Launch,
+}
+
+/// One evaluation that put an entity in an experiment's treatment or a launch's group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exposure {
     pub project: Arc<str>,
-    pub experiment: Arc<str>,
-    pub treatment: Arc<str>,
+    pub kind: RuleKind,
+    /// The experiment's or the launch's name.
+    pub rule: Arc<str>,
+    /// The treatment or group.
+    pub arm: Arc<str>,
     pub entity: String,
     /// Unix milliseconds.
     pub at_ms: i64,
 }
 
-/// The latest assignment of an entity in one experiment.
+impl Exposure {
+    /// The exposure an evaluation implies, if it was served by a launch or an experiment.
+    pub fn of(project: &Arc<str>, details: &super::engine::Details<'_>, entity: &str, at_ms: i64) -> Option<Exposure> {
+        let (kind, rule, arm) = match *details {
+            super::engine::Details::Experiment { experiment, treatment } => {
+                (RuleKind::Experiment, experiment, treatment)
+            }
+            super::engine::Details::Launch { launch, group } => (RuleKind::Launch, launch, group),
+            super::engine::Details::Empty => return None,
+        };
+        Some(Exposure {
+            project: project.clone(),
+            kind,
+            rule: rule.into(),
+            arm: arm.into(),
+            entity: entity.to_string(),
+            at_ms,
+        })
+    }
+}
+
+/// The latest assignment of an entity by one experiment or launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
-    pub experiment: Arc<str>,
-    pub treatment: Arc<str>,
+    pub kind: RuleKind,
+    pub rule: Arc<str>,
+    pub arm: Arc<str>,
     pub at_ms: i64,
 }
 
@@ -90,12 +122,12 @@ impl ExposureLog {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let key: Key = (e.project.clone(), e.entity);
         let list = m.by_entity.entry(key.clone()).or_default();
-        match list.iter_mut().find(|a| a.experiment == e.experiment) {
+        match list.iter_mut().find(|a| a.kind == e.kind && a.rule == e.rule) {
             Some(a) => {
-                a.treatment = e.treatment;
+                a.arm = e.arm;
                 a.at_ms = e.at_ms;
             }
-            None => list.push(Assignment { experiment: e.experiment, treatment: e.treatment, at_ms: e.at_ms }),
+            None => list.push(Assignment { kind: e.kind, rule: e.rule, arm: e.arm, at_ms: e.at_ms }),
         }
         m.order.push_back((key, e.at_ms));
         self.recorded.fetch_add(1, Relaxed);
@@ -157,8 +189,11 @@ mod tests {
         log.insert(e("u1", "other", "a", 2_500));
         let got = log.latest("p", "u1", 3_000);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], Assignment { experiment: "exp".into(), treatment: "treat".into(), at_ms: 2_000 });
-        assert!(log.latest("p", "u1", 2_000 + 3_600_001).iter().all(|a| a.experiment.as_ref() == "other"));
+        assert_eq!(
+            got[0],
+            Assignment { kind: RuleKind::Experiment, rule: "exp".into(), arm: "treat".into(), at_ms: 2_000 }
+        );
+        assert!(log.latest("p", "u1", 2_000 + 3_600_001).iter().all(|a| a.rule.as_ref() == "other"));
         assert!(log.latest("p", "u2", 3_000).is_empty());
         assert!(log.latest("q", "u1", 3_000).is_empty());
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::evidently::compile::EvSnapshot;
-use crate::evidently::engine::{CompiledFeature, Details};
+use crate::evidently::engine::CompiledFeature;
 use crate::evidently::exposure::Exposure;
 
 #[derive(Deserialize)]
@@ -45,8 +45,8 @@ fn entity(field: &str, e: Option<String>) -> EvResult<String> {
     Ok(e)
 }
 
-/// One evaluation as the wire's `variation`, `value`, `reason`, `details`; an experiment enrolment is
-/// recorded as an exposure, as the proxy does.
+/// One evaluation as the wire's `variation`, `value`, `reason`, `details`; a launch or experiment
+/// assignment is recorded as an exposure, as the proxy does.
 fn result(
     plane: &Plane,
     project: &str,
@@ -56,14 +56,8 @@ fn result(
 ) -> serde_json::Map<String, Value> {
     let now_ms = crate::routing::now_ms() as i64;
     let e = f.evaluate(entity_id, ctx, now_ms);
-    if let Details::Experiment { experiment, treatment } = e.details {
-        plane.proxy.exposures.record(Exposure {
-            project: project.into(),
-            experiment: experiment.into(),
-            treatment: treatment.into(),
-            entity: entity_id.to_string(),
-            at_ms: now_ms,
-        });
+    if let Some(x) = Exposure::of(&project.into(), &e.details, entity_id, now_ms) {
+        plane.proxy.exposures.record(x);
     }
     let mut out = serde_json::Map::new();
     if let Some((name, value)) = f.variations.get(e.variation) {
