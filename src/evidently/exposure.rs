@@ -174,8 +174,9 @@ mod tests {
     fn e(entity: &str, experiment: &str, treatment: &str, at_ms: i64) -> Exposure {
         Exposure {
             project: "p".into(),
-            experiment: experiment.into(),
-            treatment: treatment.into(),
+            kind: RuleKind::Experiment,
+            rule: experiment.into(),
+            arm: treatment.into(),
             entity: entity.into(),
             at_ms,
         }
