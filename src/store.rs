@@ -12,6 +12,8 @@ use crate::cd::model::StoredPolicy;
 const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("evidently");
+/// Experiment and launch metric moments by series bucket (see `evidently::events::result_key`).
+const RESULTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("results");
 
 /// A store failure: the write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +53,46 @@ impl Store {
         tx.open_table(POLICIES).map_err(err)?;
         tx.open_table(META).map_err(err)?;
         tx.open_table(EVIDENTLY).map_err(err)?;
+        tx.open_table(RESULTS).map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Adds values to their buckets' moments, all in one transaction.
+    pub fn add_results(&self, adds: &[(String, f64)]) -> Result<(), StoreError> {
+        use crate::evidently::stats::Moments;
+        if adds.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(RESULTS).map_err(err)?;
+            for (k, x) in adds {
+                let mut m: Moments = match table.get(k.as_str()).map_err(err)? {
+                    Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
+                    None => Moments::default(),
+                };
+                m.add(*x);
+                let bytes = serde_json::to_vec(&m).map_err(err)?;
+                table.insert(k.as_str(), bytes.as_slice()).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every bucket whose key starts with `prefix`.
+    pub fn results(&self, prefix: &str) -> Result<Vec<(String, crate::evidently::stats::Moments)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(RESULTS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), serde_json::from_slice(v.value()).unwrap_or_default()));
+        }
+        Ok(out)
     }
 
     /// Every stored Evidently resource, as (key, JSON).

@@ -3,6 +3,8 @@
 
 pub mod compile;
 pub mod engine;
+pub mod events;
 pub mod exposure;
 pub mod model;
 pub mod pattern;
+pub mod stats;

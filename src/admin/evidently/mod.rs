@@ -4,10 +4,12 @@
 
 pub mod declare;
 mod evaluate;
+mod events;
 mod experiments;
 mod features;
 mod launches;
 mod projects;
+mod results;
 mod segments;
 
 use std::sync::Arc;
@@ -224,6 +226,13 @@ async fn route(plane: &Arc<Plane>, call: Call) -> EvResult<Value> {
         (&Method::POST, ["projects", p, "experiments", x, "cancel"]) => {
             let (p, x) = (p.to_string(), x.to_string());
             write(plane, move |pl, st| experiments::stop(pl, st, &p, &x, &call)).await
+        }
+        (&Method::POST, ["projects", p, "experiments", e, "results"]) => {
+            results::get(plane, &plane.lock(), p, e, &call)
+        }
+        (&Method::POST, ["events", "projects", p]) => {
+            let p = p.to_string();
+            write(plane, move |pl, st| events::put(pl, st, &p, &call)).await
         }
         (&Method::POST, ["segments"]) => write(plane, move |pl, st| segments::create(pl, st, &call)).await,
         (&Method::GET, ["segments"]) => segments::list(&plane.lock(), &call),

@@ -1,0 +1,85 @@
+//! PutProjectEvents: per-event results (the call succeeds while single events may fail); custom events
+//! are turned into metric values and attributed (see `evidently::events`), and the moments they update
+//! are committed in one transaction before the answer.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::evidently::events::{attribute, rules};
+
+const CUSTOM: &str = "aws.evidently.custom";
+const EVALUATION: &str = "aws.evidently.evaluation";
+
+#[derive(Deserialize)]
+struct EventIn {
+    timestamp: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    events: Option<Vec<EventIn>>,
+}
+
+fn failure(code: &str, message: impl Into<String>) -> Value {
+    json!({ "errorCode": code, "errorMessage": message.into() })
+}
+
+/// Epoch seconds (int or float) as milliseconds.
+fn millis(v: &Option<Value>) -> Option<i64> {
+    let s = v.as_ref()?.as_f64()?;
+    (s.is_finite() && s >= 0.0).then(|| (s * 1000.0) as i64)
+}
+
+pub fn put(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
+    let project = find_project(st, p)?.name.clone();
+    let b: Body = call.json()?;
+    let events = b.events.ok_or_else(|| invalid("events", "is required"))?;
+    if events.len() > 50 {
+        return Err(invalid("events", "takes at most 50 events"));
+    }
+    let metric_rules = rules(&st.evidently, &project);
+    let mut adds = Vec::new();
+    let mut results = Vec::with_capacity(events.len());
+    let mut failed = 0;
+    for e in events {
+        let outcome = (|| -> Result<Value, Value> {
+            let at = millis(&e.timestamp)
+                .ok_or_else(|| failure("ValidationException", "timestamp must be epoch seconds"))?;
+            let text = e.data.ok_or_else(|| failure("ValidationException", "data is required"))?;
+            let data: Value = serde_json::from_str(&text)
+                .map_err(|err| failure("ValidationException", format!("data is not valid JSON: {err}")))?;
+            if !data.is_object() {
+                return Err(failure("ValidationException", "data must be a JSON object"));
+            }
+            match e.kind.as_deref() {
+                Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.proxy.exposures, &project, at, &data)),
+                // The evaluation-event schema is unpublished: accepted, not attributed.
+                Some(EVALUATION) => {}
+                _ => return Err(failure("ValidationException", format!("type must be {CUSTOM} or {EVALUATION}"))),
+            }
+            Ok(json!({ "eventId": crate::admin::uuid() }))
+        })();
+        match outcome {
+            Ok(v) => results.push(v),
+            Err(v) => {
+                failed += 1;
+                results.push(v);
+            }
+        }
+    }
+    if !st.dry_run {
+        plane.store.add_results(&adds).map_err(|e| {
+            tracing::error!(error = %e, "Store write failed");
+            EvError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                "The events could not be stored; none were.",
+            )
+        })?;
+    }
+    Ok(json!({ "eventResults": results, "failedEventCount": failed }))
+}

@@ -1,0 +1,187 @@
+//! GetExperimentResults: statistics per treatment against the control, over time, from the moments
+//! PutProjectEvents stored (see `evidently::stats` for the methods).
+//!
+//! Each timestamp closes a `period`; the statistics at a timestamp are cumulative from `startTime`, as
+//! an experiment dashboard shows them. A timestamp appears once every requested treatment has at least
+//! two values (so every statistic exists); `details` says "Not enough events" below 100 events per
+//! treatment, and reports a sample-ratio mismatch when the event counts stray from the treatment
+//! weights (chi-square p < 0.001).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::evidently::events::{BUCKET_SECS, series_prefix};
+use crate::evidently::exposure::RuleKind;
+use crate::evidently::stats::{Moments, bayes, srm_p_value, welch};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    metric_names: Option<Vec<String>>,
+    treatment_names: Option<Vec<String>>,
+    base_stat: Option<String>,
+    result_stats: Option<Vec<String>>,
+    report_names: Option<Vec<String>>,
+    period: Option<i64>,
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+}
+
+pub fn get(plane: &Plane, st: &ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+    let project = find_project(st, p)?.name.clone();
+    let x = st.evidently.experiments.get(&(project.clone(), name.to_string())).ok_or_else(|| {
+        let arn = Arns(&st.config).experiment(&project, name);
+        not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
+    })?;
+    let b: Body = call.json()?;
+    let metrics = b.metric_names.ok_or_else(|| invalid("metricNames", "is required"))?;
+    let [metric] = metrics.as_slice() else { return Err(invalid("metricNames", "takes exactly one metric name")) };
+    if !x.metric_goals.iter().any(|g| &g.metric_definition.name == metric) {
+        return Err(invalid("metricNames", format!("`{metric}` is not a metric of this experiment")));
+    }
+    let treatments = b.treatment_names.ok_or_else(|| invalid("treatmentNames", "is required"))?;
+    if treatments.is_empty() || treatments.len() > 5 {
+        return Err(invalid("treatmentNames", "takes 1 to 5 treatment names"));
+    }
+    if let Some(t) = treatments.iter().find(|t| !x.treatments.iter().any(|xt| &xt.name == *t)) {
+        return Err(invalid("treatmentNames", format!("`{t}` is not a treatment of this experiment")));
+    }
+    if b.base_stat.as_deref().is_some_and(|s| s != "Mean") {
+        return Err(invalid("baseStat", "must be Mean"));
+    }
+    let stats = b
+        .result_stats
+        .unwrap_or_else(|| ["BaseStat", "TreatmentEffect", "ConfidenceInterval", "PValue"].map(String::from).to_vec());
+    if stats.len() > 5
+        || stats.iter().any(|s| !["BaseStat", "TreatmentEffect", "ConfidenceInterval", "PValue"].contains(&s.as_str()))
+    {
+        return Err(invalid("resultStats", "takes BaseStat, TreatmentEffect, ConfidenceInterval and PValue"));
+    }
+    let reports = b.report_names.unwrap_or_default();
+    if reports.len() > 5 || reports.iter().any(|r| r != "BayesianInference") {
+        return Err(invalid("reportNames", "takes BayesianInference"));
+    }
+    let start = b.start_time.or(x.started_time).unwrap_or(x.created_time).floor() as i64;
+    let end = b.end_time.unwrap_or_else(now).ceil() as i64;
+    if end <= start {
+        return Err(invalid("endTime", "must be after startTime"));
+    }
+    let period = b.period.unwrap_or(end - start);
+    if !(300..=90_000).contains(&period) && b.period.is_some() {
+        return Err(invalid("period", "must be between 300 and 90000 seconds"));
+    }
+    let period = period.max(BUCKET_SECS);
+    if (end - start) / period > 100_800 {
+        return Err(invalid("period", "gives more than 100800 timestamps for this time range"));
+    }
+
+    // Buckets per treatment, keyed by bucket start.
+    let prefix = series_prefix(&project, RuleKind::Experiment, name, metric);
+    let rows = plane.store.results(&prefix).map_err(|e| {
+        tracing::error!(error = %e, "Store read failed");
+        EvError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "The results could not be read.")
+    })?;
+    let mut by_arm: BTreeMap<String, BTreeMap<i64, Moments>> = BTreeMap::new();
+    for (key, m) in rows {
+        let rest = &key[prefix.len()..];
+        let Some((arm, bucket)) = rest.split_once('\u{1f}') else { continue };
+        let Ok(bucket) = bucket.parse::<i64>() else { continue };
+        by_arm.entry(arm.to_string()).or_default().insert(bucket, m);
+    }
+    let control =
+        x.control_treatment.clone().or_else(|| x.treatments.first().map(|t| t.name.clone())).unwrap_or_default();
+    let cumulative = |arm: &str, until: i64| -> Moments {
+        let mut total = Moments::default();
+        if let Some(buckets) = by_arm.get(arm) {
+            for (_, m) in buckets.range(start.div_euclid(BUCKET_SECS) * BUCKET_SECS..until) {
+                total.merge(m);
+            }
+        }
+        total
+    };
+
+    let mut timestamps = Vec::new();
+    let mut series: BTreeMap<(String, &'static str), Vec<f64>> = BTreeMap::new();
+    let mut t = start + period;
+    loop {
+        let at = t.min(end);
+        let control_m = cumulative(&control, at);
+        let arms: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), cumulative(n, at))).collect();
+        if arms.iter().all(|(_, m)| m.n >= 2) && control_m.n >= 2 {
+            timestamps.push(at as f64);
+            for (arm, m) in &arms {
+                let mut push = |stat: &'static str, v: f64| series.entry((arm.clone(), stat)).or_default().push(v);
+                if stats.iter().any(|s| s == "BaseStat") {
+                    push("Mean", m.mean().unwrap_or(0.0));
+                }
+                if *arm == control {
+                    continue;
+                }
+                if let Some(c) = welch(&control_m, m) {
+                    if stats.iter().any(|s| s == "TreatmentEffect") {
+                        push("TreatmentEffect", c.treatment_effect);
+                    }
+                    if stats.iter().any(|s| s == "ConfidenceInterval") {
+                        push("ConfidenceIntervalLowerBound", c.ci_lower);
+                        push("ConfidenceIntervalUpperBound", c.ci_upper);
+                    }
+                    if stats.iter().any(|s| s == "PValue") {
+                        push("PValue", c.p_value);
+                    }
+                }
+            }
+        }
+        if t >= end {
+            break;
+        }
+        t += period;
+    }
+    // A series shorter than `timestamps` (a comparison that was not computable at every point) would
+    // misalign: only whole series go out.
+    let results_data: Vec<Value> = series
+        .into_iter()
+        .filter(|(_, v)| v.len() == timestamps.len())
+        .map(|((arm, stat), values)| json!({ "metricName": metric, "treatmentName": arm, "resultStat": stat, "values": values }))
+        .collect();
+
+    let totals: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), cumulative(n, end + 1))).collect();
+    let control_total = cumulative(&control, end + 1);
+    let mut report_list = Vec::new();
+    if !reports.is_empty() {
+        for (arm, m) in totals.iter().filter(|(a, _)| *a != control) {
+            if let Some(bz) = bayes(&control_total, m) {
+                let content = json!({
+                    "method": "normal approximation of each mean's posterior (flat prior), lift by the delta method",
+                    "threshold": 0.03,
+                    "probabilityIncrease": bz.p_increase,
+                    "probabilityDecrease": bz.p_decrease,
+                    "probabilityWithin": bz.p_within,
+                });
+                report_list.push(json!({ "metricName": metric, "treatmentName": arm, "reportName": "BayesianInference", "content": content.to_string() }));
+            }
+        }
+    }
+
+    let mut details = Vec::new();
+    if totals.iter().any(|(_, m)| m.n < 100) || control_total.n < 100 {
+        details
+            .push("Not enough events to generate results: at least 100 events per treatment are needed.".to_string());
+    }
+    let all: Vec<&str> = x.treatments.iter().map(|t| t.name.as_str()).collect();
+    let observed: Vec<u64> = all.iter().map(|n| cumulative(n, end + 1).n).collect();
+    let weights: Vec<f64> = all.iter().map(|n| *x.treatment_weights.get(*n).unwrap_or(&0) as f64).collect();
+    if observed.iter().sum::<u64>() >= 100
+        && let Some(p) = srm_p_value(&observed, &weights)
+        && p < 0.001
+    {
+        details.push(format!("Sample ratio mismatch: event counts {observed:?} do not fit the treatment weights (chi-square p = {p:.2e})."));
+    }
+    let mut out = json!({ "resultsData": results_data, "timestamps": timestamps, "reports": report_list });
+    if !details.is_empty() {
+        out["details"] = json!(details.join(" "));
+    }
+    Ok(out)
+}
