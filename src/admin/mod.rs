@@ -96,6 +96,7 @@ impl Admin {
                     x.recorded.load(std::sync::atomic::Ordering::Relaxed),
                     x.dropped.load(std::sync::atomic::Ordering::Relaxed)
                 ));
+                body.push_str(&launch_monitors(&self.plane));
                 let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -114,6 +115,49 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+/// Running launches' metric monitors, aggregated from the stored moments: events and mean per group.
+fn launch_monitors(plane: &Plane) -> String {
+    use crate::evidently::events::series_prefix;
+    use crate::evidently::exposure::RuleKind;
+    use crate::evidently::model::RunStatus;
+    use crate::evidently::stats::Moments;
+    use std::fmt::Write;
+
+    let monitors: Vec<(String, String, String)> = {
+        let st = plane.lock();
+        st.evidently
+            .launches
+            .iter()
+            .filter(|(_, l)| l.status == RunStatus::Running)
+            .flat_map(|((p, name), l)| l.metric_monitors.iter().map(move |m| (p.clone(), name.clone(), m.name.clone())))
+            .collect()
+    };
+    let mut out = String::from(
+        "# HELP edgesplit_launch_metric_events_total Events attributed to a running launch's metric monitor, by group.\n\
+         # TYPE edgesplit_launch_metric_events_total counter\n\
+         # HELP edgesplit_launch_metric_mean Mean of a running launch's monitored metric, by group.\n\
+         # TYPE edgesplit_launch_metric_mean gauge\n",
+    );
+    for (project, launch, metric) in monitors {
+        let prefix = series_prefix(&project, RuleKind::Launch, &launch, &metric);
+        let Ok(rows) = plane.store.results(&prefix) else { continue };
+        let mut groups: std::collections::BTreeMap<String, Moments> = std::collections::BTreeMap::new();
+        for (key, m) in rows {
+            if let Some((group, _)) = key[prefix.len()..].split_once('\u{1f}') {
+                groups.entry(group.to_string()).or_default().merge(&m);
+            }
+        }
+        for (group, m) in groups {
+            let labels = format!("project=\"{project}\",launch=\"{launch}\",metric=\"{metric}\",group=\"{group}\"");
+            let _ = writeln!(out, "edgesplit_launch_metric_events_total{{{labels}}} {}", m.n);
+            if let Some(mean) = m.mean() {
+                let _ = writeln!(out, "edgesplit_launch_metric_mean{{{labels}}} {mean}");
+            }
+        }
+    }
+    out
 }
 
 /// `a=1&b=2` as decoded pairs (a broken escape keeps the raw text).

@@ -103,8 +103,12 @@ pub fn attribute(
             _ => continue,
         };
         let Some(value) = lookup(data, &r.value_key).and_then(Value::as_f64) else { continue };
-        let assignment =
-            exposures.latest(project, &entity, event_ms).into_iter().find(|a| a.kind == r.kind && *a.rule == *r.rule);
+        // botocore sends whole epoch seconds (spec 1.2): an event stamped in the same second as the
+        // evaluation, but truncated to before it, still counts.
+        let assignment = exposures
+            .latest(project, &entity, event_ms + 999)
+            .into_iter()
+            .find(|a| a.kind == r.kind && *a.rule == *r.rule);
         if let Some(a) = assignment {
             out.push((result_key(project, r.kind, &r.rule, &r.metric, &a.arm, bucket), value));
         }
@@ -148,9 +152,11 @@ mod tests {
         let data = json!({"details": {"pageLoadTime": 800.0}, "userDetails": {"userId": "u1"}});
         let got = attribute(&rules, &log, "p", 1_500_000, &data);
         assert_eq!(got, vec![(result_key("p", RuleKind::Experiment, "exp", "load", "treat", 1_500), 800.0)]);
-        // Before the evaluation, or more than an hour after it: not attributed.
-        assert!(attribute(&rules, &log, "p", 999_999, &data).is_empty());
-        assert!(attribute(&rules, &log, "p", 1_000_000 + 3_600_001, &data).is_empty());
+        // Before the evaluation's second, or more than an hour after it: not attributed. The same
+        // second counts (botocore truncates timestamps to seconds).
+        assert!(attribute(&rules, &log, "p", 999_000, &data).is_empty());
+        assert_eq!(attribute(&rules, &log, "p", 999_001, &data).len(), 1);
+        assert!(attribute(&rules, &log, "p", 1_000_000 + 3_600_000, &data).is_empty());
         // Another entity, or an event the pattern does not select.
         let other = json!({"details": {"pageLoadTime": 1.0}, "userDetails": {"userId": "u2"}});
         assert!(attribute(&rules, &log, "p", 1_500_000, &other).is_empty());

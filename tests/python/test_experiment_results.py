@@ -130,3 +130,36 @@ def test_events_before_the_evaluation_or_over_an_hour_later_are_not_attributed(l
                                     startTime=now - timedelta(minutes=30), endTime=now + timedelta(minutes=90))
     means = {d["treatmentName"]: d["values"][-1] for d in res["resultsData"] if d["resultStat"] == "Mean"}
     assert means == {"control": 6.0, "up": 6.0}, res
+
+
+def test_launch_metric_monitors_show_on_metrics(launcher):
+    es = launcher.start()
+    ev = evidently_client(es)
+    ev.create_project(name="shop")
+    ev.create_feature(project="shop", name="banner", variations=[
+        {"name": "a", "value": {"stringValue": "A"}}, {"name": "b", "value": {"stringValue": "B"}}])
+    ev.create_launch(
+        project="shop", name="rollout",
+        groups=[{"name": "ga", "feature": "banner", "variation": "a"}, {"name": "gb", "feature": "banner", "variation": "b"}],
+        scheduledSplitsConfig={"steps": [{"startTime": datetime.now(timezone.utc) - timedelta(minutes=1),
+                                          "groupWeights": {"ga": 50000, "gb": 50000}}]},
+        metricMonitors=[{"metricDefinition": {"name": "latency", "entityIdKey": "userDetails.userId",
+                                              "valueKey": "details.ms"}}])
+    ev.start_launch(project="shop", launch="rollout")
+    groups = {}
+    for i in range(40):
+        r = ev.evaluate_feature(project="shop", feature="banner", entityId=f"v{i}")
+        groups[f"v{i}"] = json.loads(r["details"])["group"]
+    time.sleep(0.3)
+    events = [{"timestamp": datetime.now(timezone.utc), "type": "aws.evidently.custom",
+               "data": json.dumps({"userDetails": {"userId": u}, "details": {"ms": 100.0 if g == "ga" else 200.0}})}
+              for u, g in groups.items()]
+    ev.put_project_events(project="shop", events=events)
+    conn = http.client.HTTPConnection(es.admin, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    counts = {g: sum(1 for x in groups.values() if x == g) for g in ("ga", "gb")}
+    for g, mean in (("ga", 100), ("gb", 200)):
+        labels = f'project="shop",launch="rollout",metric="latency",group="{g}"'
+        assert f"edgesplit_launch_metric_events_total{{{labels}}} {counts[g]}" in text, text
+        assert f"edgesplit_launch_metric_mean{{{labels}}} {mean}" in text, text

@@ -31,7 +31,7 @@ fn failure(code: &str, message: impl Into<String>) -> Value {
 /// Epoch seconds (int or float) as milliseconds.
 fn millis(v: &Option<Value>) -> Option<i64> {
     let s = v.as_ref()?.as_f64()?;
-    (s.is_finite() && s >= 0.0).then(|| (s * 1000.0) as i64)
+    (s.is_finite() && s >= 0.0).then_some((s * 1000.0) as i64)
 }
 
 pub fn put(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
