@@ -5,26 +5,13 @@
 mod support;
 
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
 use support::*;
-
-fn empty() -> Body {
-    Empty::new().map_err(|n| match n {}).boxed()
-}
 
 /// The config with a staging pool, a staging name and `policy` as `[distribution.policy]`.
 fn config(primary: &str, staging: &str, policy: &str, extra: &str) -> String {
     simple_config(primary, Some(staging), extra)
         .replace("domains = [\"*\"]\n", "domains = [\"*\"]\nstaging_dns_name = \"staging.web.test\"\n")
         + &format!("\n[distribution.policy]\n{policy}\n")
-}
-
-async fn get_with(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
-    let mut req = Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    send(&http1_client(), req.body(empty()).unwrap()).await
 }
 
 fn side(headers: &http::HeaderMap) -> &str {

@@ -6,13 +6,9 @@
 mod support;
 
 use http::Request;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use support::*;
-
-fn empty() -> Body {
-    Empty::new().map_err(|n| match n {}).boxed()
-}
 
 const RESOURCES: &str = r#"
 [[evidently.projects]]
@@ -43,14 +39,6 @@ fn edge_config(primary: &str, staging: &str, evidently: &str, extra: &str) -> St
     let base = simple_config(primary, Some(staging), extra)
         .replace("domains = [\"*\"]\n", "domains = [\"*\"]\nstaging_dns_name = \"staging.web.test\"\n");
     format!("{base}\n[distribution.evidently]\n{evidently}\n{RESOURCES}")
-}
-
-async fn get_with(url: &str, headers: &[(&str, &str)]) -> (http::StatusCode, http::HeaderMap, String) {
-    let mut req = Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    send(&http1_client(), req.body(empty()).unwrap()).await
 }
 
 fn seen<'a>(body: &'a str, header: &str) -> Vec<&'a str> {
@@ -114,12 +102,8 @@ async fn the_context_drives_a_segment_override() {
 }
 
 async fn evaluate_api(edge: &Edge, entity: &str, ua: &str) -> Value {
-    let body = json!({ "entityId": entity, "evaluationContext": json!({ "Browser": ua }).to_string() }).to_string();
-    let req = Request::post(format!("http://{}/projects/shop/evaluations/checkout", edge.handle.admin_addr))
-        .body(Full::new(bytes::Bytes::from(body)).map_err(|n| match n {}).boxed())
-        .unwrap();
-    let resp = http1_client().request(req).await.unwrap();
-    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    let body = json!({ "entityId": entity, "evaluationContext": json!({ "Browser": ua }).to_string() });
+    admin_json(edge, "POST", "/projects/shop/evaluations/checkout", body).await.1
 }
 
 #[tokio::test]

@@ -5,8 +5,6 @@
 
 mod support;
 
-use http::Request;
-use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use support::*;
 
@@ -37,22 +35,9 @@ groupWeights = { control = 0, treat = 0 }
 segmentOverrides = [{ segment = "chrome", evaluationOrder = 1, weights = { treat = 100000 } }]
 "#;
 
-async fn api(edge: &Edge, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", edge.handle.admin_addr))
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())).map_err(|n| match n {}).boxed())
-        .unwrap();
-    let resp = http1_client().request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
 async fn evaluate(edge: &Edge, entity: &str, browser: &str) -> Value {
     let body = json!({ "entityId": entity, "evaluationContext": json!({ "Browser": browser }).to_string() });
-    api(edge, "POST", "/projects/shop/evaluations/checkout", body).await.1
+    admin_json(edge, "POST", "/projects/shop/evaluations/checkout", body).await.1
 }
 
 /// A config with a store beside the file (relative paths resolve from the file's folder).
@@ -65,7 +50,7 @@ async fn declared_resources_are_created_at_start_and_updated_by_a_reload() {
     let text = config(DECLARED);
     let edge = Edge::start(&text).await;
 
-    let (status, p) = api(&edge, "GET", "/projects/shop", json!(null)).await;
+    let (status, p) = admin_json(&edge, "GET", "/projects/shop", json!(null)).await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["project"]["description"], "from the file");
     assert_eq!(p["project"]["activeLaunchCount"], 1);
@@ -76,7 +61,7 @@ async fn declared_resources_are_created_at_start_and_updated_by_a_reload() {
 
     // The API can change a declared resource; an unchanged file leaves that change alone on reload.
     let (status, _) =
-        api(&edge, "PATCH", "/projects/shop/features/checkout", json!({ "defaultVariation": "new" })).await;
+        admin_json(&edge, "PATCH", "/projects/shop/features/checkout", json!({ "defaultVariation": "new" })).await;
     assert_eq!(status, 200);
     edge.reload(&text).await.unwrap();
     assert_eq!(evaluate(&edge, "u1", "Firefox").await["variation"], "new");
@@ -88,7 +73,7 @@ async fn declared_resources_are_created_at_start_and_updated_by_a_reload() {
     );
     let changed = changed.replace("entityOverrides = { vip = \"new\" }\n", "");
     edge.reload(&changed).await.unwrap();
-    let (_, f) = api(&edge, "GET", "/projects/shop/features/checkout", json!(null)).await;
+    let (_, f) = admin_json(&edge, "GET", "/projects/shop/features/checkout", json!(null)).await;
     let names: Vec<&str> =
         f["feature"]["variations"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["old", "new", "newer"]);
@@ -96,13 +81,16 @@ async fn declared_resources_are_created_at_start_and_updated_by_a_reload() {
     assert_eq!(evaluate(&edge, "vip", "Firefox").await["reason"], "DEFAULT");
 
     // Deleted through the API, a declared resource comes back at the next reload.
-    let (status, _) = api(&edge, "DELETE", "/segments/chrome", json!(null)).await;
+    let (status, _) = admin_json(&edge, "DELETE", "/segments/chrome", json!(null)).await;
     assert_eq!(status, 409, "in use by the launch");
-    api(&edge, "POST", "/projects/shop/launches/ramp/cancel", json!({})).await;
-    api(&edge, "DELETE", "/projects/shop/launches/ramp", json!(null)).await;
-    assert_eq!(api(&edge, "GET", "/projects/shop/launches/ramp", json!(null)).await.0, 404);
+    admin_json(&edge, "POST", "/projects/shop/launches/ramp/cancel", json!({})).await;
+    admin_json(&edge, "DELETE", "/projects/shop/launches/ramp", json!(null)).await;
+    assert_eq!(admin_json(&edge, "GET", "/projects/shop/launches/ramp", json!(null)).await.0, 404);
     edge.reload(&changed.replace("description = \"from the file\"", "description = \"again\"")).await.unwrap();
-    assert_eq!(api(&edge, "GET", "/projects/shop/launches/ramp", json!(null)).await.1["launch"]["status"], "RUNNING");
+    assert_eq!(
+        admin_json(&edge, "GET", "/projects/shop/launches/ramp", json!(null)).await.1["launch"]["status"],
+        "RUNNING"
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,15 @@ impl Origin {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
+        Origin::serve(None, handler).await
+    }
+
+    /// The accept loop both kinds of origin share; with `tls`, each connection is a TLS handshake first.
+    async fn serve<F, Fut>(tls: Option<tokio_rustls::TlsAcceptor>, handler: F) -> Origin
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         let handler: Arc<HandlerFn> = Arc::new(move |req| Box::pin(handler(req)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -63,15 +72,20 @@ impl Origin {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let handler = handler.clone();
+                let (handler, tls) = (handler.clone(), tls.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let fut = handler(req);
                         async move { Ok::<_, Infallible>(fut.await) }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -204,28 +218,29 @@ impl Origin {
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
         let server_config = edgesplit::tls::server_config(&[(cert.to_path_buf(), key.to_path_buf())]).unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-        let handler: Arc<HandlerFn> = Arc::new(move |req| Box::pin(handler(req)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (handler, acceptor) = (handler.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let svc = service_fn(move |req| {
-                        let fut = handler(req);
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
-                });
-            }
-        });
-        Origin { addr, _task: TaskGuard(task) }
+        Origin::serve(Some(tokio_rustls::TlsAcceptor::from(server_config)), handler).await
     }
+}
+
+/// GET with extra request headers.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&http1_client(), req.body(Empty::new().map_err(|n| match n {}).boxed()).unwrap()).await
+}
+
+/// A JSON call to the admin API: status and parsed body (`Null` when it is not JSON).
+pub async fn admin_json(edge: &Edge, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", edge.handle.admin_addr))
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .unwrap();
+    let resp = http1_client().request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
