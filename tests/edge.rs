@@ -126,8 +126,8 @@ async fn the_edge_and_evaluate_feature_agree() {
 #[tokio::test]
 async fn a_feature_routes_to_staging_and_its_scheduled_step_moves_the_canary() {
     let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
-    let start =
-        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 1.5) as u64;
+    // Step 2 starts in an hour; the test moves the evaluation clock instead of waiting.
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
     let canary = format!(
         r#"
 [[evidently.features]]
@@ -141,7 +141,7 @@ status = "RUNNING"
 groups = [{{ name = "stay", feature = "canary", variation = "off" }}, {{ name = "go", feature = "canary", variation = "on" }}]
 [[evidently.launches.scheduledSplitsConfig.steps]]
 startTime = 0
-groupWeights = {{ stay = 100000, go = 0 }}
+groupWeights = {{ stay = 99000, go = 1000 }}
 [[evidently.launches.scheduledSplitsConfig.steps]]
 startTime = {start}
 groupWeights = {{ stay = 0, go = 100000 }}
@@ -151,15 +151,27 @@ groupWeights = {{ stay = 0, go = 100000 }}
     let edge = Edge::start(&format!("{}{canary}", edge_config(&p.url(), &s.url(), evidently, ""))).await;
     let url = edge.url("http", "/");
     let side = |h: &http::HeaderMap| h["x-origin"].to_str().unwrap().to_string();
-    assert_eq!(side(&get_with(&url, &[("x-user-id", "u1")]).await.1), "primary", "step 1: nobody on staging");
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    for i in 0..5 {
+    // Step 1: 1 % on staging, exactly the entities the D5 buckets put there.
+    let mut staged = 0;
+    for i in 0..300 {
+        let (_, h, _) = get_with(&url, &[("x-user-id", &format!("u{i}"))]).await;
+        staged += usize::from(side(&h) == "staging");
+    }
+    assert!(staged <= 12, "{staged} of 300 on staging at a 1 % step");
+    edge.handle.plane.proxy.advance_clock(std::time::Duration::from_secs(3601));
+    for i in 0..20 {
         let (_, h, _) = get_with(&url, &[("x-user-id", &format!("u{i}"))]).await;
         assert_eq!(side(&h), "staging", "step 2: everyone on staging");
     }
     let m = edge.metrics().await;
-    assert!(m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"feature-primary\"} 1"), "{m}");
-    assert!(m.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"feature-staging\"} 5"), "{m}");
+    let primary = format!(
+        "edgesplit_routing_decisions_total{{distribution=\"web\",reason=\"feature-primary\"}} {}",
+        300 - staged
+    );
+    assert!(m.contains(&primary), "{m}");
+    let staging =
+        format!("edgesplit_routing_decisions_total{{distribution=\"web\",reason=\"feature-staging\"}} {}", staged + 20);
+    assert!(m.contains(&staging), "{m}");
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ pub struct Proxy {
     pub tasks: TaskTracker,
     /// Experiment assignments made by evaluations, here and in the API, for attributing events.
     pub exposures: Arc<crate::evidently::exposure::ExposureLog>,
+    /// Added to the wall clock for Evidently evaluations (scheduled launch steps); 0 in production,
+    /// moved by tests through [`Proxy::advance_clock`].
+    clock_skew_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Per client connection, shared by its requests and its idle watchdog.
@@ -172,6 +175,17 @@ fn aim(
 }
 
 impl Proxy {
+    /// The time Evidently evaluations see, in unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        crate::routing::now_ms() as i64 + self.clock_skew_ms.load(Relaxed)
+    }
+
+    /// Moves the evaluation clock forward (tests of scheduled launch steps; the API and the edge both
+    /// follow it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_skew_ms.fetch_add(by.as_millis() as i64, Relaxed);
+    }
+
     async fn send(
         &self,
         state: &State,
@@ -194,6 +208,7 @@ impl Proxy {
             tasks: TaskTracker::new(),
             // An hour (spec 5.1), and at most a million assignments.
             exposures: Arc::new(crate::evidently::exposure::ExposureLog::new(3_600_000, 1_000_000)),
+            clock_skew_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -239,7 +254,7 @@ impl Proxy {
         // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
         let edge = dist.edge.as_ref().map(|e| {
             let (uri, method) = (req.uri().clone(), req.method().clone());
-            let now_ms = crate::routing::now_ms() as i64;
+            let now_ms = self.now_ms();
             let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });

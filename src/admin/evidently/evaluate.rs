@@ -54,7 +54,7 @@ fn result(
     entity_id: &str,
     ctx: &Value,
 ) -> serde_json::Map<String, Value> {
-    let now_ms = crate::routing::now_ms() as i64;
+    let now_ms = plane.proxy.now_ms();
     let e = f.evaluate(entity_id, ctx, now_ms);
     if let Some(x) = Exposure::of(&project.into(), &e.details, entity_id, now_ms) {
         plane.proxy.exposures.record(x);
