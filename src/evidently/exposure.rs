@@ -105,6 +105,15 @@ impl ExposureLog {
         }
     }
 
+    /// Waits (blocking, up to `max_wait`) until the queue is empty, so that events put right after an
+    /// evaluation find it. Called off the async workers, before attributing events.
+    pub fn settle(&self, max_wait: std::time::Duration) {
+        let deadline = std::time::Instant::now() + max_wait;
+        while self.tx.capacity() < self.tx.max_capacity() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Moves queued exposures into the memory until the log is dropped. Run it once, on the runtime.
     pub async fn run(self: Arc<Self>) {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -42,6 +42,10 @@ pub fn put(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResu
         return Err(invalid("events", "takes at most 50 events"));
     }
     let metric_rules = rules(&st.evidently, &project);
+    // Evaluations made just before are still in the exposure queue: let it drain (bounded).
+    if !st.dry_run {
+        plane.proxy.exposures.settle(std::time::Duration::from_millis(500));
+    }
     let mut adds = Vec::new();
     let mut results = Vec::with_capacity(events.len());
     let mut failed = 0;
