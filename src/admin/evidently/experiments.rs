@@ -353,15 +353,14 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     check_experiment(&x)?;
     resolve(st, &x)?;
     let arn = Arns(&st.config).experiment(&project, &name);
-    if st.evidently.experiments.contains_key(&(project.clone(), name)) {
-        return Err(conflict("experiment", &arn, format!("Experiment with arn '{arn}' already exists.")));
-    }
-    if st.evidently.experiments.keys().filter(|k| k.0 == project).count() >= st.config.quotas.experiments_per_project {
-        return Err(quota(
-            "experiment",
-            format!("A project holds at most {} experiments.", st.config.quotas.experiments_per_project),
-        ));
-    }
+    check_new_in_project(
+        &st.evidently.experiments,
+        ("experiment", "experiments"),
+        &arn,
+        &project,
+        &name,
+        st.config.quotas.experiments_per_project,
+    )?;
     commit(plane, st, vec![Resource::Experiment(x.clone())], Vec::new())?;
     Ok(json!({ "experiment": view(st, &x) }))
 }

@@ -193,15 +193,14 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     };
     check_feature(&f)?;
     let arn = Arns(&st.config).feature(&project, &name);
-    if st.evidently.features.contains_key(&(project.clone(), name)) {
-        return Err(conflict("feature", &arn, format!("Feature with arn '{arn}' already exists.")));
-    }
-    if st.evidently.features.keys().filter(|k| k.0 == project).count() >= st.config.quotas.features_per_project {
-        return Err(quota(
-            "feature",
-            format!("A project holds at most {} features.", st.config.quotas.features_per_project),
-        ));
-    }
+    check_new_in_project(
+        &st.evidently.features,
+        ("feature", "features"),
+        &arn,
+        &project,
+        &name,
+        st.config.quotas.features_per_project,
+    )?;
     commit(plane, st, vec![Resource::Feature(f.clone())], Vec::new())?;
     Ok(json!({ "feature": view(st, &f) }))
 }

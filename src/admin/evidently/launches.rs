@@ -475,15 +475,14 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     check_weights_name_groups(&l)?;
     resolve(st, &l)?;
     let arn = Arns(&st.config).launch(&project, &name);
-    if st.evidently.launches.contains_key(&(project.clone(), name)) {
-        return Err(conflict("launch", &arn, format!("Launch with arn '{arn}' already exists.")));
-    }
-    if st.evidently.launches.keys().filter(|k| k.0 == project).count() >= st.config.quotas.launches_per_project {
-        return Err(quota(
-            "launch",
-            format!("A project holds at most {} launches.", st.config.quotas.launches_per_project),
-        ));
-    }
+    check_new_in_project(
+        &st.evidently.launches,
+        ("launch", "launches"),
+        &arn,
+        &project,
+        &name,
+        st.config.quotas.launches_per_project,
+    )?;
     commit(plane, st, vec![Resource::Launch(l.clone())], Vec::new())?;
     Ok(json!({ "launch": view(st, &l) }))
 }

@@ -402,6 +402,27 @@ pub fn segment_ref(field: &str, r: &str) -> EvResult<String> {
     Ok(name.to_string())
 }
 
+/// A new resource in a project: 409 if `name` is taken, 402 once the project holds `max` of its kind.
+/// `kind` is the resource type (`feature`, `launch`, `experiment`), `kinds` its plural.
+pub fn check_new_in_project<T>(
+    map: &std::collections::BTreeMap<(String, String), T>,
+    (kind, kinds): (&str, &str),
+    arn: &str,
+    project: &str,
+    name: &str,
+    max: usize,
+) -> EvResult<()> {
+    if map.contains_key(&(project.to_string(), name.to_string())) {
+        let mut title = kind.to_string();
+        title[..1].make_ascii_uppercase();
+        return Err(conflict(kind, arn, format!("{title} with arn '{arn}' already exists.")));
+    }
+    if map.keys().filter(|k| k.0 == project).count() >= max {
+        return Err(quota(kind, format!("A project holds at most {max} {kinds}.")));
+    }
+    Ok(())
+}
+
 /// The project `r` names, or 404.
 pub fn find_project<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a crate::evidently::model::Project> {
     let name = project_ref(r)?;
