@@ -41,7 +41,7 @@ pub struct ControlState {
 }
 
 /// The stored record of a file-written policy's session generation.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(PartialEq, serde::Serialize, serde::Deserialize)]
 struct InlineEpoch {
     enabled: bool,
     sticky: bool,
@@ -166,25 +166,20 @@ fn update_inline_epochs(store: &Store, st: &mut ControlState) -> Result<(), Stor
         let Some(p) = &d.inline_policy else { continue };
         let key = format!("inline_epoch:{}", d.id);
         let seen: Option<InlineEpoch> = store.meta(&key)?.and_then(|b| serde_json::from_slice(&b).ok());
-        let now = InlineEpoch { enabled: p.enabled, sticky: p.sticky(), epoch: 0 };
-        let epoch = match seen {
-            Some(s) if s.enabled == now.enabled && s.sticky == now.sticky => s.epoch,
+        let (enabled, sticky) = (p.enabled, p.sticky());
+        let epoch = match &seen {
+            Some(s) if s.enabled == enabled && s.sticky == sticky => s.epoch,
             Some(s) => s.epoch + 1,
             None => 0,
         };
-        if seen_differs(store.meta(&key)?.as_deref(), &now, epoch) {
-            let record = InlineEpoch { epoch, ..now };
+        let record = InlineEpoch { enabled, sticky, epoch };
+        if seen.as_ref() != Some(&record) {
             store.set_meta(&key, &serde_json::to_vec(&record).unwrap_or_default())?;
         }
         epochs.insert(d.id.clone(), epoch);
     }
     st.inline_epochs = epochs;
     Ok(())
-}
-
-fn seen_differs(stored: Option<&[u8]>, now: &InlineEpoch, epoch: u64) -> bool {
-    let Some(s) = stored.and_then(|b| serde_json::from_slice::<InlineEpoch>(b).ok()) else { return true };
-    s.enabled != now.enabled || s.sticky != now.sticky || s.epoch != epoch
 }
 
 fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> State {
