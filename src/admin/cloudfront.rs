@@ -133,10 +133,6 @@ fn store_failed(e: crate::store::StoreError) -> CfError {
     )
 }
 
-fn now_ms() -> u64 {
-    crate::routing::now_ms()
-}
-
 /// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits.
 fn new_etag() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -194,7 +190,13 @@ pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
         ));
     }
     check_names(&st, &config, None)?;
-    let p = StoredPolicy { id: crate::admin::uuid(), etag: new_etag(), last_modified_ms: now_ms(), config, epoch: 0 };
+    let p = StoredPolicy {
+        id: crate::admin::uuid(),
+        etag: new_etag(),
+        last_modified_ms: crate::routing::now_ms(),
+        config,
+        epoch: 0,
+    };
     plane.store.put_policy(&p).map_err(store_failed)?;
     st.policies.insert(p.id.clone(), p.clone());
     plane.publish(&st);
@@ -228,7 +230,7 @@ fn update(plane: &Plane, id: &str, if_match: Option<&str>, config: CfResult<Poli
     let p = StoredPolicy {
         id: id.to_string(),
         etag: new_etag(),
-        last_modified_ms: now_ms(),
+        last_modified_ms: crate::routing::now_ms(),
         epoch: old.next_epoch(&config),
         config,
     };

@@ -258,7 +258,7 @@ impl Proxy {
             let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });
-        let now = if dist.rule.is_sticky() { unix_secs() } else { 0 };
+        let now = if dist.rule.is_sticky() { crate::routing::now_ms() / 1000 } else { 0 };
         let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
             Some(decision) => Outcome { decision, session: None },
             None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),
@@ -379,10 +379,6 @@ impl Proxy {
         finish.status = rparts.status.as_u16();
         Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
     }
-}
-
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A short plain-text answer made by edgesplit itself.
