@@ -86,11 +86,18 @@ pub async fn start(
     let proxy = plane.proxy.clone();
     tokio::spawn(proxy.exposures.clone().run());
     let shutdown = CancellationToken::new();
+    let workers = match config.limits.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let workers =
+        server::Workers::start(workers).map_err(|e| StartError::Plane(format!("cannot start workers: {e}")))?;
     let ctx = Arc::new(ServerCtx {
         proxy: proxy.clone(),
         conns: Arc::new(Semaphore::new(config.limits.max_connections)),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
+        workers,
     });
 
     let mut running = Vec::new();
@@ -113,12 +120,14 @@ pub async fn start(
         source,
     })?;
     let admin_stop = CancellationToken::new();
+    let auth = Arc::new(admin::Auth::new(config.admin_auth.clone()));
     tokio::spawn(admin::serve(
         admin_listener,
-        admin::Admin { plane: plane.clone(), ready: ready.clone() },
+        admin::Admin { plane: plane.clone(), ready: ready.clone(), auth },
         admin_stop.clone(),
     ));
     tracing::info!(addr = %admin_addr, "Admin listening");
+    warn_about_admin_auth(&config.admin_auth, admin_addr);
 
     let listeners = Arc::new(Mutex::new(running));
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -130,6 +139,29 @@ pub async fn start(
         admin_stop.cancel();
     });
     Ok(Handle { admin_addr, listeners, shutdown, reload_tx, done, metrics, plane: plane_handle })
+}
+
+/// `auth = "none"` (and SigV4 without a key, which only an in-process config can have) said loudly at
+/// start, in lines that stand out in any log.
+fn warn_about_admin_auth(auth: &config::AdminAuth, addr: SocketAddr) {
+    const BANNER: &str = "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+    match (auth.mode, &auth.credentials) {
+        (config::AdminAuthMode::None, _) => {
+            tracing::warn!("{BANNER}");
+            tracing::warn!(
+                addr = %addr,
+                "ADMIN API AUTHENTICATION IS OFF ([admin] auth = \"none\"): anyone who can reach {addr} can change \
+                 routing policies and feature flags. For local development only."
+            );
+            tracing::warn!("{BANNER}");
+        }
+        (config::AdminAuthMode::SigV4, None) => {
+            tracing::warn!(addr = %addr, "The admin API has no access key configured: every API call is refused");
+        }
+        (config::AdminAuthMode::SigV4, Some(key)) => {
+            tracing::info!(access_key_id = %key.id, "Admin API calls need AWS SigV4 signatures");
+        }
+    }
 }
 
 struct Control {
@@ -251,11 +283,15 @@ impl Control {
 
         let old = &self.config;
         if old.admin_listen != new.admin_listen
+            || old.admin_auth != new.admin_auth
             || old.store_path != new.store_path
             || old.log != new.log
             || old.limits.max_connections != new.limits.max_connections
+            || old.limits.workers != new.limits.workers
         {
-            tracing::warn!("[admin], [store], [log] and limits.max_connections apply at the next restart");
+            tracing::warn!(
+                "[admin], [store], [log], limits.max_connections and limits.workers apply at the next restart"
+            );
         }
         self.config = new;
         Ok(())
@@ -285,6 +321,7 @@ impl Control {
                 "Grace period over; closing what is left"
             ),
         }
+        self.ctx.workers.stop();
     }
 }
 

@@ -26,9 +26,13 @@ pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
 pub const PRIMARY_ORIGIN: &str = "127.0.0.1:18081";
 pub const STAGING_ORIGIN: &str = "127.0.0.1:18082";
 
+/// The admin API key pair written in `config/demo.toml`: fixed, public, for 127.0.0.1 only.
+pub const ACCESS_KEY_ID: &str = "test";
+pub const SECRET_ACCESS_KEY: &str = "test";
+
 /// The demo config with its store in `store_dir`.
 pub fn config(store_dir: &Path) -> Result<Config, ConfigErrors> {
-    let mut c = config::parse(DEMO_TOML, "demo.toml", Path::new("."))?;
+    let mut c = config::parse_to_run(DEMO_TOML, "demo.toml", Path::new("."))?;
     c.store_path = Some(store_dir.to_path_buf());
     Ok(c)
 }
@@ -82,6 +86,24 @@ fn echo(side: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// What the demo prints once it is up.
 pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
+    // Lines at column 0, so the block pastes into a Python prompt as it is.
+    let boto3 = [
+        "import boto3, botocore".to_string(),
+        format!("cf = boto3.client('cloudfront', endpoint_url='http://{admin}', region_name='us-east-1',"),
+        format!("    aws_access_key_id='{ACCESS_KEY_ID}', aws_secret_access_key='{SECRET_ACCESS_KEY}')"),
+        "print(cf.list_continuous_deployment_policies()['ContinuousDeploymentPolicyList'])".to_string(),
+        format!("got = cf.get_continuous_deployment_policy_config(Id='{policy_id}')"),
+        "cfg = got['ContinuousDeploymentPolicyConfig']; cfg['TrafficConfig']['SingleWeightConfig']['Weight'] = 0.15"
+            .to_string(),
+        format!(
+            "cf.update_continuous_deployment_policy(Id='{policy_id}', IfMatch=got['ETag'], ContinuousDeploymentPolicyConfig=cfg)"
+        ),
+        format!("ev = boto3.client('evidently', endpoint_url='http://{admin}', region_name='us-east-1',"),
+        format!("    aws_access_key_id='{ACCESS_KEY_ID}', aws_secret_access_key='{SECRET_ACCESS_KEY}',"),
+        "    config=botocore.config.Config(inject_host_prefix=False))".to_string(),
+        "print(ev.evaluate_feature(project='demo', feature='banner', entityId='someone')['variation'])".to_string(),
+    ]
+    .join("\n");
     format!(
         "\nedgesplit demo is running.\n\
          \n  proxy  http://{proxy}   (primary origin {PRIMARY_ORIGIN}, staging origin {STAGING_ORIGIN})\n  admin  http://{admin}\n\
@@ -92,18 +114,10 @@ pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
          \n  curl -si http://{proxy}/ | grep -i x-evidently-banner   # the Evidently decision, 50/50 per browser\n\
          \n  curl -s --http2-prior-knowledge http://{proxy}/over-h2\n\
          \n  curl -s http://{admin}/metrics | grep -E 'edgesplit_(requests|routing_decisions)_total'\n\
-         \nboto3 (any credentials; the host prefix is irrelevant here):\n\
-         \n  import boto3\n\
-           cf = boto3.client('cloudfront', endpoint_url='http://{admin}', region_name='us-east-1',\n\
-                             aws_access_key_id='test', aws_secret_access_key='test')\n\
-           print(cf.list_continuous_deployment_policies()['ContinuousDeploymentPolicyList'])\n\
-           got = cf.get_continuous_deployment_policy_config(Id='{policy_id}')\n\
-           cfg = got['ContinuousDeploymentPolicyConfig']; cfg['TrafficConfig']['SingleWeightConfig']['Weight'] = 0.15\n\
-           cf.update_continuous_deployment_policy(Id='{policy_id}', IfMatch=got['ETag'], ContinuousDeploymentPolicyConfig=cfg)\n\
-           ev = boto3.client('evidently', endpoint_url='http://{admin}', region_name='us-east-1',\n\
-                             aws_access_key_id='test', aws_secret_access_key='test',\n\
-                             config=botocore.config.Config(inject_host_prefix=False))   # import botocore\n\
-           print(ev.evaluate_feature(project='demo', feature='banner', entityId='someone')['variation'])\n\
+         \nThe admin API checks AWS SigV4 signatures. The demo's key pair is fixed and public:\n\
+         \n  access key id      {ACCESS_KEY_ID}\n  secret access key  {SECRET_ACCESS_KEY}\n\
+         \nboto3 with it, ready to paste into python3 (CloudFront is signed for us-east-1; Evidently takes any region):\n\
+         \n{boto3}\n\
          \nCtrl-C drains and stops.\n"
     )
 }

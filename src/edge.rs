@@ -60,7 +60,10 @@ impl EdgeFeature {
                     crate::evidently::model::VariableValue::Bool(b) => b.to_string(),
                     crate::evidently::model::VariableValue::Long(n) => n.to_string(),
                     crate::evidently::model::VariableValue::Double(d) => serde_json::to_string(d).unwrap_or_default(),
-                    crate::evidently::model::VariableValue::String(s) => serde_json::to_string(s).unwrap_or_default(),
+                    // serde_json leaves DEL as is, and a header value may not hold it: escape it too.
+                    crate::evidently::model::VariableValue::String(s) => {
+                        serde_json::to_string(s).unwrap_or_default().replace('\u{7f}', "\\u007f")
+                    }
                 };
                 HeaderValue::from_bytes(json.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("null"))
             })
@@ -246,11 +249,10 @@ impl CompiledEdge {
     /// The `Set-Cookie` value for a newly issued entity id.
     pub fn entity_cookie(&self, id: &str, secure: bool) -> Option<HeaderValue> {
         let secure = if secure { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!(
-            "{}={id}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-            self.entity_cookie, self.max_age
-        ))
-        .ok()
+        let line =
+            format!("{}={id}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{secure}", self.entity_cookie, self.max_age);
+        // The String's buffer becomes the header's, without a copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
     }
 }
 

@@ -223,6 +223,14 @@ impl Metrics {
     }
 }
 
+/// A Prometheus label value: `\`, `"` and newlines escaped, as the text format requires.
+pub fn label(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    std::borrow::Cow::Owned(v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //! stickiness cookie key when the config names none, session epochs of policies written in the file).
 //! Without `[store] path` it lives in memory: fine for tests and demos, gone at exit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -25,7 +26,10 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` after an I/O error, until the file opens again.
+    db: RwLock<Option<Database>>,
+    /// The file, to open again after an I/O error; `None` in memory.
+    path: Option<PathBuf>,
     pub durable: bool,
 }
 
@@ -35,7 +39,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("edgesplit.redb");
         let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
-        let store = Store { db, durable: true };
+        let store = Store { db: RwLock::new(Some(db)), path: Some(path), durable: true };
         store.init()?;
         Ok(store)
     }
@@ -43,18 +47,54 @@ impl Store {
     /// A store that lives in memory only.
     pub fn in_memory() -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(err)?;
-        let store = Store { db, durable: false };
+        let store = Store { db: RwLock::new(Some(db)), path: None, durable: false };
         store.init()?;
         Ok(store)
     }
 
     fn init(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(err)?;
-        tx.open_table(POLICIES).map_err(err)?;
-        tx.open_table(META).map_err(err)?;
-        tx.open_table(EVIDENTLY).map_err(err)?;
-        tx.open_table(RESULTS).map_err(err)?;
-        tx.commit().map_err(err)
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            tx.open_table(POLICIES).map_err(err)?;
+            tx.open_table(META).map_err(err)?;
+            tx.open_table(EVIDENTLY).map_err(err)?;
+            tx.open_table(RESULTS).map_err(err)?;
+            tx.commit().map_err(err)
+        })
+    }
+
+    /// Runs `f` on the database. After an I/O error (a full disk, say) redb refuses every later call
+    /// until the database is opened again, so a failure here closes and reopens the file (redb repairs
+    /// it on open): the call that failed answers its error, and the next ones work as soon as the disk
+    /// does, with no restart. While the file cannot be opened, each call tries again first.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let closed = self.db.read().unwrap_or_else(PoisonError::into_inner).is_none();
+        if closed {
+            self.reopen();
+        }
+        let result = match self.db.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            Some(db) => f(db),
+            None => return Err(StoreError("the database could not be opened again after an I/O error".into())),
+        };
+        if result.is_err() {
+            self.reopen();
+        }
+        result
+    }
+
+    /// Closes the database file and opens it again (not in memory: there is no file).
+    fn reopen(&self) {
+        let Some(path) = &self.path else { return };
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Closed first: the file is locked while open.
+        *db = None;
+        match Database::create(path) {
+            Ok(reopened) => {
+                tracing::warn!(path = %path.display(), "Store reopened after a failure");
+                *db = Some(reopened);
+            }
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "Store cannot be reopened"),
+        }
     }
 
     /// Adds values to their buckets' moments, all in one transaction.
@@ -63,108 +103,126 @@ impl Store {
         if adds.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = tx.open_table(RESULTS).map_err(err)?;
-            for (k, x) in adds {
-                let mut m: Moments = match table.get(k.as_str()).map_err(err)? {
-                    Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
-                    None => Moments::default(),
-                };
-                m.add(*x);
-                let bytes = serde_json::to_vec(&m).map_err(err)?;
-                table.insert(k.as_str(), bytes.as_slice()).map_err(err)?;
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut table = tx.open_table(RESULTS).map_err(err)?;
+                for (k, x) in adds {
+                    let mut m: Moments = match table.get(k.as_str()).map_err(err)? {
+                        Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
+                        None => Moments::default(),
+                    };
+                    m.add(*x);
+                    let bytes = serde_json::to_vec(&m).map_err(err)?;
+                    table.insert(k.as_str(), bytes.as_slice()).map_err(err)?;
+                }
             }
-        }
-        tx.commit().map_err(err)
+            tx.commit().map_err(err)
+        })
     }
 
     /// Every bucket whose key starts with `prefix`.
     pub fn results(&self, prefix: &str) -> Result<Vec<(String, crate::evidently::stats::Moments)>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(RESULTS).map_err(err)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix..).map_err(err)? {
-            let (k, v) = entry.map_err(err)?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(RESULTS).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.range(prefix..).map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                let key = k.value();
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                out.push((key.to_string(), serde_json::from_slice(v.value()).unwrap_or_default()));
             }
-            out.push((key.to_string(), serde_json::from_slice(v.value()).unwrap_or_default()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Every stored Evidently resource, as (key, JSON).
     pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(EVIDENTLY).map_err(err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(err)? {
-            let (k, v) = entry.map_err(err)?;
-            out.push((k.value().to_string(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(EVIDENTLY).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                out.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// Writes and deletes Evidently resources in one transaction: all or nothing, on disk on return.
     pub fn write_evidently(&self, put: &[(String, Vec<u8>)], delete: &[String]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = tx.open_table(EVIDENTLY).map_err(err)?;
-            for (k, v) in put {
-                table.insert(k.as_str(), v.as_slice()).map_err(err)?;
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut table = tx.open_table(EVIDENTLY).map_err(err)?;
+                for (k, v) in put {
+                    table.insert(k.as_str(), v.as_slice()).map_err(err)?;
+                }
+                for k in delete {
+                    table.remove(k.as_str()).map_err(err)?;
+                }
             }
-            for k in delete {
-                table.remove(k.as_str()).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
+            tx.commit().map_err(err)
+        })
     }
 
     pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(POLICIES).map_err(err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(err)? {
-            let (_, v) = entry.map_err(err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(err)?);
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(POLICIES).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err)? {
+                let (_, v) = entry.map_err(err)?;
+                out.push(serde_json::from_slice(v.value()).map_err(err)?);
+            }
+            Ok(out)
+        })
     }
 
     pub fn put_policy(&self, p: &StoredPolicy) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(p).map_err(err)?;
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = tx.open_table(POLICIES).map_err(err)?;
-            table.insert(p.id.as_str(), bytes.as_slice()).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut table = tx.open_table(POLICIES).map_err(err)?;
+                table.insert(p.id.as_str(), bytes.as_slice()).map_err(err)?;
+            }
+            tx.commit().map_err(err)
+        })
     }
 
     pub fn delete_policy(&self, id: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = tx.open_table(POLICIES).map_err(err)?;
-            table.remove(id).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut table = tx.open_table(POLICIES).map_err(err)?;
+                table.remove(id).map_err(err)?;
+            }
+            tx.commit().map_err(err)
+        })
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let table = tx.open_table(META).map_err(err)?;
-        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(META).map_err(err)?;
+            Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        })
     }
 
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = tx.open_table(META).map_err(err)?;
-            table.insert(key, value).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.with(|db| {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut table = tx.open_table(META).map_err(err)?;
+                table.insert(key, value).map_err(err)?;
+            }
+            tx.commit().map_err(err)
+        })
     }
 
     /// The cookie signing key kept in the store, made (32 random bytes) on first use.
@@ -203,5 +261,18 @@ mod tests {
         assert_eq!(s.cookie_key().unwrap(), key);
         s.delete_policy("p1").unwrap();
         assert!(s.policies().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_closed_database_is_opened_again_by_the_next_call() {
+        // What a failed reopen leaves behind (see `with`): the next call opens the file again first.
+        // Regression: after one failed write every later call failed until restart.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.set_meta("k", b"v").unwrap();
+        *s.db.write().unwrap() = None;
+        assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+        s.set_meta("k", b"w").unwrap();
+        assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"w"[..]));
     }
 }

@@ -97,7 +97,7 @@ fn check_reports_every_problem_with_line_and_column_and_exits_2() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[[listener]]\nlisten = \"127.0.0.1:99999\"\n\n[timeouts]\nclient_idle = \"soon\"\n\n[[distribution]]\nid = \"web\"\ndomains = [\"*\"]\nflavour = 1\n[distribution.primary]\norigins = [\"http://a\"]\n",
+        "[[listener]]\nlisten = \"127.0.0.1:99999\"\n\n[timeouts]\nclient_idle = \"soon\"\n\n[[distribution]]\nid = \"web\"\ndomains = [\"*\"]\nflavour = 1\n[distribution.primary]\norigins = [\"http://a\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
@@ -105,10 +105,15 @@ fn check_reports_every_problem_with_line_and_column_and_exits_2() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     let name = bad.display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 3, "{stderr}");
+    assert_eq!(lines.len(), 4, "{stderr}");
     assert!(lines[0].starts_with(&format!("{name}:2:10: `127.0.0.1:99999` is not an address")), "{stderr}");
     assert!(lines[1].starts_with(&format!("{name}:5:15: `soon` is not a duration")), "{stderr}");
     assert!(lines[2].starts_with(&format!("{name}:10:1: unknown field `flavour`")), "{stderr}");
+    // SigV4 is the default and the file names no key: the admin table is where to add one.
+    assert!(
+        lines[3].starts_with(&format!("{name}:14:2: the admin API checks AWS SigV4 signatures but has no key")),
+        "{stderr}"
+    );
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, simple_config("http://127.0.0.1:1", None, "")).unwrap();

@@ -13,6 +13,10 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     let mut config = edgesplit::demo::config(store.path()).unwrap();
     assert_eq!(config.listeners[0].addr.to_string(), "127.0.0.1:8080");
     assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9901");
+    // The admin API checks SigV4 with the documented dev pair test/test.
+    let key = config.admin_auth.credentials.clone().expect("the demo's key pair");
+    assert_eq!((key.id.as_str(), key.secret.as_str()), ("test", "test"));
+    assert_eq!((edgesplit::demo::ACCESS_KEY_ID, edgesplit::demo::SECRET_ACCESS_KEY), ("test", "test"));
     assert_eq!(config.distributions[0].primary.origins[0].authority.as_str(), edgesplit::demo::PRIMARY_ORIGIN);
     assert_eq!(
         config.distributions[0].staging.as_ref().unwrap().origins[0].authority.as_str(),
@@ -63,4 +67,6 @@ async fn the_demo_config_serves_through_the_demo_origins() {
     let text = edgesplit::demo::instructions("127.0.0.1:8080", "127.0.0.1:9901", &policy.id);
     assert!(text.contains("curl -si http://127.0.0.1:8080/hello"));
     assert!(text.contains(&format!("Id='{}'", policy.id)));
+    assert!(text.contains("access key id      test\n  secret access key  test\n"), "{text}");
+    assert_eq!(text.matches("aws_access_key_id='test', aws_secret_access_key='test'").count(), 2, "{text}");
 }

@@ -398,7 +398,8 @@ fn iso8601(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn config_xml(c: &PolicyConfig, root: bool) -> String {
+/// A `ContinuousDeploymentPolicyConfig` element as written in responses (`root`: with the namespace).
+pub fn config_xml(c: &PolicyConfig, root: bool) -> String {
     let mut out = if root {
         format!("<ContinuousDeploymentPolicyConfig xmlns=\"{NS}\">")
     } else {

@@ -1,15 +1,22 @@
 //! The admin listener (default 127.0.0.1:9901): `/healthz`, `/readyz`, `/metrics`, and the AWS
-//! wire-compatible APIs: CloudFront's continuous deployment policies under `/2020-05-31/` ([`cloudfront`]).
-//! It ignores the Host header (D7), and routes on the raw path, percent-decoding each segment after
-//! splitting, so ARNs with `%2F` stay one segment.
+//! wire-compatible APIs: CloudFront's continuous deployment policies under `/2020-05-31/` ([`cloudfront`])
+//! and Evidently ([`evidently`]). It ignores the Host header for routing (D7), and routes on the raw path,
+//! percent-decoding each segment after splitting, so ARNs with `%2F` stay one segment.
+//!
+//! Every API call is checked with AWS Signature Version 4 ([`sigv4`]) once its body is read (a body over
+//! the cap is refused first), before the path is looked at; a refusal is a 403 in the protocol's own
+//! error shape. `/healthz` and `/readyz` are always open; `/metrics` wants a bearer token when
+//! `[admin] metrics_token` is set.
 
 pub mod cloudfront;
 pub mod evidently;
+pub mod sigv4;
 pub mod xml;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -21,6 +28,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{AdminAuth, AdminAuthMode};
 use crate::plane::Plane;
 
 /// The largest admin request body read.
@@ -32,62 +40,159 @@ pub struct Admin {
     pub plane: Arc<Plane>,
     /// False once shutdown starts, so load balancers stop sending new traffic while we drain.
     pub ready: Arc<AtomicBool>,
+    /// Who may call the API and read `/metrics`; fixed at start, like all of `[admin]`.
+    pub auth: Arc<Auth>,
+}
+
+/// The admin API's authentication settings and its refusal counters.
+#[derive(Debug)]
+pub struct Auth {
+    pub settings: AdminAuth,
+    /// Refusals by [`sigv4::Denied::REASONS`] index.
+    denied: [AtomicU64; sigv4::Denied::REASONS.len()],
+}
+
+impl Auth {
+    pub fn new(settings: AdminAuth) -> Auth {
+        Auth { settings, denied: Default::default() }
+    }
+
+    /// Checks one API call's signature (always `Ok` with `auth = "none"`).
+    fn check(&self, api: Api, parts: &http::request::Parts, body: &[u8]) -> Result<(), sigv4::Denied> {
+        if self.settings.mode == AdminAuthMode::None {
+            return Ok(());
+        }
+        let scope = match api {
+            // CloudFront is a global service whose requests are signed for us-east-1, as on AWS.
+            Api::CloudFront => sigv4::Scope { service: "cloudfront", region: Some("us-east-1"), double_encode: true },
+            Api::Evidently => sigv4::Scope { service: "evidently", region: None, double_encode: true },
+        };
+        let req = sigv4::Signed {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            body,
+        };
+        let result = sigv4::verify(&req, &scope, self.settings.credentials.as_slice(), SystemTime::now());
+        if let Err(d) = &result {
+            if let Some(i) = sigv4::Denied::REASONS.iter().position(|r| *r == d.reason()) {
+                self.denied[i].fetch_add(1, Relaxed);
+            }
+            tracing::info!(
+                api = api.name(),
+                method = %parts.method,
+                path = parts.uri.path(),
+                reason = d.reason(),
+                message = %d.message(),
+                "Admin API call refused"
+            );
+        }
+        result.map(|_| ())
+    }
+
+    /// Whether a `/metrics` request may read (no token configured, or the right bearer token).
+    fn metrics_allowed(&self, headers: &http::HeaderMap) -> bool {
+        let Some(expected) = &self.settings.metrics_token else { return true };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
+        !given.is_empty() && sigv4::token_matches(expected, given)
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP edgesplit_admin_auth_denied_total Admin API calls refused by the SigV4 check, by reason.\n\
+             # TYPE edgesplit_admin_auth_denied_total counter\n",
+        );
+        for (reason, n) in sigv4::Denied::REASONS.iter().zip(&self.denied) {
+            out.push_str(&format!("edgesplit_admin_auth_denied_total{{reason=\"{reason}\"}} {}\n", n.load(Relaxed)));
+        }
+        out
+    }
+}
+
+/// Which AWS API a path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    CloudFront,
+    Evidently,
+}
+
+impl Api {
+    fn of(path: &str) -> Option<Api> {
+        if path.starts_with(cloudfront::PREFIX) {
+            Some(Api::CloudFront)
+        } else if evidently::owns(path) {
+            Some(Api::Evidently)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Api::CloudFront => "cloudfront",
+            Api::Evidently => "evidently",
+        }
+    }
+
+    /// 403 in this API's wire shape: CloudFront's `AccessDenied`, Evidently's `AccessDeniedException`.
+    fn denied(self, message: String) -> Response<Full<Bytes>> {
+        match self {
+            Api::CloudFront => {
+                let e = cloudfront::CfError { status: StatusCode::FORBIDDEN, code: "AccessDenied", message };
+                cloudfront::error_response(&e, &request_id())
+            }
+            Api::Evidently => evidently::error_response(&evidently::access_denied(message)),
+        }
+    }
+
+    /// 413 in this API's wire shape (the modelled 400 errors' codes, with the status that says what
+    /// happened).
+    fn too_large(self) -> Response<Full<Bytes>> {
+        match self {
+            Api::CloudFront => {
+                let e = cloudfront::CfError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "InvalidArgument",
+                    message: format!("The request body is larger than {MAX_BODY} bytes or was cut short."),
+                };
+                cloudfront::error_response(&e, &request_id())
+            }
+            Api::Evidently => evidently::error_response(&evidently::EvError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..evidently::invalid("body", format!("is larger than {MAX_BODY} bytes or was cut short"))
+            }),
+        }
+    }
 }
 
 impl Admin {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(api) = Api::of(req.uri().path()) {
+            return self.api(api, req).await;
+        }
         let path = req.uri().path();
-        if let Some(rest) = path.strip_prefix(cloudfront::PREFIX) {
-            let Some(segments) = rest.split('/').map(percent_decode).collect::<Option<Vec<_>>>() else {
-                let e = cloudfront::CfError {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "InvalidArgument",
-                    message: "The path is not valid percent-encoding.".into(),
-                };
-                return cloudfront::error_response(&e, &request_id());
-            };
-            let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    let e = cloudfront::CfError {
-                        status: StatusCode::PAYLOAD_TOO_LARGE,
-                        code: "InvalidArgument",
-                        message: format!("The request body is larger than {MAX_BODY} bytes or was cut short."),
-                    };
-                    return cloudfront::error_response(&e, &request_id());
-                }
-            };
-            let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let call = cloudfront::Call { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
-            return cloudfront::handle(&self.plane, call).await;
-        }
-        if evidently::owns(path) {
-            let Some(segments) =
-                path.trim_start_matches('/').split('/').map(percent_decode).collect::<Option<Vec<_>>>()
-            else {
-                let e = evidently::invalid("path", "is not valid percent-encoding");
-                return evidently::error_response(&e);
-            };
-            let query: Vec<(String, String)> = parts_query(req.uri().query());
-            let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    let e = evidently::invalid("body", format!("is larger than {MAX_BODY} bytes or was cut short"));
-                    return evidently::error_response(&e);
-                }
-            };
-            let call = evidently::Call { method: parts.method, segments, query, body };
-            return evidently::handle(&self.plane, call).await;
-        }
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         match (get, path) {
             (true, "/healthz") => text(StatusCode::OK, "ok\n".into()),
             (true, "/readyz") if self.ready.load(Relaxed) => text(StatusCode::OK, "ready\n".into()),
             (true, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
+            (true, "/metrics") if !self.auth.metrics_allowed(req.headers()) => {
+                let mut r =
+                    text(StatusCode::UNAUTHORIZED, "/metrics needs Authorization: Bearer <metrics_token>\n".into());
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"edgesplit\""));
+                r
+            }
             (true, "/metrics") => {
                 let mut body = self.plane.metrics.render();
+                body.push_str(&self.auth.render());
                 let x = &self.plane.proxy.exposures;
                 body.push_str(&format!(
                     "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
@@ -106,6 +211,48 @@ impl Admin {
             }
             (false, "/healthz" | "/readyz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into()),
             _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        }
+    }
+
+    /// One CloudFront or Evidently call: read the body (413 past the cap), check the signature (403),
+    /// then decode the path and dispatch.
+    async fn api(&self, api: Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return api.too_large(),
+        };
+        if let Err(denied) = self.auth.check(api, &parts, &body) {
+            return api.denied(denied.message());
+        }
+        let path = parts.uri.path();
+        match api {
+            Api::CloudFront => {
+                let rest = path.strip_prefix(cloudfront::PREFIX).unwrap_or_default();
+                let Some(segments) = rest.split('/').map(percent_decode).collect::<Option<Vec<_>>>() else {
+                    let e = cloudfront::CfError {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "InvalidArgument",
+                        message: "The path is not valid percent-encoding.".into(),
+                    };
+                    return cloudfront::error_response(&e, &request_id());
+                };
+                let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let call =
+                    cloudfront::Call { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
+                cloudfront::handle(&self.plane, call).await
+            }
+            Api::Evidently => {
+                let Some(segments) =
+                    path.trim_start_matches('/').split('/').map(percent_decode).collect::<Option<Vec<_>>>()
+                else {
+                    let e = evidently::invalid("path", "is not valid percent-encoding");
+                    return evidently::error_response(&e);
+                };
+                let query: Vec<(String, String)> = parts_query(parts.uri.query());
+                let call = evidently::Call { method: parts.method, segments, query, body };
+                evidently::handle(&self.plane, call).await
+            }
         }
     }
 }
@@ -150,7 +297,14 @@ fn launch_monitors(plane: &Plane) -> String {
             }
         }
         for (group, m) in groups {
-            let labels = format!("project=\"{project}\",launch=\"{launch}\",metric=\"{metric}\",group=\"{group}\"");
+            use crate::metrics::label;
+            let labels = format!(
+                "project=\"{}\",launch=\"{}\",metric=\"{}\",group=\"{}\"",
+                label(&project),
+                label(&launch),
+                label(&metric),
+                label(&group)
+            );
             let _ = writeln!(out, "edgesplit_launch_metric_events_total{{{labels}}} {}", m.n);
             if let Some(mean) = m.mean() {
                 let _ = writeln!(out, "edgesplit_launch_metric_mean{{{labels}}} {mean}");

@@ -55,15 +55,22 @@ impl CookieKey {
     /// The cookie value for `s`.
     pub fn encode(&self, policy_id: &str, s: &Session) -> String {
         let mut value = String::with_capacity(64);
+        self.encode_into(policy_id, s, &mut value);
+        value
+    }
+
+    /// Appends the cookie value for `s` to `out` (the request path builds the whole `Set-Cookie` line in
+    /// one buffer).
+    pub fn encode_into(&self, policy_id: &str, s: &Session, out: &mut String) {
+        let start = out.len();
         let side = match s.target {
             Target::Primary => 'p',
             Target::Staging => 's',
         };
-        let _ = write!(value, "v1.{side}.{}.{}.{}", s.issued, s.last, s.epoch);
-        let tag = self.mac(policy_id, &value).finalize().into_bytes();
-        value.push('.');
-        URL_SAFE_NO_PAD.encode_string(&tag[..TAG_LEN], &mut value);
-        value
+        let _ = write!(out, "v1.{side}.{}.{}.{}", s.issued, s.last, s.epoch);
+        let tag = self.mac(policy_id, &out[start..]).finalize().into_bytes();
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(&tag[..TAG_LEN], out);
     }
 
     /// The session a cookie value carries, if its mac verifies for `policy_id`. Expiry and epoch are
@@ -95,12 +102,22 @@ impl CookieKey {
     }
 }
 
+/// A `name=value` pair of a `Cookie` line, split and trimmed (`value` is `None` without a `=`). Bytes, not
+/// text: a line may carry other cookies in UTF-8 (obs-text), which must not hide or drop ours.
+fn pair(p: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let p = p.trim_ascii();
+    match p.iter().position(|&b| b == b'=') {
+        Some(i) => (p[..i].trim_ascii(), Some(p[i + 1..].trim_ascii())),
+        None => (p, None),
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers (the first one).
 pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
-        line.split(';').find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim())
+    headers.get_all(header::COOKIE).iter().find_map(|line| {
+        line.as_bytes().split(|&b| b == b';').find_map(|p| match pair(p) {
+            (k, Some(v)) if k == name.as_bytes() => std::str::from_utf8(v).ok(),
+            _ => None,
         })
     })
 }
@@ -113,22 +130,22 @@ pub fn strip(headers: &mut HeaderMap, name: &str) {
     if !present {
         return;
     }
-    let kept: Vec<String> = headers
+    let kept: Vec<Vec<u8>> = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
         .map(|line| {
-            line.split(';')
-                .map(str::trim)
-                .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(pair.trim(), |(k, _)| k) != name)
+            line.as_bytes()
+                .split(|&b| b == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|p| !p.is_empty() && pair(p).0 != name.as_bytes())
                 .collect::<Vec<_>>()
-                .join("; ")
+                .join(&b"; "[..])
         })
         .filter(|line| !line.is_empty())
         .collect();
     headers.remove(header::COOKIE);
     for line in kept {
-        if let Ok(v) = HeaderValue::from_str(&line) {
+        if let Ok(v) = HeaderValue::from_bytes(&line) {
             headers.append(header::COOKIE, v);
         }
     }
@@ -200,5 +217,27 @@ mod tests {
         let mut h = cookies(&["xedgesplit-cd=1"]);
         strip(&mut h, "edgesplit-cd");
         assert_eq!(h.get(header::COOKIE).unwrap(), "xedgesplit-cd=1");
+    }
+
+    #[test]
+    fn other_cookies_in_utf8_neither_hide_nor_lose_anything() {
+        // Regression: lines that were not visible ASCII were skipped by `find` (no session, a new entity
+        // id on every request) and dropped whole by `strip` (the origin lost the other cookies).
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"name=caf\xc3\xa9; edgesplit-cd=v1.x").unwrap());
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"other=\xff").unwrap());
+        assert_eq!(find(&h, "edgesplit-cd"), Some("v1.x"));
+        assert_eq!(find(&h, "other"), None, "a value that is not UTF-8 is no value");
+        strip(&mut h, "edgesplit-cd");
+        let left: Vec<&[u8]> = h.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(left, [&b"name=caf\xc3\xa9"[..], &b"other=\xff"[..]]);
+    }
+
+    #[test]
+    fn spaces_around_the_equals_sign_name_the_same_cookie() {
+        let mut h = cookies(&["a=1; edgesplit-cd = v1.x ; edgesplit-cd; b=2"]);
+        assert_eq!(find(&h, "edgesplit-cd"), Some("v1.x"));
+        strip(&mut h, "edgesplit-cd");
+        assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2");
     }
 }

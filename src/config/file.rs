@@ -31,6 +31,15 @@ pub struct FileAdmin {
     pub account_id: Option<Spanned<String>>,
     /// The region in ARNs the APIs return.
     pub region: Option<Spanned<String>>,
+    /// `"sigv4"` (default): every API call must carry an AWS Signature Version 4; `"none"`: anyone.
+    pub auth: Option<Spanned<String>>,
+    pub access_key_id: Option<Spanned<String>>,
+    pub secret_access_key: Option<Spanned<String>>,
+    /// The name of an environment variable holding the secret access key.
+    pub secret_access_key_env: Option<Spanned<String>>,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Spanned<String>>,
+    pub metrics_token_env: Option<Spanned<String>>,
 }
 
 /// `[store]`
@@ -69,6 +78,7 @@ pub struct FileLimits {
     pub max_connections: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
     pub max_headers: Option<Spanned<i64>>,
+    pub workers: Option<Spanned<i64>>,
 }
 
 /// `[upstream]`

@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue};
 
-pub use validate::parse;
+pub use validate::{parse, parse_to_run};
 
 /// A validated configuration, ready to compile into a routing snapshot.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct Config {
     /// Account id and region written into ARNs (`[admin] account_id`, `region`).
     pub account_id: String,
     pub region: String,
+    /// Who may call the admin API and read `/metrics` (`[admin] auth`, keys, `metrics_token`).
+    pub admin_auth: AdminAuth,
     pub store_path: Option<PathBuf>,
     pub log: LogConfig,
     pub timeouts: Timeouts,
@@ -38,6 +40,49 @@ pub struct Config {
     pub quotas: EvidentlyQuotas,
     /// Evidently resources declared in the file, in the order they are applied.
     pub declared: Vec<Declared>,
+}
+
+/// `[admin] auth`: how admin API calls are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuthMode {
+    /// AWS Signature Version 4 with the configured key (the default).
+    SigV4,
+    /// No check at all: anyone who reaches the admin listener may call the API (local development).
+    None,
+}
+
+/// One access key pair the admin API accepts SigV4 signatures from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey").field("id", &self.id).field("secret", &"..").finish()
+    }
+}
+
+/// `[admin]` authentication, validated. Read at start only, like the rest of `[admin]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminAuth {
+    pub mode: AdminAuthMode,
+    /// The key pair SigV4 signatures must verify against. `None` with [`AdminAuthMode::SigV4`] happens
+    /// only through [`parse`] (which [`load`] refuses): every API call is then refused.
+    pub credentials: Option<AccessKey>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+}
+
+impl fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("mode", &self.mode)
+            .field("credentials", &self.credentials)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// What kind of Evidently resource a declaration makes.
@@ -159,6 +204,8 @@ pub struct Limits {
     /// Largest request head (HTTP/1.1) or header list (HTTP/2) accepted; larger is 431.
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// Data-plane threads; 0 means one per core.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,7 +334,8 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Reads and validates a config file.
+/// Reads and validates a config file that is to be run: [`parse_to_run`], so the admin API must have
+/// credentials (or `auth = "none"`).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -298,5 +346,5 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read config file: {e}"),
         }])
     })?;
-    parse(&text, &name, path.parent().unwrap_or(Path::new(".")))
+    parse_to_run(&text, &name, path.parent().unwrap_or(Path::new(".")))
 }

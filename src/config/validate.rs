@@ -66,6 +66,10 @@ struct FileConfig {
     listeners: Vec<FileListener>,
     distributions: Vec<FileDistribution>,
     admin: FileAdmin,
+    /// Where `admin` is named (the `[admin]` header), for errors about the table as a whole.
+    admin_at: Option<Range<usize>>,
+    /// `[admin]` did not deserialize (already reported): say nothing more about it.
+    admin_broken: bool,
     store: FileStore,
     log: FileLog,
     timeouts: FileTimeouts,
@@ -85,7 +89,13 @@ fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
         match key.get_ref().as_ref() {
             "listener" => fc.listeners = de_list("listener", value, p),
             "distribution" => fc.distributions = de_list("distribution", value, p),
-            "admin" => fc.admin = de(value, p).unwrap_or_default(),
+            "admin" => {
+                fc.admin_at = Some(span);
+                match de(value, p) {
+                    Some(a) => fc.admin = a,
+                    None => fc.admin_broken = true,
+                }
+            }
             "store" => fc.store = de(value, p).unwrap_or_default(),
             "log" => fc.log = de(value, p).unwrap_or_default(),
             "timeouts" => fc.timeouts = de(value, p).unwrap_or_default(),
@@ -101,16 +111,35 @@ fn read_file_config(root: DeTable<'_>, p: &mut Problems<'_>) -> FileConfig {
 
 /// Parses and validates config text. `file` names it in errors; relative paths (certificates, CA file,
 /// store) are taken from `base_dir`.
+///
+/// It does not insist on admin API credentials: a config without them (and without `auth = "none"`)
+/// parses, and its admin API refuses every call. That suits code that only compiles a config. A file
+/// that is run goes through [`parse_to_run`] (what [`super::load`] does), which reports them missing.
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, file, base_dir, false)
+}
+
+/// [`parse`], plus the rules that only matter to a process that serves the config: today, that the
+/// admin API has credentials or says `auth = "none"`.
+pub fn parse_to_run(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, file, base_dir, true)
+}
+
+fn parse_with(text: &str, file: &str, base_dir: &Path, to_run: bool) -> Result<Config, ConfigErrors> {
     let mut p = Problems { text, file, list: Vec::new() };
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         for e in syntax {
             p.toml(e);
         }
+        // The recoverable parser does not report in text order; `check` prints top to bottom.
+        p.list.sort_by_key(|e| (e.line, e.col));
         return Err(ConfigErrors(p.list));
     }
     let fc = read_file_config(root.into_inner(), &mut p);
+    if to_run {
+        require_admin_credentials(&fc, &mut p);
+    }
     let config = validate(fc, base_dir, &mut p);
     if p.list.is_empty() {
         Ok(config)
@@ -191,6 +220,8 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         },
     );
 
+    let admin_auth = validate_admin_auth(&fc.admin, p);
+
     let format = match fc.log.format.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("logfmt", _)) => LogFormat::Logfmt,
         Some(("json", _)) => LogFormat::Json,
@@ -223,6 +254,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         max_connections: count(&l.max_connections, 10_000, 1..10_000_001, p),
         max_header_bytes: count(&l.max_header_bytes, 64 * 1024, 8192..16 * 1024 * 1024 + 1, p),
         max_headers: count(&l.max_headers, 100, 1..10_001, p),
+        workers: count(&l.workers, 0, 0..257, p),
     };
 
     let ca_file = fc.upstream.ca_file.as_ref().map(|s| {
@@ -259,6 +291,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         admin_listen,
         account_id,
         region,
+        admin_auth,
         store_path,
         log,
         timeouts,
@@ -267,6 +300,98 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         distributions,
         cd,
         quotas,
+    }
+}
+
+/// A secret given inline or through an environment variable (`NAME` / `NAME_env`): `None` when neither
+/// is set or it is broken (which is then reported at the key).
+fn secret(
+    inline: &Option<Spanned<String>>,
+    env: &Option<Spanned<String>>,
+    names: (&str, &str),
+    p: &mut Problems<'_>,
+) -> Option<String> {
+    match (inline, env) {
+        (Some(k), Some(_)) => {
+            p.add(k.span(), format!("set {} or {}, not both", names.0, names.1));
+            None
+        }
+        (Some(k), None) if k.get_ref().is_empty() => {
+            p.add(k.span(), format!("{} must not be empty", names.0));
+            None
+        }
+        (Some(k), None) => Some(k.get_ref().clone()),
+        (None, Some(var)) => match std::env::var(var.get_ref()) {
+            Ok(v) if !v.is_empty() => Some(v),
+            Ok(_) => {
+                p.add(var.span(), format!("environment variable `{}` is empty", var.get_ref()));
+                None
+            }
+            Err(_) => {
+                p.add(var.span(), format!("environment variable `{}` is not set", var.get_ref()));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// `[admin] auth`, the access key pair and the metrics token.
+fn validate_admin_auth(a: &FileAdmin, p: &mut Problems<'_>) -> AdminAuth {
+    let mode = match a.auth.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("sigv4", _)) => AdminAuthMode::SigV4,
+        Some(("none", _)) => AdminAuthMode::None,
+        Some((other, span)) => {
+            p.add(span, format!("unknown auth `{other}`, expected \"sigv4\" or \"none\""));
+            AdminAuthMode::SigV4
+        }
+    };
+    let secret_key =
+        secret(&a.secret_access_key, &a.secret_access_key_env, ("secret_access_key", "secret_access_key_env"), p);
+    let credentials = match (&a.access_key_id, secret_key) {
+        (Some(id), Some(secret)) => {
+            let ok = (1..=128).contains(&id.get_ref().len())
+                && id.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !ok {
+                p.add(id.span(), "access_key_id must be 1 to 128 letters, digits, '-', '_' or '.'");
+            }
+            Some(AccessKey { id: id.get_ref().clone(), secret })
+        }
+        (Some(id), None) => {
+            if a.secret_access_key.is_none() && a.secret_access_key_env.is_none() {
+                p.add(id.span(), "access_key_id needs secret_access_key or secret_access_key_env");
+            }
+            None
+        }
+        (None, _) => {
+            if let Some(k) = a.secret_access_key.as_ref().or(a.secret_access_key_env.as_ref()) {
+                p.add(k.span(), "a secret access key needs its access_key_id");
+            }
+            None
+        }
+    };
+    let metrics_token = secret(&a.metrics_token, &a.metrics_token_env, ("metrics_token", "metrics_token_env"), p);
+    if let (Some(token), Some(k)) = (&metrics_token, a.metrics_token.as_ref().or(a.metrics_token_env.as_ref()))
+        && !token.bytes().all(|b| b.is_ascii_graphic())
+    {
+        p.add(k.span(), "the metrics token must be printable ASCII with no spaces");
+    }
+    AdminAuth { mode, credentials, metrics_token }
+}
+
+/// With `auth = "sigv4"` (the default), a file that is run must name the key pair. Broken or half-given
+/// keys are reported by [`validate_admin_auth`]; this is for a file that gives none at all.
+fn require_admin_credentials(fc: &FileConfig, p: &mut Problems<'_>) {
+    let a = &fc.admin;
+    let sigv4 = a.auth.as_ref().is_none_or(|s| s.get_ref() == "sigv4");
+    let any_key = a.access_key_id.is_some() || a.secret_access_key.is_some() || a.secret_access_key_env.is_some();
+    if sigv4 && !any_key && !fc.admin_broken {
+        let span = a.auth.as_ref().map(|s| s.span()).or(fc.admin_at.clone()).unwrap_or(0..0);
+        p.add(
+            span,
+            "the admin API checks AWS SigV4 signatures but has no key: set access_key_id and secret_access_key \
+             (or secret_access_key_env) under [admin], or auth = \"none\" to let anyone call it (local development only)",
+        );
     }
 }
 
@@ -802,6 +927,14 @@ origins = ["ftp://x"]
     }
 
     #[test]
+    fn syntax_errors_come_in_text_order() {
+        // Regression (fuzz target `config`): toml's recoverable parser reported 1:13 before 1:10.
+        let errs = parse("a = {b = 1 c\n", "t.toml", Path::new(".")).unwrap_err().0;
+        assert!(errs.len() >= 2, "{errs:#?}");
+        assert!(errs.windows(2).all(|w| (w[0].line, w[0].col) <= (w[1].line, w[1].col)), "{errs:#?}");
+    }
+
+    #[test]
     fn unknown_top_level_key_and_duplicate_domain() {
         let text = format!(
             "extra = 1\n{GOOD}\n[[distribution]]\nid = \"web\"\ndomains = [\"EXAMPLE.com\"]\n[distribution.primary]\norigins = [\"http://a\"]\n"
@@ -825,5 +958,83 @@ origins = ["ftp://x"]
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
         assert_eq!(line_col("ab\ncéz", 6), (2, 3));
+    }
+
+    fn run_errors(text: &str) -> Vec<String> {
+        match parse_to_run(text, "t.toml", Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_file_to_run_needs_admin_credentials_or_auth_none() {
+        // `parse` lets it through (its admin API then refuses every call); `parse_to_run` does not.
+        let c = parse(GOOD, "t.toml", Path::new(".")).unwrap();
+        assert_eq!((c.admin_auth.mode, c.admin_auth.credentials.is_none()), (AdminAuthMode::SigV4, true));
+        let errs = run_errors(GOOD);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("t.toml:1:1: the admin API checks AWS SigV4 signatures but has no key"),
+            "{errs:#?}"
+        );
+        assert!(errs[0].contains("auth = \"none\""), "{errs:#?}");
+        // Positioned at [admin] when there is one, at `auth` when it says sigv4.
+        let errs = run_errors(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9901\"\n"));
+        assert!(errs[0].starts_with("t.toml:16:2: the admin API checks"), "{errs:#?}");
+        let errs = run_errors(&format!("{GOOD}\n[admin]\nauth = \"sigv4\"\n"));
+        assert!(errs[0].starts_with("t.toml:17:8: the admin API checks"), "{errs:#?}");
+
+        let c = parse_to_run(&format!("{GOOD}\n[admin]\nauth = \"none\"\n"), "t.toml", Path::new(".")).unwrap();
+        assert_eq!(c.admin_auth.mode, AdminAuthMode::None);
+        let c = parse_to_run(
+            &format!(
+                "{GOOD}\n[admin]\naccess_key_id = \"AKID\"\nsecret_access_key = \"s3cret\"\nmetrics_token = \"tok\"\n"
+            ),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.admin_auth.mode, AdminAuthMode::SigV4);
+        assert_eq!(c.admin_auth.credentials, Some(AccessKey { id: "AKID".into(), secret: "s3cret".into() }));
+        assert_eq!(c.admin_auth.metrics_token.as_deref(), Some("tok"));
+        // Secrets stay out of Debug output.
+        let debug = format!("{:?}", c.admin_auth);
+        assert!(!debug.contains("s3cret") && !debug.contains("tok\""), "{debug}");
+    }
+
+    #[test]
+    fn admin_key_problems_are_positioned() {
+        let admin = |body: &str| run_errors(&format!("{GOOD}\n[admin]\n{body}"));
+        let errs = admin("auth = \"basic\"\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n");
+        assert_eq!(errs, ["t.toml:17:8: unknown auth `basic`, expected \"sigv4\" or \"none\""]);
+        let errs = admin("access_key_id = \"AKID\"\n");
+        assert_eq!(errs, ["t.toml:17:17: access_key_id needs secret_access_key or secret_access_key_env"]);
+        let errs = admin("secret_access_key = \"s\"\n");
+        assert_eq!(errs, ["t.toml:17:21: a secret access key needs its access_key_id"]);
+        let errs = admin("access_key_id = \"A/B\"\nsecret_access_key = \"s\"\n");
+        assert!(errs[0].starts_with("t.toml:17:17: access_key_id must be"), "{errs:#?}");
+        let errs = admin("access_key_id = \"A\"\nsecret_access_key = \"s\"\nsecret_access_key_env = \"PATH\"\n");
+        assert_eq!(errs, ["t.toml:18:21: set secret_access_key or secret_access_key_env, not both"]);
+        let errs = admin("access_key_id = \"A\"\nsecret_access_key_env = \"EDGESPLIT_TEST_SURELY_UNSET\"\n");
+        assert_eq!(errs, ["t.toml:18:25: environment variable `EDGESPLIT_TEST_SURELY_UNSET` is not set"]);
+        let errs = admin("access_key_id = \"A\"\nsecret_access_key = \"\"\n");
+        assert_eq!(errs, ["t.toml:18:21: secret_access_key must not be empty"]);
+        let errs = admin("auth = \"none\"\nmetrics_token = \"two words\"\n");
+        assert_eq!(errs, ["t.toml:18:17: the metrics token must be printable ASCII with no spaces"]);
+        let errs = admin("auth = \"none\"\nmetrics_token_env = \"EDGESPLIT_TEST_SURELY_UNSET\"\n");
+        assert_eq!(errs, ["t.toml:18:21: environment variable `EDGESPLIT_TEST_SURELY_UNSET` is not set"]);
+        // A variable that is set (PATH always is) is read at load.
+        let c = parse_to_run(
+            &format!("{GOOD}\n[admin]\naccess_key_id = \"A\"\nsecret_access_key_env = \"PATH\"\n"),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.admin_auth.credentials.unwrap().secret, std::env::var("PATH").unwrap());
+        // A broken [admin] is reported once, not also as missing credentials.
+        let errs = admin("colour = 1\n");
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("unknown field `colour`"), "{errs:#?}");
     }
 }

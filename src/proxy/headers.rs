@@ -37,8 +37,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Whether a request asks to switch protocols (`Connection: upgrade` with an `Upgrade` header).
+///
+/// `Upgrade: h2c` never counts (its hop-by-hop headers are then stripped like any others): a tunnel to an
+/// origin that accepted it would carry later requests past routing and header hygiene (h2c smuggling),
+/// and RFC 9113 dropped that upgrade anyway. Clients speak h2c to edgesplit with prior knowledge.
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    let upgrade = headers.get_all(header::UPGRADE);
+    upgrade.iter().next().is_some()
+        && !upgrade
+            .iter()
+            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c")))
         && headers
             .get_all(header::CONNECTION)
             .iter()

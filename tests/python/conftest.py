@@ -29,6 +29,10 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 10.0
 
+# The admin API's key pair in every config this suite writes; boto3 clients sign with it (SigV4).
+ACCESS_KEY_ID = "AKIDEDGESPLITTEST"
+SECRET_ACCESS_KEY = "edgesplit-suite-secret"
+
 WEB_STAGING = "d111111abcdef8.cloudfront.net"
 SHOP_STAGING = "dshop.cloudfront.net"
 BLOG_STAGING = "dblog.cloudfront.net"
@@ -114,12 +118,16 @@ def render_config(
     *,
     max_policies: int = 20,
     pins: dict[str, str] | None = None,
+    admin: str | None = None,
 ) -> str:
     """The suite's config: three distributions (web, shop, blog), each with a staging pool and staging DNS name.
 
-    `pins` maps a distribution id to the policy id it pins with `continuous_deployment_policy_id`.
+    `pins` maps a distribution id to the policy id it pins with `continuous_deployment_policy_id`. `admin`
+    replaces the [admin] keys after `listen` (default: the suite's SigV4 key pair).
     """
     pins = pins or {}
+    if admin is None:
+        admin = f'access_key_id = "{ACCESS_KEY_ID}"\nsecret_access_key = "{SECRET_ACCESS_KEY}"\n'
     out = f"""\
 [[listener]]
 name = "http"
@@ -127,7 +135,7 @@ listen = "127.0.0.1:0"
 
 [admin]
 listen = "127.0.0.1:0"
-
+{admin}
 [store]
 path = "{store}"
 
@@ -173,7 +181,7 @@ def _field(line: str, name: str) -> str:
 class EdgeSplit:
     """One running `edgesplit run --config FILE`; stdout (and stderr) collected line by line in a thread."""
 
-    def __init__(self, binary: Path, config_path: Path):
+    def __init__(self, binary: Path, config_path: Path, env: dict[str, str] | None = None):
         self.config_path = config_path
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -184,6 +192,7 @@ class EdgeSplit:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            env={**os.environ, **env} if env else None,
         )
         self._reader = threading.Thread(target=self._read, name="edgesplit-stdout", daemon=True)
         self._reader.start()
@@ -259,8 +268,8 @@ class EdgeSplit:
             "cloudfront",
             endpoint_url=f"http://{self.admin}",
             region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
             config=_BOTO_CONFIG,
         )
 
@@ -314,9 +323,9 @@ class Launcher:
     def config(self, **kwargs) -> str:
         return render_config(self.store, self.origins, **kwargs)
 
-    def start(self, config_text: str | None = None, **kwargs) -> EdgeSplit:
+    def start(self, config_text: str | None = None, env: dict[str, str] | None = None, **kwargs) -> EdgeSplit:
         self.config_path.write_text(config_text if config_text is not None else self.config(**kwargs))
-        es = EdgeSplit(self.binary, self.config_path)
+        es = EdgeSplit(self.binary, self.config_path, env)
         self.running.append(es)
         return es
 

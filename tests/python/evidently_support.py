@@ -13,10 +13,13 @@ import http.client
 import json
 from dataclasses import dataclass
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import _BOTO, EdgeSplit  # noqa: F401 - the shared boto3 session caches the service models
+from conftest import _BOTO, ACCESS_KEY_ID, SECRET_ACCESS_KEY, EdgeSplit  # noqa: F401 - the session caches models
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -40,8 +43,8 @@ def evidently_client(es: EdgeSplit, sent: list | None = None):
         "evidently",
         endpoint_url=f"http://{es.admin}",
         region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         config=_CONFIG,
     )
     if sent is not None:
@@ -136,13 +139,17 @@ def field_names(r: dict) -> list[str]:
 
 
 def raw_request(es: EdgeSplit, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    """(status, headers as a lower-cased dict, body bytes) of one plain HTTP request to the admin listener."""
+    """(status, headers as a lower-cased dict, body bytes) of one plain HTTP request to the admin listener,
+    SigV4-signed for Evidently with the suite's key (a `Host` in `headers` is what gets signed)."""
     host, port = es.admin.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
         hdrs = {"Content-Type": "application/json"}
         hdrs.update(headers or {})
-        conn.request(method, path, body=body, headers=hdrs)
+        signed_host = next((v for k, v in hdrs.items() if k.lower() == "host"), es.admin)
+        req = AWSRequest(method=method, url=f"http://{signed_host}{path}", data=body or b"", headers=hdrs)
+        SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "evidently", REGION).add_auth(req)
+        conn.request(method, path, body=body, headers=dict(req.headers.items()))
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data

@@ -17,7 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import BLOG_STAGING, SHOP_STAGING, WEB_STAGING
+from conftest import ACCESS_KEY_ID, BLOG_STAGING, SECRET_ACCESS_KEY, SHOP_STAGING, WEB_STAGING
 
 CD_PATH = "/2020-05-31/continuous-deployment-policy"
 COOKIE = "edgesplit-cd"
@@ -81,7 +81,7 @@ def raw_admin(es, method: str, path: str, body: bytes | None) -> tuple[int, dict
     """A SigV4-signed request to the admin listener, sent with http.client (so the body can be anything)."""
     url = f"http://{es.admin}{path}"
     req = AWSRequest(method=method, url=url, data=body or b"", headers={"Content-Length": str(len(body or b""))})
-    SigV4Auth(Credentials("test", "test"), "cloudfront", "us-east-1").add_auth(req)
+    SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "cloudfront", "us-east-1").add_auth(req)
     prepared = req.prepare()
     conn = http.client.HTTPConnection(es.admin, timeout=10)
     try:

@@ -157,12 +157,13 @@ impl Edge {
     }
 }
 
-/// A one-listener, one-distribution config: listener `http` on port 0, admin on port 0, the primary pool
-/// on `primary` (and staging on `staging` if given), plus `extra` TOML appended verbatim.
+/// A one-listener, one-distribution config: listener `http` on port 0, admin on port 0 with
+/// `auth = "none"` (so tests call the admin API unsigned; `tests/admin_auth.rs` covers SigV4), the primary
+/// pool on `primary` (and staging on `staging` if given), plus `extra` TOML appended verbatim.
 pub fn simple_config(primary: &str, staging: Option<&str>, extra: &str) -> String {
     let staging = staging.map_or(String::new(), |s| format!("[distribution.staging]\norigins = [\"{s}\"]\n"));
     format!(
-        "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+        "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n\n\
          [log]\nlevel = \"warn\"\n\n\
          [[distribution]]\nid = \"web\"\ndomains = [\"*\"]\n[distribution.primary]\norigins = [\"{primary}\"]\n{staging}\n{extra}"
     )

@@ -71,7 +71,7 @@ fn result(
 
 /// The project's name, checked against the snapshot (no lock).
 fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
-    let name = project_ref(p)?;
+    let name = project_ref(&snapshot.arn_base, p)?;
     if !snapshot.projects.contains_key(&name) {
         let arn = format!("{}:project/{name}", snapshot.arn_base);
         return Err(not_found("project", &arn, format!("Project does not exist with arn '{arn}'")));

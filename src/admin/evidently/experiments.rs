@@ -327,7 +327,7 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     if let Some(c) = &b.online_ab_config {
         parse_online_ab(c)?;
     }
-    let segment = b.segment.as_deref().map(|s| segment_ref("segment", s)).transpose()?;
+    let segment = b.segment.as_deref().map(|s| segment_ref(&Arns(&st.config).base(), "segment", s)).transpose()?;
     let t = now();
     let mut x = Experiment {
         project: project.clone(),
@@ -400,7 +400,7 @@ pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &
     if let Some(c) = &b.online_ab_config {
         parse_online_ab(c)?;
     }
-    let segment = b.segment.as_deref().map(|s| segment_ref("segment", s)).transpose()?;
+    let segment = b.segment.as_deref().map(|s| segment_ref(&Arns(&st.config).base(), "segment", s)).transpose()?;
     let arn = Arns(&st.config).experiment(&x.project, &x.name);
     match x.status {
         RunStatus::Completed | RunStatus::Cancelled => {

@@ -251,7 +251,8 @@ fn parse_weights(field: &str, weights: &BTreeMap<String, i64>) -> EvResult<()> {
     Ok(())
 }
 
-fn parse_steps(config: SplitsConfig) -> EvResult<Vec<ScheduledStep>> {
+/// `arn_base` is the account's (segments may be named by ARN).
+fn parse_steps(arn_base: &str, config: SplitsConfig) -> EvResult<Vec<ScheduledStep>> {
     let configs = required("scheduledSplitsConfig.steps", config.steps)?;
     if configs.is_empty() || configs.len() > MAX_STEPS {
         return Err(invalid("scheduledSplitsConfig.steps", format!("a launch has 1 to {MAX_STEPS} steps")));
@@ -276,7 +277,7 @@ fn parse_steps(config: SplitsConfig) -> EvResult<Vec<ScheduledStep>> {
         let mut segment_overrides: Vec<SegmentOverride> = Vec::with_capacity(override_configs.len());
         for (j, o) in override_configs.into_iter().enumerate() {
             let of = |m: &str| format!("{field}.segmentOverrides[{j}].{m}");
-            let segment = segment_ref(&of("segment"), &required(&of("segment"), o.segment)?)?;
+            let segment = segment_ref(arn_base, &of("segment"), &required(&of("segment"), o.segment)?)?;
             let evaluation_order = required(&of("evaluationOrder"), o.evaluation_order)?;
             if segment_overrides.iter().any(|p| p.evaluation_order == evaluation_order) {
                 return Err(invalid(
@@ -453,7 +454,8 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
     let groups = parse_groups(required("groups", b.groups)?)?;
-    let steps = b.scheduled_splits_config.map(parse_steps).transpose()?.unwrap_or_default();
+    let base = Arns(&st.config).base();
+    let steps = b.scheduled_splits_config.map(|c| parse_steps(&base, c)).transpose()?.unwrap_or_default();
     let metric_monitors = b.metric_monitors.map(parse_monitors).transpose()?.unwrap_or_default();
     let t = now();
     let l = Launch {
@@ -511,7 +513,8 @@ pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &
     check_description("description", &b.description)?;
     check_salt(&b.randomization_salt)?;
     let groups = b.groups.map(parse_groups).transpose()?;
-    let steps = b.scheduled_splits_config.map(parse_steps).transpose()?;
+    let base = Arns(&st.config).base();
+    let steps = b.scheduled_splits_config.map(|c| parse_steps(&base, c)).transpose()?;
     let monitors = b.metric_monitors.map(parse_monitors).transpose()?;
     let arn = Arns(&st.config).launch(&l.project, &l.name);
     if ended(l.status) {

@@ -53,6 +53,11 @@ pub fn invalid(field: &str, message: impl Into<String>) -> EvError {
         .with("fieldList", json!([{ "name": field, "message": message }]))
 }
 
+/// `AccessDeniedException` (403): the request's signature or credentials were refused.
+pub fn access_denied(message: impl Into<String>) -> EvError {
+    EvError::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+}
+
 /// `ValidationException` for a body that is not the JSON the operation takes (`reason: cannotParse`).
 pub fn cannot_parse(message: impl Into<String>) -> EvError {
     EvError::new(StatusCode::BAD_REQUEST, "ValidationException", message).with("reason", "cannotParse")
@@ -377,27 +382,39 @@ pub fn check_tags(tags: &crate::evidently::model::Tags) -> EvResult<()> {
     Ok(())
 }
 
-/// A `{project}` reference: a name or a project ARN.
-pub fn project_ref(r: &str) -> EvResult<String> {
-    let name = match r.strip_prefix("arn:") {
-        Some(_) => r
-            .rsplit_once(":project/")
-            .map(|(_, n)| n)
-            .ok_or_else(|| invalid("project", "is not a project name or ARN"))?,
-        None => r,
-    };
+/// The name in a reference to a `kind` (`project`, `segment`): the reference itself, or the name in an
+/// ARN of this account and region (`arn_base` is `arn:aws:evidently:{region}:{account}`). An ARN of
+/// another account or region names a resource that is not here (404), never the local one of that
+/// name; anything else that starts with `arn:` is malformed (400).
+fn named<'r>(arn_base: &str, field: &str, kind: &str, r: &'r str) -> EvResult<&'r str> {
+    if !r.starts_with("arn:") {
+        return Ok(r);
+    }
+    let resource = |arn: &'r str| arn.strip_prefix(kind).and_then(|rest| rest.strip_prefix('/'));
+    if let Some(name) = r.strip_prefix(arn_base).and_then(|rest| rest.strip_prefix(':')).and_then(resource) {
+        return Ok(name);
+    }
+    let parts: Vec<&str> = r.splitn(6, ':').collect();
+    match (parts.as_slice(), parts.get(5).copied().and_then(resource)) {
+        ([_, _, "evidently", _, _, _], Some(name)) if !name.is_empty() && name_chars(name) => {
+            let mut title = kind.to_string();
+            title[..1].make_ascii_uppercase();
+            Err(not_found(kind, r, format!("{title} does not exist with arn '{r}'")))
+        }
+        _ => Err(invalid(field, format!("is not a {kind} name or ARN"))),
+    }
+}
+
+/// A `{project}` reference: a name or a project ARN of this account and region.
+pub fn project_ref(arn_base: &str, r: &str) -> EvResult<String> {
+    let name = named(arn_base, "project", "project", r)?;
     check_name("project", name, 127)?;
     Ok(name.to_string())
 }
 
-/// A segment reference: a name or a segment ARN.
-pub fn segment_ref(field: &str, r: &str) -> EvResult<String> {
-    let name = match r.strip_prefix("arn:") {
-        Some(_) => {
-            r.rsplit_once(":segment/").map(|(_, n)| n).ok_or_else(|| invalid(field, "is not a segment name or ARN"))?
-        }
-        None => r,
-    };
+/// A segment reference: a name or a segment ARN of this account and region.
+pub fn segment_ref(arn_base: &str, field: &str, r: &str) -> EvResult<String> {
+    let name = named(arn_base, field, "segment", r)?;
     check_name(field, name, 64)?;
     Ok(name.to_string())
 }
@@ -425,7 +442,7 @@ pub fn check_new_in_project<T>(
 
 /// The project `r` names, or 404.
 pub fn find_project<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a crate::evidently::model::Project> {
-    let name = project_ref(r)?;
+    let name = project_ref(&Arns(&st.config).base(), r)?;
     st.evidently.projects.get(&name).ok_or_else(|| {
         let arn = Arns(&st.config).project(&name);
         not_found("project", &arn, format!("Project does not exist with arn '{arn}'"))
@@ -572,4 +589,43 @@ fn tags_write(plane: &Plane, st: &mut ControlState, arn: &str, call: &Call, add:
         resource.ok_or_else(|| not_found("resource", arn, format!("Resource does not exist with arn '{arn}'")))?;
     commit(plane, st, vec![resource], Vec::new())?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "arn:aws:evidently:us-east-1:000000000000";
+
+    #[test]
+    fn references_by_name_or_by_an_arn_of_this_account_only() {
+        assert_eq!(project_ref(BASE, "shop").unwrap(), "shop");
+        assert_eq!(project_ref(BASE, &format!("{BASE}:project/shop")).unwrap(), "shop");
+        assert_eq!(segment_ref(BASE, "segment", &format!("{BASE}:segment/s")).unwrap(), "s");
+        // Regression: another account's or region's ARN named the local project of the same name.
+        let kind = |r: &str| project_ref(BASE, r).unwrap_err().kind;
+        assert_eq!(kind("arn:aws:evidently:us-east-1:999999999999:project/shop"), "ResourceNotFoundException");
+        assert_eq!(kind("arn:aws:evidently:eu-west-1:000000000000:project/shop"), "ResourceNotFoundException");
+        let e = segment_ref(BASE, "segment", "arn:aws:evidently:us-east-1:999999999999:segment/s").unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                "Segment does not exist with arn 'arn:aws:evidently:us-east-1:999999999999:segment/s'"
+            )
+        );
+        // Malformed, or traversal in the name: 400.
+        for bad in [
+            "arn:aws:evidently:us-east-1:000000000000:segment/x:project/shop",
+            "arn:aws:evidently:us-east-1:000000000000:project/shop/feature/f",
+            "arn:aws:evidently:us-east-1:000000000000:project/shop/../other",
+            "arn:aws:evidently:us-east-1:999999999999:project/shop/../other",
+            "arn:aws:s3:::project/shop",
+            "arn:",
+            "shop/../other",
+            "..%2Fother",
+        ] {
+            assert_eq!(kind(bad), "ValidationException", "{bad}");
+        }
+    }
 }

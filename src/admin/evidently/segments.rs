@@ -62,7 +62,7 @@ pub fn view(st: &ControlState, s: &Segment) -> Value {
 }
 
 fn find<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a Segment> {
-    let name = segment_ref("segment", r)?;
+    let name = segment_ref(&Arns(&st.config).base(), "segment", r)?;
     st.evidently.segments.get(&name).ok_or_else(|| {
         let arn = Arns(&st.config).segment(&name);
         not_found("segment", &arn, format!("Segment does not exist with arn '{arn}'"))
