@@ -35,6 +35,8 @@ pub struct ServerCtx {
     pub tracker: TaskTracker,
     /// Cancelled once at shutdown: listeners stop, connections drain.
     pub shutdown: CancellationToken,
+    /// The threads that accept and serve client connections.
+    pub workers: Workers,
 }
 
 /// Per-listener settings read at each accept, so a reload changes them without rebinding.
@@ -71,24 +73,113 @@ impl RunningListener {
 
 /// Binds `addr` with SO_REUSEADDR and a deep backlog.
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_socket(addr, false)
+}
+
+fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
     socket.bind(addr)?;
     socket.listen(4096)
 }
 
-/// Binds a listener and starts its accept loop.
+/// The most worker threads edgesplit runs, whatever the core count.
+pub const MAX_WORKERS: usize = 256; // `limits.workers` allows 0..=256
+
+thread_local! {
+    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Which data-plane worker this thread is, if it is one.
+pub fn worker_index() -> Option<usize> {
+    WORKER.get()
+}
+
+/// The data plane's threads: one single-threaded tokio runtime per core, each accepting on its own
+/// SO_REUSEPORT socket of every listener and serving its connections start to finish, nginx style.
+/// A request, its client connection and its pooled origin connection stay on one thread, so nothing on
+/// the request path wakes another thread. The control plane and the admin API run on the main runtime.
+pub struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: CancellationToken,
+}
+
+impl Workers {
+    /// Starts `n` workers (at least one, at most [`MAX_WORKERS`]).
+    pub fn start(n: usize) -> io::Result<Workers> {
+        let stop = CancellationToken::new();
+        let mut handles = Vec::new();
+        for i in 0..n.clamp(1, MAX_WORKERS) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let stop = stop.clone();
+            std::thread::Builder::new().name(format!("edgesplit-w{i}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => return drop(tx.send(Err(e))),
+                };
+                WORKER.set(Some(i));
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(stop.cancelled());
+            })?;
+            handles.push(rx.recv().map_err(|_| io::Error::other("a worker thread died at start"))??);
+        }
+        Ok(Workers { handles, stop })
+    }
+
+    /// How many workers there are: one per core unless configured.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Ends every worker thread; what still runs there is dropped. Called after the drain.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Binds a listener, one socket per worker, and starts the accept loops.
+///
+/// With several workers the sockets share the port through SO_REUSEPORT, and the kernel spreads new
+/// connections across them. Because SO_REUSEPORT would also let a second edgesplit share a port in
+/// use, the address is first bound once without it: a port taken by anyone fails as it should.
 pub fn start_listener(
     config: &ListenerConfig,
     settings: ListenerSettings,
     ctx: &Arc<ServerCtx>,
 ) -> io::Result<RunningListener> {
-    let listener = bind_tcp(config.addr)?;
-    let local = listener.local_addr()?;
+    let workers = &ctx.workers.handles;
+    let probe = {
+        let _rt = workers[0].enter();
+        bind_socket(config.addr, false)?
+    };
+    let local = probe.local_addr()?;
+    let mut sockets = Vec::with_capacity(workers.len());
+    if workers.len() == 1 {
+        sockets.push(probe);
+    } else {
+        drop(probe);
+        for w in workers {
+            let _rt = w.enter();
+            sockets.push(bind_socket(local, true)?);
+        }
+    }
     let settings = Arc::new(ArcSwap::from_pointee(settings));
     let stop = ctx.shutdown.child_token();
-    tokio::spawn(accept_loop(listener, settings.clone(), ctx.clone(), stop.clone()));
-    tracing::info!(listener = %config.name, addr = %local, tls = config.tls.is_some(), "Listening");
+    for (w, listener) in workers.iter().zip(sockets) {
+        w.spawn(accept_loop(listener, settings.clone(), ctx.clone(), stop.clone()));
+    }
+    tracing::info!(listener = %config.name, addr = %local, tls = config.tls.is_some(), workers = workers.len(), "Listening");
     Ok(RunningListener { name: config.name.clone(), configured: config.addr, local, settings, stop })
 }
 
@@ -100,11 +191,6 @@ async fn accept_loop(
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
-        // Take the permit first: at the cap, new clients wait in the kernel's backlog (as HAProxy's maxconn).
-        let permit = tokio::select! {
-            p = ctx.conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.cancelled() => return,
-        };
         let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(conn) => conn,
@@ -116,6 +202,14 @@ async fn accept_loop(
                     continue;
                 }
             },
+            _ = stop.cancelled() => return,
+        };
+        // At the cap, this worker holds the new client unserved and accepts no more until a slot frees:
+        // the others wait in the kernel's backlog (as HAProxy's maxconn). Accepting before taking the
+        // permit matters with several workers: a permit taken first could sit idle on one worker while
+        // a client waits on another's socket.
+        let permit = tokio::select! {
+            p = ctx.conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = stop.cancelled() => return,
         };
         backoff = Duration::from_millis(5);

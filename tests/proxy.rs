@@ -263,3 +263,77 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
     let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// A hand-written HTTP/1.1 origin that counts the connections it accepts. `mode`: "length" answers with
+/// Content-Length, "chunked" with a chunked body, "close" answers with Content-Length and then closes the
+/// connection without saying so (as an origin whose keep-alive timer fires while the proxy pools it).
+async fn counting_origin(mode: &'static str) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer: &[u8] = match mode {
+                        "chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                    };
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    if mode == "close" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn origin_connections_are_reused_for_length_and_chunked_bodies() {
+    for mode in ["length", "chunked"] {
+        let (addr, accepted) = counting_origin(mode).await;
+        let edge = Edge::start(&simple_config(&format!("http://{addr}"), None, "[limits]\nworkers = 1\n")).await;
+        let client = http1_client();
+        for _ in 0..20 {
+            let req = Request::get(edge.url("http", "/")).body(Empty::new().map_err(|n| match n {}).boxed()).unwrap();
+            let (status, _, body) = send(&client, req).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "{mode}");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "{mode}: one pooled connection");
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_origin_closed_is_replaced_without_an_error() {
+    let (addr, accepted) = counting_origin("close").await;
+    let edge = Edge::start(&simple_config(&format!("http://{addr}"), None, "[limits]\nworkers = 1\n")).await;
+    let client = http1_client();
+    for i in 0..10 {
+        let req = Request::get(edge.url("http", "/")).body(Empty::new().map_err(|n| match n {}).boxed()).unwrap();
+        let (status, _, body) = send(&client, req).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "request {i}");
+        // Half the time the next request comes before the proxy has seen the close: it must be re-sent.
+        if i % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 10);
+}

@@ -5,6 +5,7 @@
 pub mod cookie;
 pub mod model;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -118,14 +119,17 @@ impl Rule {
     /// The `Set-Cookie` value for a session of this rule.
     pub fn set_cookie(&self, settings: &CdSettings, session: &Session, now: u64, secure: bool) -> Option<HeaderValue> {
         let Rule::Weight { sticky: Some(st), .. } = self else { return None };
-        let value = settings.key.encode(&st.policy_id, session);
         let max_age = st.idle.min(st.max.saturating_sub(now.saturating_sub(session.issued)));
-        let secure = if secure { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!(
-            "{}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}",
-            settings.cookie_name
-        ))
-        .ok()
+        // One buffer, handed to the header without a copy.
+        let mut line = String::with_capacity(128);
+        line.push_str(&settings.cookie_name);
+        line.push('=');
+        settings.key.encode_into(&st.policy_id, session, &mut line);
+        let _ = write!(line, "; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax");
+        if secure {
+            line.push_str("; Secure");
+        }
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
     }
 }
 

@@ -73,6 +73,9 @@ struct Memory {
     order: VecDeque<(Key, i64)>,
 }
 
+/// How often the queue is moved into the memory; the queue holds far more than a tick's worth.
+const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub struct ExposureLog {
     tx: mpsc::Sender<Exposure>,
     rx: Mutex<Option<mpsc::Receiver<Exposure>>>,
@@ -115,13 +118,22 @@ impl ExposureLog {
     }
 
     /// Moves queued exposures into the memory until the log is dropped. Run it once, on the runtime.
+    ///
+    /// It drains the queue on a short tick rather than waiting on it: a waiting receiver would be woken,
+    /// across threads, by nearly every request that records an exposure.
     pub async fn run(self: Arc<Self>) {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(mut rx) = rx else { return };
-        let mut batch = Vec::with_capacity(256);
-        while rx.recv_many(&mut batch, 256).await > 0 {
-            for e in batch.drain(..) {
-                self.insert(e);
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => self.insert(e),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
             }
         }
     }

@@ -10,10 +10,15 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::Finish;
+use super::pool::Lease;
 
 pub struct ProxyBody {
     kind: Kind,
     finish: Option<Finish>,
+    /// The origin connection, back to the pool once the body has ended.
+    lease: Option<Lease>,
+    /// The body said it was over (a chunked body's length stays unknown to the end).
+    ended: bool,
 }
 
 enum Kind {
@@ -22,12 +27,24 @@ enum Kind {
 }
 
 impl ProxyBody {
-    pub fn upstream(body: Incoming, finish: Finish) -> Self {
-        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish) }
+    pub fn upstream(body: Incoming, finish: Finish, lease: Option<Lease>) -> Self {
+        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false }
     }
 
     pub fn full(bytes: Bytes, finish: Option<Finish>) -> Self {
-        ProxyBody { kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())), finish }
+        ProxyBody { kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())), finish, lease: None, ended: false }
+    }
+}
+
+impl Drop for ProxyBody {
+    /// A connection whose response was read to the end can serve the next request; one cut short cannot
+    /// (dropping its lease closes it).
+    fn drop(&mut self) {
+        if let (Some(lease), Kind::Upstream(body)) = (self.lease.take(), &self.kind)
+            && (self.ended || body.is_end_stream())
+        {
+            lease.release();
+        }
     }
 }
 
@@ -48,6 +65,9 @@ impl Body for ProxyBody {
         }
         if let (Poll::Ready(Some(Err(_))), Some(finish)) = (&polled, &mut this.finish) {
             finish.body_error = true;
+        }
+        if let Poll::Ready(None) = polled {
+            this.ended = true;
         }
         polled
     }

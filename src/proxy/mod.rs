@@ -4,6 +4,7 @@
 
 mod body;
 pub mod headers;
+pub mod pool;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 pub use body::ProxyBody;
 use headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use pool::{Lease, PoolError};
 use upstream::{Clients, UpBody};
 
 use crate::cd::{Outcome, cookie};
@@ -138,6 +140,8 @@ static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
 enum SendError {
     /// No connection: nothing was sent.
     Connect(String),
+    /// The client's request body failed: the client's fault, answered 400.
+    ClientBody(String),
     Timeout,
     Other(String),
 }
@@ -152,16 +156,18 @@ fn aim(
     host: &Option<HeaderValue>,
     upgrade: bool,
 ) -> bool {
+    let h2 = !upgrade && pool.protocol == UpstreamProtocol::Http2;
+    // HTTP/1.1 goes out in origin form (our pool knows the origin); hyper-util's HTTP/2 client picks its
+    // connection by the absolute URI.
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(origin.scheme.clone());
-    uri.authority = Some(origin.authority.clone());
+    if h2 {
+        uri.scheme = Some(origin.scheme.clone());
+        uri.authority = Some(origin.authority.clone());
+    }
     uri.path_and_query = Some(path.clone());
     let Ok(uri) = Uri::from_parts(uri) else { return false };
     parts.uri = uri;
-    parts.version = match (upgrade, pool.protocol) {
-        (false, UpstreamProtocol::Http2) => Version::HTTP_2,
-        _ => Version::HTTP_11,
-    };
+    parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     match (&pool.host, host) {
         (Some(forced), _) => {
             parts.headers.insert(header::HOST, forced.clone());
@@ -186,16 +192,40 @@ impl Proxy {
         self.clock_skew_ms.fetch_add(by.as_millis() as i64, Relaxed);
     }
 
+    /// One exchange with `origin`, bounded by the upstream response timeout. HTTP/1.1 (and every
+    /// upgrade) through our per-worker pool, HTTP/2 through hyper-util's client.
     async fn send(
         &self,
         state: &State,
+        origin: &Origin,
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
-    ) -> Result<Response<Incoming>, SendError> {
-        match tokio::time::timeout(state.upstream_response, state.clients.get(protocol).request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
-            Ok(Err(e)) => Err(SendError::Other(error_chain(&e))),
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+        let exchange = async {
+            if upgrade || protocol == UpstreamProtocol::Http1 {
+                let tls = origin.scheme == http::uri::Scheme::HTTPS;
+                return state.clients.h1.send(tls, &origin.authority, req, upgrade).await.map_err(|e| match e {
+                    PoolError::Connect(e) => SendError::Connect(e),
+                    PoolError::ClientBody(e) => SendError::ClientBody(e),
+                    PoolError::Other(e) => SendError::Other(e),
+                });
+            }
+            match state.clients.h2().request(req).await {
+                Ok(resp) => Ok((resp, None)),
+                Err(e) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+                Err(e)
+                    if std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<hyper::Error>())
+                        .is_some_and(hyper::Error::is_user) =>
+                {
+                    Err(SendError::ClientBody(error_chain(&e)))
+                }
+                Err(e) => Err(SendError::Other(error_chain(&e))),
+            }
+        };
+        match tokio::time::timeout(state.upstream_response, exchange).await {
+            Ok(r) => r,
             Err(_) => Err(SendError::Timeout),
         }
     }
@@ -310,7 +340,8 @@ impl Proxy {
         }
 
         let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
-        let mut sent = self.send(&state, protocol, Request::from_parts(parts, UpBody::Client(body))).await;
+        let mut sent =
+            self.send(&state, origin, protocol, Request::from_parts(parts, UpBody::Client(body)), upgrade).await;
         let mut origin = origin;
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
             origin.health.mark_down(state.routes.unhealthy_for_ms);
@@ -326,19 +357,25 @@ impl Proxy {
                     a.upstream = Some(primary.label.clone());
                 }
                 origin = primary;
-                sent = self.send(&state, dist.primary.protocol, Request::from_parts(parts, UpBody::Empty)).await;
+                sent = self
+                    .send(&state, primary, dist.primary.protocol, Request::from_parts(parts, UpBody::Empty), false)
+                    .await;
             }
         }
-        let mut resp = match sent {
-            Ok(resp) => {
+        let (mut resp, lease) = match sent {
+            Ok(sent) => {
                 origin.health.mark_up();
-                resp
+                sent
             }
             Err(SendError::Connect(e)) => {
                 origin.health.mark_down(state.routes.unhealthy_for_ms);
                 self.metrics.upstream_error(UpstreamError::Connect);
                 tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
                 return synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish);
+            }
+            Err(SendError::ClientBody(e)) => {
+                tracing::debug!(error = %e, client.addr = %conn.client, "The client's request body failed");
+                return synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish);
             }
             Err(SendError::Other(e)) => {
                 self.metrics.upstream_error(UpstreamError::Protocol);
@@ -377,7 +414,7 @@ impl Proxy {
             }
         }
         finish.status = rparts.status.as_u16();
-        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
+        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish, lease))
     }
 }
 
@@ -405,7 +442,7 @@ async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade:
 }
 
 /// `error: cause: cause` for logs; hyper's own Display is terse.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

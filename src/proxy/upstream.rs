@@ -1,8 +1,9 @@
-//! The pooled upstream clients: one for HTTP/1.1 origins, one for HTTP/2 origins (prior knowledge on
-//! `http://`, ALPN `h2` on `https://`). Rebuilt only when `[upstream]` or the upstream timeouts change,
+//! The upstream clients: HTTP/1.1 origins through [`super::pool`], HTTP/2 origins (prior knowledge on
+//! `http://`, ALPN `h2` on `https://`) through hyper-util's client. Rebuilt only when `[upstream]` or the upstream timeouts change,
 //! so a routing reload keeps the warm connection pools.
 
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,7 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::{Timeouts, UpstreamConfig, UpstreamProtocol};
+use super::pool::H1Pool;
+use crate::config::{Timeouts, UpstreamConfig};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpBody>;
 
@@ -50,49 +52,56 @@ impl Body for UpBody {
     }
 }
 
+/// The upstream clients: our own per-worker pool for HTTP/1.1 origins ([`H1Pool`]), and for HTTP/2
+/// origins one hyper-util client per worker thread, each made on first use there, so that its pooled
+/// connections run on that worker's runtime (a request and its origin connection never wake each other
+/// across threads). Slot 0 serves threads that are not workers (tests, the admin API).
 pub struct Clients {
-    h1: HttpClient,
-    h2: HttpClient,
+    pub h1: H1Pool,
+    h2: Box<[OnceLock<HttpClient>]>,
+    tls: rustls::ClientConfig,
+    pool_max_idle_per_host: usize,
     /// What they were built from, to know when a reload must rebuild them.
     pub built_from: (UpstreamConfig, Timeouts),
 }
 
 impl Clients {
+    /// Fails only if the TLS settings towards origins cannot be loaded (`ca_file`).
     pub fn build(upstream: &UpstreamConfig, timeouts: &Timeouts) -> Result<Clients, String> {
-        let h1 = client(upstream, timeouts, UpstreamProtocol::Http1)?;
-        let h2 = client(upstream, timeouts, UpstreamProtocol::Http2)?;
-        Ok(Clients { h1, h2, built_from: (upstream.clone(), *timeouts) })
+        let tls = crate::tls::client_config(upstream.ca_file.as_deref())?;
+        let h1 = H1Pool::new(&tls, timeouts.upstream_connect, timeouts.upstream_idle, upstream.pool_max_idle_per_host);
+        let h2 = (0..=crate::server::MAX_WORKERS).map(|_| OnceLock::new()).collect();
+        Ok(Clients {
+            h1,
+            h2,
+            tls,
+            pool_max_idle_per_host: upstream.pool_max_idle_per_host,
+            built_from: (upstream.clone(), *timeouts),
+        })
     }
 
-    pub fn get(&self, protocol: UpstreamProtocol) -> &HttpClient {
-        match protocol {
-            UpstreamProtocol::Http1 => &self.h1,
-            UpstreamProtocol::Http2 => &self.h2,
-        }
+    /// This thread's HTTP/2 client.
+    pub fn h2(&self) -> &HttpClient {
+        let slot = crate::server::worker_index().map_or(0, |i| (i + 1).min(self.h2.len() - 1));
+        self.h2[slot].get_or_init(|| h2_client(&self.tls, self.pool_max_idle_per_host, &self.built_from.1))
     }
 }
 
-fn client(upstream: &UpstreamConfig, timeouts: &Timeouts, protocol: UpstreamProtocol) -> Result<HttpClient, String> {
+fn h2_client(tls: &rustls::ClientConfig, pool_max_idle_per_host: usize, timeouts: &Timeouts) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(timeouts.upstream_connect));
     http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let tls = crate::tls::client_config(upstream.ca_file.as_deref())?;
-    let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
-    let connector = match protocol {
-        UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-        UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
-    };
-    let mut b = Client::builder(TokioExecutor::new());
-    b.pool_timer(TokioTimer::new())
+    let connector =
+        HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http().enable_http2().wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .pool_idle_timeout(timeouts.upstream_idle)
-        .pool_max_idle_per_host(upstream.pool_max_idle_per_host)
+        .pool_max_idle_per_host(pool_max_idle_per_host)
         // edgesplit always writes Host itself (the client's, or the pool's override).
-        .set_host(false);
-    if protocol == UpstreamProtocol::Http2 {
-        b.http2_only(true);
-    }
-    Ok(b.build(connector))
+        .set_host(false)
+        .http2_only(true)
+        .build(connector)
 }

@@ -1,0 +1,249 @@
+//! HTTP/1.1 connections to origins, pooled per worker thread: hyper's `client::conn::http1` under a
+//! pool of our own instead of hyper-util's general client. Each worker keeps its idle connections in a
+//! thread-local list per origin, so a checkout is a pop with no lock, no hash of a pool key and no
+//! channel to a pool task; the connection's task runs on the same single-threaded runtime as the
+//! request. A connection goes back to the list when its response body has been read to the end (see
+//! [`Lease`]); one whose body was cut short is dropped and closes.
+//!
+//! Like hyper-util's client, a request that a reused connection refused before sending anything (the
+//! origin closed it while idle) is sent again on a new connection.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use super::upstream::UpBody;
+
+/// Why an exchange failed: before any byte went out (the origin refused or did not answer the connect),
+/// or later.
+pub enum PoolError {
+    Connect(String),
+    /// The client's request body failed (a malformed chunk, a client gone mid-upload).
+    ClientBody(String),
+    Other(String),
+}
+
+impl PoolError {
+    fn of(e: hyper::Error) -> PoolError {
+        // hyper calls a failure of the body it was given to send a "user" error: here, the client's.
+        if e.is_user() {
+            PoolError::ClientBody(super::error_chain(&e))
+        } else {
+            PoolError::Other(super::error_chain(&e))
+        }
+    }
+}
+
+/// The HTTP/1.1 client settings shared by all workers; the connections themselves are per thread.
+pub struct H1Pool {
+    tls: TlsConnector,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+    /// Tells this pool's idle connections from those of a pool replaced by a reload.
+    id: u64,
+}
+
+/// Origin identity in the idle lists: TLS or not, and host:port.
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    tls: bool,
+    authority: Authority,
+}
+
+struct IdleConn {
+    sender: SendRequest<UpBody>,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Idle {
+    pool: u64,
+    /// Few origins per worker: a scan beats hashing.
+    lists: Vec<(Key, Vec<IdleConn>)>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Idle> = RefCell::new(Idle::default());
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A connection lent to one exchange. [`Lease::release`] puts it back once the response body has ended.
+pub struct Lease {
+    key: Key,
+    sender: SendRequest<UpBody>,
+    pool: u64,
+    max_idle: usize,
+}
+
+impl Lease {
+    /// Returns the connection to this thread's idle list. Called only once the response body ended;
+    /// otherwise the lease is dropped, and with it the connection.
+    pub fn release(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool != self.pool {
+                return;
+            }
+            let list = match idle.lists.iter_mut().position(|(k, _)| *k == self.key) {
+                Some(i) => &mut idle.lists[i].1,
+                None => {
+                    idle.lists.push((self.key, Vec::new()));
+                    // Just pushed: the list is there.
+                    let Some((_, l)) = idle.lists.last_mut() else { return };
+                    l
+                }
+            };
+            if list.len() < self.max_idle {
+                list.push(IdleConn { sender: self.sender, since: Instant::now() });
+            }
+        });
+    }
+}
+
+impl H1Pool {
+    pub fn new(
+        tls: &rustls::ClientConfig,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> H1Pool {
+        let mut tls = tls.clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        H1Pool {
+            tls: TlsConnector::from(Arc::new(tls)),
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            id: NEXT_ID.fetch_add(1, Relaxed),
+        }
+    }
+
+    /// Sends `req` (origin-form URI, Host already set) to `authority`. An upgrade request gets a fresh
+    /// connection that is never pooled. The lease, if any, goes back when the response body has ended.
+    pub async fn send(
+        &self,
+        tls: bool,
+        authority: &Authority,
+        req: Request<UpBody>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Lease>), PoolError> {
+        let key = Key { tls, authority: authority.clone() };
+        let mut req = req;
+        if !upgrade {
+            while let Some(mut sender) = self.checkout(&key) {
+                if sender.ready().await.is_err() {
+                    continue;
+                }
+                match sender.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, Some(self.lease(key, sender)))),
+                    Err(mut e) => match e.take_message() {
+                        // Refused before anything was written: the origin closed it while idle.
+                        Some(r) => req = r,
+                        None => return Err(PoolError::of(e.into_error())),
+                    },
+                }
+            }
+        }
+        // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
+        // several times larger, and moved around as such.
+        let mut sender = Box::pin(self.connect(&key)).await?;
+        let resp = sender.send_request(req).await.map_err(PoolError::of)?;
+        Ok((resp, (!upgrade).then(|| self.lease(key, sender))))
+    }
+
+    fn lease(&self, key: Key, sender: SendRequest<UpBody>) -> Lease {
+        Lease { key, sender, pool: self.id, max_idle: self.max_idle }
+    }
+
+    /// The most recently used idle connection to `key` that is still open and not past the idle timeout.
+    fn checkout(&self, key: &Key) -> Option<SendRequest<UpBody>> {
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool != self.id {
+                // The settings changed (reload): connections made under the old ones are let go.
+                *idle = Idle { pool: self.id, lists: Vec::new() };
+                return None;
+            }
+            let list = &mut idle.lists.iter_mut().find(|(k, _)| k == key)?.1;
+            let now = Instant::now();
+            // The oldest are at the front: drop those past the idle timeout.
+            let stale = list.iter().take_while(|c| now.duration_since(c.since) > self.idle_timeout).count();
+            list.drain(..stale);
+            while let Some(c) = list.pop() {
+                if !c.sender.is_closed() {
+                    return Some(c.sender);
+                }
+            }
+            None
+        })
+    }
+
+    async fn connect(&self, key: &Key) -> Result<SendRequest<UpBody>, PoolError> {
+        let port = if key.tls { 443 } else { 80 };
+        let connected = tokio::time::timeout(self.connect_timeout, tcp_connect(&key.authority, port)).await;
+        let stream = match connected {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(PoolError::Connect(e)),
+            Err(_) => return Err(PoolError::Connect(format!("connect timed out after {:?}", self.connect_timeout))),
+        };
+        let builder = http1::Builder::new();
+        if !key.tls {
+            let (sender, conn) =
+                builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(error = %e, "Origin connection closed with an error");
+                }
+            });
+            return Ok(sender);
+        }
+        let name = pki_types::ServerName::try_from(key.authority.host().trim_matches(['[', ']']).to_string())
+            .map_err(|e| PoolError::Connect(format!("bad TLS server name: {e}")))?;
+        let handshake = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, stream)).await;
+        let stream = match handshake {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(PoolError::Connect(format!("TLS handshake: {e}"))),
+            Err(_) => return Err(PoolError::Connect("TLS handshake timed out".into())),
+        };
+        let (sender, conn) =
+            builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "Origin connection closed with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// Connects to the first address of `authority` that answers.
+async fn tcp_connect(authority: &Authority, default_port: u16) -> Result<TcpStream, String> {
+    let port = authority.port_u16().unwrap_or(default_port);
+    let host = authority.host().trim_matches(['[', ']']);
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("resolving {host}: {e}"))?;
+    let mut last = format!("{host} resolved to no address");
+    for addr in addrs {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+        let Ok(socket) = socket else { continue };
+        let _ = socket.set_keepalive(true);
+        let _ = socket.set_nodelay(true);
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
