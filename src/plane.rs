@@ -51,6 +51,7 @@ struct InlineEpoch {
 impl Plane {
     /// Opens the store, loads the policies, compiles and publishes the first state.
     pub fn new(config: Config, access_log: bool) -> Result<Plane, String> {
+        let max_exposures = config.quotas.exposures;
         let store = match &config.store_path {
             Some(path) => Store::open(path).map_err(|e| e.to_string())?,
             None => {
@@ -82,7 +83,7 @@ impl Plane {
         };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let first = compile(&st, &metrics, &health);
-        let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log));
+        let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log, max_exposures));
         let plane = Plane { proxy, metrics, store, health, state: Mutex::new(st) };
         {
             let mut st = plane.lock();

@@ -191,6 +191,7 @@ pub struct FileEvidently {
     pub max_running_launches_per_project: Option<Spanned<i64>>,
     pub max_experiments_per_project: Option<Spanned<i64>>,
     pub max_running_experiments_per_project: Option<Spanned<i64>>,
+    pub max_exposures: Option<Spanned<i64>>,
     /// Resources declared in the file (GitOps): each entry is the API's create request, in TOML.
     #[serde(default)]
     pub projects: Vec<Spanned<toml::Table>>,

@@ -133,6 +133,8 @@ pub struct EvidentlyQuotas {
     pub running_launches_per_project: usize,
     pub experiments_per_project: usize,
     pub running_experiments_per_project: usize,
+    /// Experiment and launch assignments kept in memory (an hour at most) for attributing events.
+    pub exposures: usize,
 }
 
 /// `[continuous_deployment]`

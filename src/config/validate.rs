@@ -281,6 +281,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         running_launches_per_project: count(&e.max_running_launches_per_project, 50, 1..1_000_001, p),
         experiments_per_project: count(&e.max_experiments_per_project, 500, 1..1_000_001, p),
         running_experiments_per_project: count(&e.max_running_experiments_per_project, 50, 1..1_000_001, p),
+        exposures: count(&e.max_exposures, 100_000, 0..10_000_001, p),
     };
 
     let declared = declarations(e, p);

@@ -103,6 +103,9 @@ impl ExposureLog {
 
     /// Records an exposure without waiting; a full queue drops it (and counts).
     pub fn record(&self, e: Exposure) {
+        if self.capacity == 0 {
+            return;
+        }
         if self.tx.try_send(e).is_err() {
             self.dropped.fetch_add(1, Relaxed);
         }

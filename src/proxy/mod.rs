@@ -230,14 +230,15 @@ impl Proxy {
         }
     }
 
-    pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool) -> Proxy {
+    /// `max_exposures`: how many assignments the exposure memory keeps (`[evidently] max_exposures`).
+    pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool, max_exposures: usize) -> Proxy {
         Proxy {
             state: ArcSwap::from_pointee(state),
             metrics,
             access_log,
             tasks: TaskTracker::new(),
-            // An hour (spec 5.1), and at most a million assignments.
-            exposures: Arc::new(crate::evidently::exposure::ExposureLog::new(3_600_000, 1_000_000)),
+            // An hour (spec 5.1), and a bounded number of assignments.
+            exposures: Arc::new(crate::evidently::exposure::ExposureLog::new(3_600_000, max_exposures)),
             clock_skew_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
