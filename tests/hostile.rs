@@ -343,6 +343,33 @@ async fn a_slowloris_trickling_one_header_byte_a_second_is_cut_at_the_header_tim
     still_serves(&edge).await;
 }
 
+/// The admin listener has its own head deadline (10 s) and connection cap: a trickling client there is
+/// cut too, and the admin API keeps answering meanwhile.
+#[tokio::test]
+async fn a_slowloris_on_the_admin_listener_is_cut_at_its_head_deadline() {
+    let (origin, _log) = recording_origin().await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "")).await;
+    let s = TcpStream::connect(edge.handle.admin_addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for b in format!("GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: {}", "a".repeat(100)).bytes() {
+            if wr.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let (status, _, _) = get(&format!("http://{}/healthz", edge.handle.admin_addr)).await;
+    assert_eq!(status, 200, "the admin API answers while a client trickles");
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut out)).await;
+    trickle.abort();
+    assert!(r.is_ok(), "a trickling admin client was still connected after 20 s");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(9) && elapsed < Duration::from_secs(15), "{elapsed:?}");
+}
+
 // === CR/LF injection into the headers edgesplit writes ===
 
 const EDGE_EVIDENTLY: &str = r#"

@@ -33,6 +33,11 @@ use crate::plane::Plane;
 
 /// The largest admin request body read.
 const MAX_BODY: usize = 1 << 20;
+/// How long an admin request head, or its body, may take to arrive (slowloris).
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Open admin connections at most; past it new ones wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -218,9 +223,10 @@ impl Admin {
     /// then decode the path and dispatch.
     async fn api(&self, api: Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return api.too_large(),
+        // A body trickled in slower than BODY_TIMEOUT is treated like one cut short.
+        let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) | Err(_) => return api.too_large(),
         };
         if let Err(denied) = self.auth.check(api, &parts, &body) {
             return api.denied(denied.message());
@@ -363,7 +369,12 @@ pub fn percent_decode(s: &str) -> Option<String> {
 
 /// Serves the admin API until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.cancelled() => return,
+        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -378,11 +389,15 @@ pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken)
         let admin = admin.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| {
                 let admin = admin.clone();
                 async move { Ok::<_, Infallible>(admin.handle(req).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // hyper's head timer also runs while a keep-alive connection idles: an idle admin client
+            // reconnects after HEAD_TIMEOUT, which costs nothing here.
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
