@@ -127,19 +127,6 @@ fn split<'a>(mut data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     parts
 }
 
-/// `a=1&b=2` as decoded pairs, as the admin listener reads a query (a broken escape keeps the raw text).
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    q.unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let dec = |s: &str| percent_decode(&s.replace('+', " ")).unwrap_or_else(|| s.to_string());
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
 fuzz_target!(|data: &[u8]| {
     let fx = fixture();
     let plane = fresh_plane(fx);
@@ -165,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
             let response = match segments {
                 None => evidently::error_response(&evidently::invalid("path", "is not valid percent-encoding")),
                 Some(segments) => {
-                    let call = Call { method, segments, query: query_pairs(query), body: Bytes::copy_from_slice(body) };
+                    let call = Call { method, segments, query: edgesplit::admin::parts_query(query), body: Bytes::copy_from_slice(body) };
                     evidently::handle(&plane, call).await
                 }
             };

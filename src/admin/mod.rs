@@ -321,7 +321,7 @@ fn launch_monitors(plane: &Plane) -> String {
 }
 
 /// `a=1&b=2` as decoded pairs (a broken escape keeps the raw text).
-fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
+pub fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
     q.unwrap_or("")
         .split('&')
         .filter(|kv| !kv.is_empty())
