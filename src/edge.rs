@@ -101,7 +101,9 @@ pub struct CompiledEdge {
     project: Arc<str>,
     entity: Vec<EntitySource>,
     entity_cookie: Arc<str>,
-    max_age: u64,
+    /// `name=` and `; Max-Age=…; Path=/; HttpOnly; SameSite=Lax`: the issued cookie line around the id.
+    cookie_prefix: Box<str>,
+    cookie_suffix: Box<str>,
     response_headers: bool,
     context: Vec<(String, ContextAttr)>,
     features: Vec<EdgeFeature>,
@@ -152,7 +154,9 @@ impl CompiledEdge {
             project: c.project.as_str().into(),
             entity: c.entity.clone(),
             entity_cookie: c.entity_cookie.as_str().into(),
-            max_age: c.entity_cookie_max_age.as_secs(),
+            cookie_prefix: format!("{}=", c.entity_cookie).into(),
+            cookie_suffix: format!("; Max-Age={}; Path=/; HttpOnly; SameSite=Lax", c.entity_cookie_max_age.as_secs())
+                .into(),
             response_headers: c.response_headers,
             context: c.context.clone(),
             features,
@@ -176,7 +180,7 @@ impl CompiledEdge {
         if let Some(id) = cookie::find(headers, &self.entity_cookie).filter(|id| !id.is_empty() && id.len() <= 512) {
             return (id.into(), false);
         }
-        (format!("{:032x}", fastrand::u128(..)).into(), true)
+        (new_entity_id(fastrand::u128(..)).into(), true)
     }
 
     fn context(&self, headers: &HeaderMap, uri: &Uri, method: &Method, client: IpAddr) -> Value {
@@ -248,12 +252,29 @@ impl CompiledEdge {
 
     /// The `Set-Cookie` value for a newly issued entity id.
     pub fn entity_cookie(&self, id: &str, secure: bool) -> Option<HeaderValue> {
-        let secure = if secure { "; Secure" } else { "" };
-        let line =
-            format!("{}={id}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{secure}", self.entity_cookie, self.max_age);
+        const SECURE: &str = "; Secure";
+        let mut line =
+            String::with_capacity(self.cookie_prefix.len() + id.len() + self.cookie_suffix.len() + SECURE.len());
+        line.push_str(&self.cookie_prefix);
+        line.push_str(id);
+        line.push_str(&self.cookie_suffix);
+        if secure {
+            line.push_str(SECURE);
+        }
         // The String's buffer becomes the header's, without a copy.
         HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
     }
+}
+
+/// A new entity id: 128 random bits as 32 lowercase hex digits, written without the formatting machinery
+/// (this runs for every request without an entity cookie).
+fn new_entity_id(bits: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for i in (0..32).rev() {
+        id.push(HEX[(bits >> (i * 4)) as usize & 0xf] as char);
+    }
+    id
 }
 
 /// The first value of query parameter `name`, percent-decoded.
@@ -268,6 +289,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_ids_are_32_hex_digits_as_format_writes_them() {
+        for bits in [0, 1, 0xdead_beef, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            assert_eq!(new_entity_id(bits), format!("{bits:032x}"));
+        }
+    }
 
     #[test]
     fn query_params_are_decoded() {

@@ -263,8 +263,12 @@ fn configure(builder: &mut auto::Builder<TokioExecutor>, settings: &ListenerSett
         // The watchdog below owns the header-read timeout: hyper's own timer also runs while a
         // keep-alive connection is idle, which would cut idle connections at the header timeout.
         .header_read_timeout(None)
-        .max_buf_size(settings.limits.max_header_bytes)
-        .max_headers(settings.limits.max_headers);
+        .max_buf_size(settings.limits.max_header_bytes);
+    // Left unset at hyper's own default: hyper then parses into an inline array, where a set limit makes it
+    // fill `max_headers` slots one by one for every request head (about 1k instructions).
+    if settings.limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
+        builder.http1().max_headers(settings.limits.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

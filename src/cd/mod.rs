@@ -5,7 +5,6 @@
 pub mod cookie;
 pub mod model;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -125,7 +124,9 @@ impl Rule {
         line.push_str(&settings.cookie_name);
         line.push('=');
         settings.key.encode_into(&st.policy_id, session, &mut line);
-        let _ = write!(line, "; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax");
+        line.push_str("; Max-Age=");
+        line.push_str(itoa::Buffer::new().format(max_age));
+        line.push_str("; Path=/; HttpOnly; SameSite=Lax");
         if secure {
             line.push_str("; Secure");
         }

@@ -200,6 +200,9 @@ pub struct Timeouts {
     pub config_poll: Duration,
 }
 
+/// `limits.max_headers` when unset: hyper's own default, which lets hyper parse heads into an inline array.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,

@@ -253,7 +253,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let limits = Limits {
         max_connections: count(&l.max_connections, 10_000, 1..10_000_001, p),
         max_header_bytes: count(&l.max_header_bytes, 64 * 1024, 8192..16 * 1024 * 1024 + 1, p),
-        max_headers: count(&l.max_headers, 100, 1..10_001, p),
+        max_headers: count(&l.max_headers, super::DEFAULT_MAX_HEADERS, 1..10_001, p),
         workers: count(&l.workers, 0, 0..257, p),
     };
 

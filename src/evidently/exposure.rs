@@ -28,7 +28,7 @@ pub struct Exposure {
     pub rule: Arc<str>,
     /// The treatment or group.
     pub arm: Arc<str>,
-    pub entity: String,
+    pub entity: Arc<str>,
     /// Unix milliseconds.
     pub at_ms: i64,
 }
@@ -48,7 +48,7 @@ impl Exposure {
             kind,
             rule: rule.into(),
             arm: arm.into(),
-            entity: entity.to_string(),
+            entity: entity.into(),
             at_ms,
         })
     }
@@ -63,7 +63,8 @@ pub struct Assignment {
     pub at_ms: i64,
 }
 
-type Key = (Arc<str>, String);
+/// (project, entity): both shared, so the eviction queue's copy of a key costs two reference counts.
+type Key = (Arc<str>, Arc<str>);
 
 #[derive(Default)]
 struct Memory {
@@ -156,11 +157,11 @@ impl ExposureLog {
         m.order.push_back((key, e.at_ms));
         self.recorded.fetch_add(1, Relaxed);
         let oldest_allowed = e.at_ms - self.window_ms;
-        while let Some((k, at)) = m.order.front().cloned() {
+        while let Some(&(_, at)) = m.order.front() {
             if at >= oldest_allowed && m.order.len() <= self.capacity {
                 break;
             }
-            m.order.pop_front();
+            let Some((k, at)) = m.order.pop_front() else { break };
             // Forget assignments no newer than the evicted entry (a newer one has its own entry).
             if let Some(list) = m.by_entity.get_mut(&k) {
                 list.retain(|a| a.at_ms > at);
@@ -174,7 +175,7 @@ impl ExposureLog {
     /// The entity's assignments made within the window before `now_ms`.
     pub fn latest(&self, project: &str, entity: &str, now_ms: i64) -> Vec<Assignment> {
         let m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        let key: Key = (project.into(), entity.to_string());
+        let key: Key = (project.into(), entity.into());
         m.by_entity
             .get(&key)
             .map(|l| l.iter().filter(|a| a.at_ms <= now_ms && now_ms - a.at_ms <= self.window_ms).cloned().collect())

@@ -2,34 +2,83 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Hop-by-hop by RFC 9110 7.6.1, plus the de facto `Proxy-*` family and `Keep-Alive`.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    let s = name.as_str();
-    matches!(s, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
-        || s.starts_with("proxy-")
+/// Hop-by-hop by RFC 9110 7.6.1, plus the de facto `Proxy-*` family and `Keep-Alive`: one bit each, so one
+/// scan of a map tells which are there.
+const CONNECTION: u8 = 1;
+const KEEP_ALIVE: u8 = 2;
+const TE: u8 = 4;
+const TRAILER: u8 = 8;
+const TRANSFER_ENCODING: u8 = 16;
+const UPGRADE: u8 = 32;
+const PROXY_ANY: u8 = 64;
+
+static KEEP_ALIVE_NAME: HeaderName = HeaderName::from_static("keep-alive");
+
+fn hop_bit(name: &str) -> u8 {
+    match name {
+        "connection" => CONNECTION,
+        "keep-alive" => KEEP_ALIVE,
+        "te" => TE,
+        "trailer" => TRAILER,
+        "transfer-encoding" => TRANSFER_ENCODING,
+        "upgrade" => UPGRADE,
+        _ if name.starts_with("proxy-") => PROXY_ANY,
+        _ => 0,
+    }
+}
+
+/// Whether a `Connection` token, in any case, is one of the names [`hop_bit`] knows.
+fn names_hop_by_hop(token: &str) -> bool {
+    ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]
+        .iter()
+        .any(|n| token.eq_ignore_ascii_case(n))
+        || token.as_bytes().get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
 }
 
 /// Removes hop-by-hop headers and the headers `Connection` names. With `keep_upgrade`, `Upgrade` and
-/// `Connection: upgrade` stay (a tunnelled WebSocket handshake). The common case, a request with none of
-/// them, costs one scan of the names and no map writes.
+/// `Connection: upgrade` stay (a tunnelled WebSocket handshake).
+///
+/// This runs twice per request, so the common cases stay cheap: no hop-by-hop header costs one scan of
+/// the names; `Connection: keep-alive` (most origins, most browsers) adds one removal. Nothing is
+/// allocated unless a `Proxy-*` header or a second `Connection` line shows up.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if !headers.keys().any(is_hop_by_hop) {
+    let found = headers.keys().fold(0, |found, name| found | hop_bit(name.as_str()));
+    if found == 0 {
         return;
     }
-    let mut doomed: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for token in value.split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                doomed.push(name);
+    if found & CONNECTION != 0 {
+        // Values are shared buffers: these clones are reference counts.
+        let first = headers.get(header::CONNECTION).cloned();
+        let more: Vec<HeaderValue> = headers.get_all(header::CONNECTION).iter().skip(1).cloned().collect();
+        for value in first.iter().chain(&more) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let Ok(token) = std::str::from_utf8(token.trim_ascii()) else { continue };
+                // The fixed hop-by-hop names go below (or stay, for an upgrade); a `&str` key is looked up
+                // without building a HeaderName, case-insensitively, and an invalid one finds nothing.
+                if !token.is_empty() && !names_hop_by_hop(token) {
+                    headers.remove(token);
+                }
             }
         }
     }
-    for name in doomed {
-        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
-            continue;
+    let kept = if keep_upgrade { CONNECTION | UPGRADE } else { 0 };
+    for (bit, name) in [
+        (CONNECTION, &header::CONNECTION),
+        (KEEP_ALIVE, &KEEP_ALIVE_NAME),
+        (TE, &header::TE),
+        (TRAILER, &header::TRAILER),
+        (TRANSFER_ENCODING, &header::TRANSFER_ENCODING),
+        (UPGRADE, &header::UPGRADE),
+    ] {
+        if found & bit & !kept != 0 {
+            headers.remove(name);
         }
-        headers.remove(&name);
+    }
+    if found & PROXY_ANY != 0 {
+        let proxy: Vec<HeaderName> = headers.keys().filter(|n| n.as_str().starts_with("proxy-")).cloned().collect();
+        for name in proxy {
+            headers.remove(name);
+        }
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -59,11 +108,13 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 
 /// Appends `value` to a comma-separated header, or sets it when absent.
 pub fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
-    match headers.get_mut(name) {
-        None => {
-            headers.insert(name.clone(), value.clone());
+    // One lookup either way.
+    match headers.entry(name) {
+        header::Entry::Vacant(slot) => {
+            slot.insert(value.clone());
         }
-        Some(existing) => {
+        header::Entry::Occupied(mut slot) => {
+            let existing = slot.get_mut();
             let mut joined = Vec::with_capacity(existing.len() + 2 + value.len());
             joined.extend_from_slice(existing.as_bytes());
             joined.extend_from_slice(b", ");
@@ -114,6 +165,34 @@ mod tests {
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
         assert_eq!(h.get("connection").unwrap(), "upgrade");
         assert!(h.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn connection_tokens_in_any_case_and_lists_over_lines() {
+        let mut h = map(&[
+            ("connection", "Keep-Alive, X-One"),
+            ("connection", " x-TWO ,close,,"),
+            ("Keep-Alive", "timeout=5"),
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("close", "reserved name"),
+            ("proxy-authenticate", "Basic"),
+            ("transfer-encoding", "chunked"),
+            ("accept", "*/*"),
+            ("x-three", "3"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "x-three"]);
+    }
+
+    #[test]
+    fn a_connection_token_that_is_no_header_name_is_ignored() {
+        let mut h = map(&[("connection", "bad name, x-gone, a@b"), ("x-gone", "1"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
     }
 
     #[test]
