@@ -290,7 +290,9 @@ async fn serve<I>(
     let svc = service_fn(move |req| {
         let proxy = proxy.clone();
         let info = svc_info.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(&info, req).await) }
+        // Boxed: hyper keeps the service's future inline in every connection, idle or not, and this one
+        // is about 3.8 KB. The allocation is paid per request instead (measured: no instruction change).
+        Box::pin(async move { Ok::<_, Infallible>(proxy.handle(&info, req).await) })
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);

@@ -4,6 +4,7 @@
 # close. RSS is VmRSS from /proc, summed over the process tree (nginx: master + workers). Loopback only.
 #
 #   MEM_CONNS=10000 CONTENDERS="edgesplit nginx haproxy" BASE_PORT=27100 SKIP_BUILD=1 RESULTS=FILE NICE=-10
+#   EDGESPLIT_BIN=PATH (with SKIP_BUILD: measure that binary instead of target/release/edgesplit)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,7 +15,7 @@ read -r -a WHO <<<"$CONTENDERS"
 ensure_tools nginx haproxy openssl curl ss
 command -v "$PYTHON" >/dev/null || die "no $PYTHON (set PYTHON)"
 if [ -n "${SKIP_BUILD:-}" ]; then
-  EDGESPLIT_BIN="$REPO_DIR/target/release/edgesplit"
+  EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
   [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
 else
   build_edgesplit

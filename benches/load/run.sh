@@ -6,7 +6,8 @@
 #
 #   ROUNDS=3 DURATION=10 WARMUP=3 CONNS=64 H2_STREAMS=10 CLIENT_THREADS=1
 #   PROTOCOLS="h1 h1tls h2c h2tls" CONTENDERS="direct edgesplit nginx haproxy"
-#   BASE_PORT=27100 (ports BASE_PORT+1 .. +42)   SKIP_BUILD=1 (use target/release/edgesplit as it is)
+#   BASE_PORT=27100 (ports BASE_PORT+1 .. +42)   SKIP_BUILD=1 (use target/release/edgesplit as it is,
+#   or EDGESPLIT_BIN=PATH)
 #   RESULTS=FILE (also write the markdown there)  KEEP_WORK=1 (keep the temp folder with raw outputs)
 #   NICE=-10 (nice value of every bench process; default -10 as root, else 0)
 set -euo pipefail
@@ -29,7 +30,7 @@ BOUND=$((MEASUREMENTS * (WARMUP + DURATION + 15) + 120))
 
 ensure_tools wrk h2load nginx haproxy openssl curl ss
 if [ -n "${SKIP_BUILD:-}" ]; then
-  EDGESPLIT_BIN="$REPO_DIR/target/release/edgesplit"
+  EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
   [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
 else
   build_edgesplit
