@@ -189,6 +189,20 @@ async fn too_many_or_too_large_request_headers_are_431() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
     assert_eq!(log.lock().unwrap().len(), 1);
     still_serves(&edge).await;
+
+    // The default (100) is hyper's own, left unset: the same limit holds there too. A request edgesplit
+    // passed on carries its Via (the test origin, hyper too, may then refuse the four headers added).
+    let edge = Edge::start(&simple_config(&origin.url(), None, "")).await;
+    for (extra, passed) in [(99, false), (98, true)] {
+        let headers: String = (0..extra).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+        let req = format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n{headers}\r\n");
+        let (reply, _) = exchange(edge.addr("http"), req.as_bytes(), Duration::from_secs(5)).await;
+        assert_eq!(reply.contains("via: 1.1 edgesplit"), passed, "Host, Connection and {extra} more: {reply:?}");
+        if !passed {
+            assert!(reply.starts_with("HTTP/1.1 431"), "{reply:?}");
+        }
+    }
+    still_serves(&edge).await;
 }
 
 /// hyper refuses a request target over 65534 bytes with 414, but the whole head must first fit in
