@@ -98,7 +98,9 @@ impl UpstreamError {
 }
 
 /// (project, feature, variation, reason).
-type EvaluationKey = (String, String, String, &'static str);
+/// project → feature → variation → reason → counter. Nested, so that a compile finds the counters that
+/// exist by `&str`, without building keys (a compile asks for every feature × variation × reason).
+type EvaluationCounters = BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<&'static str, Arc<AtomicU64>>>>>;
 
 /// The process-wide registry.
 #[derive(Default)]
@@ -112,7 +114,7 @@ pub struct Metrics {
     /// Requests for a host no distribution serves.
     pub unrouted: AtomicU64,
     /// Edge evaluations by (project, feature, variation, reason).
-    evaluations: Mutex<BTreeMap<EvaluationKey, Arc<AtomicU64>>>,
+    evaluations: Mutex<EvaluationCounters>,
 }
 
 impl Metrics {
@@ -125,7 +127,13 @@ impl Metrics {
     /// The counter for one (project, feature, variation, reason); resolved when compiling, not per request.
     pub fn evaluation(&self, project: &str, feature: &str, variation: &str, reason: &'static str) -> Arc<AtomicU64> {
         let mut m = self.evaluations.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry((project.to_string(), feature.to_string(), variation.to_string(), reason)).or_default().clone()
+        let found =
+            m.get(project).and_then(|f| f.get(feature)).and_then(|v| v.get(variation)).and_then(|r| r.get(reason));
+        if let Some(counter) = found {
+            return counter.clone();
+        }
+        let variations = m.entry(project.to_owned()).or_default().entry(feature.to_owned()).or_default();
+        variations.entry(variation.to_owned()).or_default().entry(reason).or_default().clone()
     }
 
     pub fn upstream_error(&self, kind: UpstreamError) {
@@ -180,7 +188,14 @@ impl Metrics {
         out.push_str("# TYPE edgesplit_evaluations_total counter\n");
         {
             let m = self.evaluations.lock().unwrap_or_else(|e| e.into_inner());
-            for ((project, feature, variation, reason), c) in m.iter() {
+            let counters = m.iter().flat_map(|(project, features)| {
+                features.iter().flat_map(move |(feature, variations)| {
+                    variations.iter().flat_map(move |(variation, reasons)| {
+                        reasons.iter().map(move |(reason, c)| (project, feature, variation, reason, c))
+                    })
+                })
+            });
+            for (project, feature, variation, reason, c) in counters {
                 let _ = writeln!(
                     out,
                     "edgesplit_evaluations_total{{project=\"{project}\",feature=\"{feature}\",variation=\"{variation}\",reason=\"{reason}\"}} {}",
@@ -261,5 +276,27 @@ mod tests {
         assert!(text.contains("edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"2xx\"} 1"));
         assert!(text.contains("edgesplit_requests_total{distribution=\"web\",target=\"primary\",status=\"5xx\"} 1"));
         assert!(text.contains("edgesplit_routing_decisions_total{distribution=\"web\",reason=\"no-policy\"} 1"));
+    }
+
+    #[test]
+    fn evaluation_counters_are_shared_per_key_and_listed_in_key_order() {
+        let m = Metrics::default();
+        let a = m.evaluation("p", "f", "on", "DEFAULT");
+        assert!(Arc::ptr_eq(&a, &m.evaluation("p", "f", "on", "DEFAULT")), "a recompile finds the same counter");
+        a.fetch_add(2, Relaxed);
+        m.evaluation("p", "f", "off", "LAUNCH_RULE_MATCH").fetch_add(1, Relaxed);
+        m.evaluation("p", "f", "on", "ENTITY_OVERRIDES_MATCH");
+        m.evaluation("a", "g", "x", "DEFAULT");
+        let text = m.render();
+        let lines: Vec<_> = text.lines().filter(|l| l.starts_with("edgesplit_evaluations_total{")).collect();
+        assert_eq!(
+            lines,
+            [
+                "edgesplit_evaluations_total{project=\"a\",feature=\"g\",variation=\"x\",reason=\"DEFAULT\"} 0",
+                "edgesplit_evaluations_total{project=\"p\",feature=\"f\",variation=\"off\",reason=\"LAUNCH_RULE_MATCH\"} 1",
+                "edgesplit_evaluations_total{project=\"p\",feature=\"f\",variation=\"on\",reason=\"DEFAULT\"} 2",
+                "edgesplit_evaluations_total{project=\"p\",feature=\"f\",variation=\"on\",reason=\"ENTITY_OVERRIDES_MATCH\"} 0",
+            ]
+        );
     }
 }
