@@ -97,7 +97,6 @@ impl UpstreamError {
     }
 }
 
-/// (project, feature, variation, reason).
 /// project → feature → variation → reason → counter. Nested, so that a compile finds the counters that
 /// exist by `&str`, without building keys (a compile asks for every feature × variation × reason).
 type EvaluationCounters = BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeMap<&'static str, Arc<AtomicU64>>>>>;
