@@ -4,92 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use support::process::{BIN, Proc};
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_edgesplit");
-
-/// The binary running on a config file, its stdout collected line by line.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn start(config: &Path) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// Waits for a log line containing all of `needles`, and returns it.
-    fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| needles.iter().all(|n| l.contains(n))) {
-                return l.clone();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no log line with {needles:?}; got:\n{}", self.lines.lock().unwrap().join("\n"));
-    }
-
-    /// The address a listener logged at bind.
-    fn addr(&self, listener: &str) -> SocketAddr {
-        let line = self.wait_for(&["msg=Listening", &format!("listener={listener} ")]);
-        let addr = line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap();
-        addr.parse().unwrap()
-    }
-
-    fn admin(&self) -> SocketAddr {
-        let line = self.wait_for(&["Admin listening"]);
-        line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("edgesplit did not exit within {within:?}");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn check_reports_every_problem_with_line_and_column_and_exits_2() {
@@ -142,13 +63,13 @@ async fn sigterm_drains_a_slow_in_flight_request_then_exits_0() {
     )
     .unwrap();
     let mut proc = Proc::start(&path);
-    let addr = proc.addr("http");
-    let admin = proc.admin();
+    let addr = proc.addr("http").await;
+    let admin = proc.admin().await;
 
     let in_flight = tokio::spawn(async move { get(&format!("http://{addr}/slow")).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     proc.signal("-TERM");
-    proc.wait_for(&["Shutting down"]);
+    proc.wait_for(&["Shutting down"]).await;
 
     // Draining: not ready, and no new connections.
     let (status, _, _) = get(&format!("http://{admin}/readyz")).await;
@@ -157,8 +78,8 @@ async fn sigterm_drains_a_slow_in_flight_request_then_exits_0() {
 
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
-    assert_eq!(proc.wait_exit(Duration::from_secs(5)), 0);
-    proc.wait_for(&["msg=Drained"]);
+    assert_eq!(proc.wait_exit(Duration::from_secs(5)).await, 0);
+    proc.wait_for(&["msg=Drained"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,11 +93,11 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
             .replace("level = \"warn\"", "level = \"info\"")
     };
     std::fs::write(&path, config(&a.url(), "")).unwrap();
-    let proc = Proc::start(&path);
-    let url = format!("http://{}/", proc.addr("http"));
+    let mut proc = Proc::start(&path);
+    let url = format!("http://{}/", proc.addr("http").await);
     let served_by = || async { get(&url).await.1["x-origin"].to_str().unwrap().to_string() };
     assert_eq!(served_by().await, "a");
-    let access = proc.wait_for(&["msg=access"]);
+    let access = proc.wait_for(&["msg=access"]).await;
     for field in [
         "logger=edgesplit::access",
         "method=GET",
@@ -193,21 +114,21 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     // A good file and SIGHUP: the next requests go to b, on the same listener.
     std::fs::write(&path, config(&b.url(), "")).unwrap();
     proc.signal("-HUP");
-    proc.wait_for(&["Config reloaded"]);
+    proc.wait_for(&["Config reloaded"]).await;
     assert_eq!(served_by().await, "b");
 
     // A bad file: rejected with its position, b keeps serving.
     std::fs::write(&path, config(&b.url(), "").replace("[log]", "[log]\nformat = \"xml\"")).unwrap();
     proc.signal("-HUP");
-    let line = proc.wait_for(&["Config rejected"]);
+    let line = proc.wait_for(&["Config rejected"]).await;
     assert!(line.contains(&format!("{}:", path.display())) && line.contains("unknown log format"), "{line}");
-    proc.wait_for(&["Reload failed"]);
+    proc.wait_for(&["Reload failed"]).await;
     assert_eq!(served_by().await, "b");
 
     // A file change alone reloads too (polling), and a new listener is bound without touching the old one.
     let second = "[[listener]]\nname = \"second\"\nlisten = \"127.0.0.1:0\"\n";
     std::fs::write(&path, format!("{second}{}", config(&a.url(), ""))).unwrap();
-    let second_addr = proc.addr("second");
+    let second_addr = proc.addr("second").await;
     assert_eq!(served_by().await, "a");
     assert_eq!(get(&format!("http://{second_addr}/")).await.1["x-origin"], "a");
 }

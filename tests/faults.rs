@@ -6,10 +6,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,112 +17,10 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
+use support::process::{BIN, Proc};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-const BIN: &str = env!("CARGO_BIN_EXE_edgesplit");
-
-// === the binary ===
-
-/// The binary running on a config file, its stdout collected line by line.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn start(config: &Path) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"]).arg(config);
-        Proc::spawn(cmd)
-    }
-
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn find(&self, needles: &[&str]) -> Option<String> {
-        self.lines.lock().unwrap().iter().find(|l| needles.iter().all(|n| l.contains(n))).cloned()
-    }
-
-    fn count(&self, needles: &[&str]) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| needles.iter().all(|n| l.contains(n))).count()
-    }
-
-    /// Waits (at most 10 s) for a log line containing all of `needles`.
-    async fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(l) = self.find(needles) {
-                return l;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("edgesplit exited ({status}) before logging {needles:?}:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("no log line with {needles:?}; got:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    async fn addr(&mut self, listener: &str) -> SocketAddr {
-        let line = self.wait_for(&["msg=Listening", &format!("listener={listener} ")]).await;
-        line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap().parse().unwrap()
-    }
-
-    async fn admin(&mut self) -> SocketAddr {
-        let line = self.wait_for(&["Admin listening"]).await;
-        line.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// SIGKILL, and reap it.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, and the exit code (at most 10 s).
-    async fn stop(&mut self) -> i32 {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("edgesplit did not stop within 10 s");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// [`simple_config`] for the binary, with info logs: the test reads the bound addresses from them.
 fn config(primary: &str, staging: Option<&str>, extra: &str) -> String {
