@@ -177,14 +177,12 @@ make_cert() {
 }
 
 # --- origins --------------------------------------------------------------------------------------------
-# Two one-worker nginx origins. `/` answers "primary\n" or "staging\n"; `/__status` is stub_status
-# (its request counter gives each origin's share); `/__echo` returns the headers a proxy injected, for
-# the checks only (the measured path `/` does no echoing).
-write_origin() {
-  local side=$1 h1=$2 tls=$3 h2c=$4 dir="$WORK/origin-$1"
-  mkdir -p "$dir"
-  cat > "$dir/nginx.conf" <<EOF
-worker_processes 1;
+# The start of an nginx.conf for $1 (its folder) with $2 workers, up to the open `http {` block: no access
+# log, temp files in the folder, long keep-alive. Origins and the nginx contender share it.
+nginx_head() {
+  local dir=$1 workers=$2
+  cat <<EOF
+worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 daemon off;
@@ -198,6 +196,17 @@ http {
   scgi_temp_path $dir/tmp;
   keepalive_requests 10000000;
   keepalive_timeout 300s;
+EOF
+}
+
+# Two one-worker nginx origins. `/` answers "primary\n" or "staging\n"; `/__status` is stub_status
+# (its request counter gives each origin's share); `/__echo` returns the headers a proxy injected, for
+# the checks only (the measured path `/` does no echoing).
+write_origin() {
+  local side=$1 h1=$2 tls=$3 h2c=$4 dir="$WORK/origin-$1"
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<EOF
+$(nginx_head "$dir" 1)
   server {
     listen 127.0.0.1:$h1 backlog=4096;
     listen 127.0.0.1:$tls ssl http2 backlog=4096;
@@ -334,20 +343,7 @@ write_nginx() {
   local dir="$WORK/nginx"
   mkdir -p "$dir"
   cat > "$dir/nginx.conf" <<EOF
-worker_processes $NPROC;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-daemon off;
-events { worker_connections 30000; }
-http {
-  access_log off;
-  client_body_temp_path $dir/tmp;
-  proxy_temp_path $dir/tmp;
-  fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp;
-  scgi_temp_path $dir/tmp;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
+$(nginx_head "$dir" "$NPROC")
 
   upstream primary { server 127.0.0.1:$P_H1; keepalive 256; keepalive_requests 10000000; }
   upstream staging { server 127.0.0.1:$S_H1; keepalive 256; keepalive_requests 10000000; }
