@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
     let launch = CompiledLaunch {
         name: "ramp".into(),
         salt: "ramp".into(),
+        measured: true,
         groups: vec![
             LaunchGroup { name: "a".into(), variation: Some(0) },
             LaunchGroup { name: "b".into(), variation: Some(1) },
@@ -64,6 +65,7 @@ fn bench(c: &mut Criterion) {
     let experiment = CompiledExperiment {
         name: "pricing".into(),
         salt: "pricing".into(),
+        measured: true,
         sampling_rate: 100_000,
         segment: Some(segment(r#"{"Plan":["free"]}"#)),
         treatments: vec![

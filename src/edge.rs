@@ -89,7 +89,7 @@ impl EdgeFeature {
         if let Some(c) = self.counters.get(e.variation) {
             c[reason_index(e.reason)].fetch_add(1, Relaxed);
         }
-        if let Some(x) = Exposure::of(project, &e.details, entity, now_ms) {
+        if let Some(x) = Exposure::of(project, f, &e.details, entity, now_ms) {
             exposures.record(x);
         }
         Some(e.variation)

@@ -245,3 +245,58 @@ metricGoals = [{{ metricDefinition = {{ name = "spend", entityIdKey = "userDetai
     );
     assert!(edge.metrics().await.contains("edgesplit_exposures_total{result=\"recorded\"} 2"));
 }
+
+#[tokio::test]
+async fn only_launches_with_metric_monitors_remember_exposures() {
+    let (p, s) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let launch = |feature: &str, monitors: &str| {
+        format!(
+            r#"
+[[evidently.features]]
+project = "shop"
+name = "{feature}"
+variations = [{{ name = "a", value = {{ stringValue = "a" }} }}, {{ name = "b", value = {{ stringValue = "b" }} }}]
+[[evidently.launches]]
+project = "shop"
+name = "{feature}-rollout"
+status = "RUNNING"
+groups = [{{ name = "ga", feature = "{feature}", variation = "a" }}, {{ name = "gb", feature = "{feature}", variation = "b" }}]
+{monitors}
+[[evidently.launches.scheduledSplitsConfig.steps]]
+startTime = 0
+groupWeights = {{ ga = 50000, gb = 50000 }}
+"#
+        )
+    };
+    let monitored = launch(
+        "watched",
+        r#"metricMonitors = [{ metricDefinition = { name = "clicks", entityIdKey = "userDetails.userId", valueKey = "details.clicks" } }]"#,
+    );
+    let unmonitored = launch("plain", "");
+    let evidently = "project = \"shop\"\nentity = [\"header:x-user-id\"]\nfeatures = [{ feature = \"watched\" }, { feature = \"plain\" }]";
+    let edge =
+        Edge::start(&format!("{}{monitored}{unmonitored}", edge_config(&p.url(), &s.url(), evidently, ""))).await;
+
+    for i in 0..5 {
+        let (_, _, body) = get_with(&edge.url("http", "/"), &[("x-user-id", &format!("u{i}"))]).await;
+        assert_eq!(seen(&body, "x-evidently-watched").len(), 1, "{body}");
+        assert_eq!(seen(&body, "x-evidently-plain").len(), 1, "both features are still evaluated: {body}");
+    }
+    let exposures = &edge.handle.plane.proxy.exposures;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for _ in 0..200 {
+        if exposures.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Settle a little longer: an exposure of the unmonitored launch would arrive with the others.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(exposures.len(), 5);
+    for i in 0..5 {
+        let got = exposures.latest("shop", &format!("u{i}"), now());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(&*got[0].rule, "watched-rollout");
+    }
+    assert!(edge.metrics().await.contains("edgesplit_exposures_total{result=\"recorded\"} 5"));
+}

@@ -85,11 +85,18 @@ pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
                 })
                 .collect();
             steps.sort_by_key(|s| s.start_ms);
-            CompiledLaunch { name: l.name.as_str().into(), salt: l.randomization_salt.as_str().into(), groups, steps }
+            CompiledLaunch {
+                name: l.name.as_str().into(),
+                salt: l.randomization_salt.as_str().into(),
+                measured: !l.metric_monitors.is_empty(),
+                groups,
+                steps,
+            }
         });
         let experiment = experiments.get(&(project.as_str(), name.as_str())).map(|x| CompiledExperiment {
             name: x.name.as_str().into(),
             salt: x.randomization_salt.as_str().into(),
+            measured: !x.metric_goals.is_empty(),
             sampling_rate: x.sampling_rate.clamp(0, 100_000) as u32,
             segment: x.segment.as_deref().and_then(|s| patterns.get(s).cloned()),
             treatments: x

@@ -93,6 +93,9 @@ pub struct CompiledFeature {
 pub struct CompiledLaunch {
     pub name: Arc<str>,
     pub salt: Arc<str>,
+    /// It has metric monitors, so events can be attributed to its groups: only then are its
+    /// assignments remembered as exposures.
+    pub measured: bool,
     pub groups: Vec<LaunchGroup>,
     /// Ascending `start_ms`.
     pub steps: Vec<Step>,
@@ -126,6 +129,8 @@ pub struct SegmentOverride {
 pub struct CompiledExperiment {
     pub name: Arc<str>,
     pub salt: Arc<str>,
+    /// It has metric goals (the API requires one): its assignments are remembered as exposures.
+    pub measured: bool,
     /// 0..=100000; enrolled iff `bucket(salt, "experiment-sample", id) < sampling_rate`.
     pub sampling_rate: u32,
     pub segment: Option<Arc<Pattern>>,
@@ -618,7 +623,7 @@ mod tests {
     }
 
     fn launch(groups: Vec<LaunchGroup>, steps: Vec<Step>) -> CompiledLaunch {
-        CompiledLaunch { name: "L".into(), salt: "L-salt".into(), groups, steps }
+        CompiledLaunch { name: "L".into(), salt: "L-salt".into(), measured: true, groups, steps }
     }
 
     fn treatment(name: &str, variation: Option<usize>, weight: u32) -> Treatment {
@@ -626,7 +631,14 @@ mod tests {
     }
 
     fn experiment(sampling_rate: u32, treatments: Vec<Treatment>) -> CompiledExperiment {
-        CompiledExperiment { name: "E".into(), salt: "E-salt".into(), sampling_rate, segment: None, treatments }
+        CompiledExperiment {
+            name: "E".into(),
+            salt: "E-salt".into(),
+            measured: true,
+            sampling_rate,
+            segment: None,
+            treatments,
+        }
     }
 
     fn ids(n: usize) -> impl Iterator<Item = String> {

@@ -1,7 +1,7 @@
-//! Exposures: which treatment of which running experiment (or group of which running launch) an entity
-//! was served, and when, whether the evaluation came from the API or from the proxy. Events arriving later (PutProjectEvents, issue 6) are
-//! attributed to the entity's latest assignment within the hour (spec 5.1), so this memory only needs
-//! the last hour, and is bounded besides.
+//! Exposures: which treatment of which running experiment (or group of which running launch with metric
+//! monitors) an entity was served, and when, whether the evaluation came from the API or from the proxy.
+//! Events arriving later (PutProjectEvents, issue 6) are attributed to the entity's latest assignment
+//! within the hour (spec 5.1), so this memory only needs the last hour, and is bounded besides.
 //!
 //! The request path only `try_send`s into a bounded channel (no lock); one task owns the memory and
 //! evicts. Under overload, exposures are dropped and counted rather than slowing requests down.
@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+
+use super::engine::{CompiledFeature, Details};
 
 /// Which kind of rule served the entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,14 +36,26 @@ pub struct Exposure {
 }
 
 impl Exposure {
-    /// The exposure an evaluation implies, if it was served by a launch or an experiment.
-    pub fn of(project: &Arc<str>, details: &super::engine::Details<'_>, entity: &str, at_ms: i64) -> Option<Exposure> {
+    /// The exposure `feature`'s evaluation implies, if a launch or an experiment served it and events
+    /// can be attributed to that rule (it has metric monitors or goals): nothing would ever read the
+    /// others, and remembering one costs about a microsecond of CPU per request.
+    pub fn of(
+        project: &Arc<str>,
+        feature: &CompiledFeature,
+        details: &Details<'_>,
+        entity: &str,
+        at_ms: i64,
+    ) -> Option<Exposure> {
         let (kind, rule, arm) = match *details {
-            super::engine::Details::Experiment { experiment, treatment } => {
+            Details::Experiment { experiment, treatment }
+                if feature.experiment.as_ref().is_some_and(|x| x.measured) =>
+            {
                 (RuleKind::Experiment, experiment, treatment)
             }
-            super::engine::Details::Launch { launch, group } => (RuleKind::Launch, launch, group),
-            super::engine::Details::Empty => return None,
+            Details::Launch { launch, group } if feature.launch.as_ref().is_some_and(|l| l.measured) => {
+                (RuleKind::Launch, launch, group)
+            }
+            _ => return None,
         };
         Some(Exposure {
             project: project.clone(),

@@ -56,7 +56,7 @@ fn result(
 ) -> serde_json::Map<String, Value> {
     let now_ms = plane.proxy.now_ms();
     let e = f.evaluate(entity_id, ctx, now_ms);
-    if let Some(x) = Exposure::of(&project.into(), &e.details, entity_id, now_ms) {
+    if let Some(x) = Exposure::of(&project.into(), f, &e.details, entity_id, now_ms) {
         plane.proxy.exposures.record(x);
     }
     let mut out = serde_json::Map::new();
