@@ -6,6 +6,7 @@
 //! The request path only `try_send`s into a bounded channel (no lock); one task owns the memory and
 //! evicts. Under overload, exposures are dropped and counted rather than slowing requests down.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -176,11 +177,12 @@ impl ExposureLog {
                 break;
             }
             let Some((k, at)) = m.order.pop_front() else { break };
-            // Forget assignments no newer than the evicted entry (a newer one has its own entry).
-            if let Some(list) = m.by_entity.get_mut(&k) {
-                list.retain(|a| a.at_ms > at);
-                if list.is_empty() {
-                    m.by_entity.remove(&k);
+            // Forget assignments no newer than the evicted entry (a newer one has its own entry). One
+            // lookup for both the trim and the removal.
+            if let Entry::Occupied(mut list) = m.by_entity.entry(k) {
+                list.get_mut().retain(|a| a.at_ms > at);
+                if list.get().is_empty() {
+                    list.remove();
                 }
             }
         }
