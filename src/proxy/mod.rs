@@ -358,9 +358,10 @@ impl Proxy {
                     a.upstream = Some(primary.label.clone());
                 }
                 origin = primary;
-                sent = self
-                    .send(&state, primary, dist.primary.protocol, Request::from_parts(parts, UpBody::Empty), false)
-                    .await;
+                // Boxed: this fallback is rare, and a second send future inline would make every
+                // request's future about 1.7 KB larger.
+                let fallback = Request::from_parts(parts, UpBody::Empty);
+                sent = Box::pin(self.send(&state, primary, dist.primary.protocol, fallback, false)).await;
             }
         }
         let (mut resp, lease) = match sent {
