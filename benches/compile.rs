@@ -98,14 +98,13 @@ fn ev_state(size: Size) -> EvState {
 fn ev_state_with(projects: &[&str], size: Size) -> EvState {
     let mut st = EvState::default();
     for s in 0..size.segments {
-        st.put(Resource::Segment(Segment {
-            name: format!("segment-{s}"),
-            pattern: segment_pattern(s),
-            description: None,
-            created_time: 1.7e9,
-            last_updated_time: 1.7e9,
-            tags: BTreeMap::new(),
-        }));
+        st.put(Resource::Segment(Segment::new(
+            format!("segment-{s}"),
+            segment_pattern(s),
+            None,
+            1.7e9,
+            BTreeMap::new(),
+        )));
     }
     for project in projects {
         add_project(&mut st, project, size);

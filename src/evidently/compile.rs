@@ -1,5 +1,5 @@
 //! `EvState -> EvSnapshot`: every feature compiled with its running launch and experiment, segment
-//! patterns compiled once, ready for lock-free evaluation by the API and the proxy.
+//! patterns compiled once per segment, ready for lock-free evaluation by the API and the proxy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,11 +26,9 @@ impl EvSnapshot {
 
 /// ARN prefix `arn:aws:evidently:{region}:{account}`.
 pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
-    let patterns: HashMap<&str, Arc<Pattern>> = st
-        .segments
-        .iter()
-        .filter_map(|(name, s)| Pattern::parse(&s.pattern).ok().map(|p| (name.as_str(), Arc::new(p))))
-        .collect();
+    // Each segment's pattern is parsed on its first compile only (`Segment::compiled`).
+    let patterns: HashMap<&str, Arc<Pattern>> =
+        st.segments.iter().filter_map(|(name, s)| Some((name.as_str(), Arc::clone(s.compiled()?)))).collect();
     let mut projects: HashMap<String, HashMap<String, Arc<CompiledFeature>>> =
         st.projects.keys().map(|p| (p.clone(), HashMap::new())).collect();
     // The running launch and experiment of each (project, feature), found in one pass each (the first

@@ -1,6 +1,11 @@
 //! Evidently's resources as stored and as sent on the wire (restJson1, 2021-02-01).
 
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
+
+use super::pattern::Pattern;
 
 /// `VariableValue`: a tagged union with exactly one member set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,17 +78,84 @@ pub struct Feature {
     pub tags: Tags,
 }
 
+/// A segment as stored. Segments are immutable but for their tags (there is no UpdateSegment), so the
+/// pattern text is read-only ([`Segment::pattern`]) and its compiled form is kept with the value
+/// ([`Segment::compiled`]); build one with [`Segment::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     pub name: String,
-    pub pattern: String,
+    pattern: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub created_time: f64,
     pub last_updated_time: f64,
     #[serde(default)]
     pub tags: Tags,
+    /// Derived from `pattern`, never stored: the stored document is the same as without it.
+    #[serde(skip)]
+    compiled: CompiledPattern,
+}
+
+impl Segment {
+    /// A segment created at `time` (also its last update), its pattern not compiled yet.
+    pub fn new(name: String, pattern: String, description: Option<String>, time: f64, tags: Tags) -> Segment {
+        Segment {
+            name,
+            pattern,
+            description,
+            created_time: time,
+            last_updated_time: time,
+            tags,
+            compiled: CompiledPattern::default(),
+        }
+    }
+
+    /// The pattern's JSON text, as given to CreateSegment.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The compiled pattern: parsed from [`Segment::pattern`] on the first call and kept with this value,
+    /// so however often the state is compiled (every Evidently write and config reload), a segment's
+    /// pattern is parsed once. Clones share what was compiled before they were made (the control plane's
+    /// rehearsal copy of the state among them).
+    ///
+    /// `None` if the text does not compile. CreateSegment refuses such patterns, so only a stored document
+    /// this version cannot compile gets here; the state compiler leaves such a segment out, as before.
+    pub fn compiled(&self) -> Option<&Arc<Pattern>> {
+        self.compiled.0.get_or_init(|| Pattern::parse(&self.pattern).ok().map(Arc::new)).as_ref()
+    }
+
+    /// This segment with its pattern already compiled, for a caller that had to compile it anyway
+    /// (CreateSegment validates it). `parsed` must be `Pattern::parse(self.pattern())`; does nothing if
+    /// the pattern was compiled already.
+    pub(crate) fn with_compiled(self, parsed: Pattern) -> Segment {
+        // `Err` only means it was compiled already, from the same text.
+        let _ = self.compiled.0.set(Some(Arc::new(parsed)));
+        self
+    }
+}
+
+/// [`Segment::compiled`]'s cache: empty until first used, then the pattern or `None` if it does not
+/// compile. Derived data, so it never makes two segments unequal.
+#[derive(Clone, Default)]
+struct CompiledPattern(OnceLock<Option<Arc<Pattern>>>);
+
+impl PartialEq for CompiledPattern {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for CompiledPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0.get() {
+            None => "not compiled yet",
+            Some(Some(_)) => "compiled",
+            Some(None) => "does not compile",
+        })
+    }
 }
 
 /// `MetricDefinitionConfig` as stored (the wire's `MetricDefinition`).
@@ -329,5 +401,72 @@ impl EvState {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATTERN: &str = r#"{"Browser":[{"prefix":"Chrome/"}],"Country":["US","CA"]}"#;
+
+    fn segment(pattern: &str) -> Segment {
+        Segment::new("beta".into(), pattern.into(), None, 1.5, Tags::new())
+    }
+
+    #[test]
+    fn pattern_is_compiled_once_per_segment_value() {
+        let s = segment(PATTERN);
+        assert_eq!(format!("{:?}", s.compiled), "not compiled yet");
+        let first = Arc::clone(s.compiled().expect("the pattern compiles"));
+        assert_eq!(format!("{:?}", s.compiled), "compiled");
+        assert!(Arc::ptr_eq(&first, s.compiled().expect("still compiled")), "compiled a second time");
+        // A clone (the control plane's rehearsal copy) shares it; so does a tag change, which clones.
+        let copy = s.clone();
+        assert!(Arc::ptr_eq(&first, copy.compiled().expect("shared")));
+        let retagged = Segment { tags: Tags::from([("k".into(), "v".into())]), ..s.clone() };
+        assert!(Arc::ptr_eq(&first, retagged.compiled().expect("shared")));
+        assert!(first.matches(&serde_json::json!({"Browser": "Chrome/120", "Country": "CA"})));
+        assert!(!first.matches(&serde_json::json!({"Browser": "Firefox/120", "Country": "CA"})));
+    }
+
+    #[test]
+    fn a_segment_compiled_on_creation_is_not_compiled_again() {
+        let parsed = Pattern::parse(PATTERN).expect("the pattern compiles");
+        let s = segment(PATTERN).with_compiled(parsed);
+        assert_eq!(format!("{:?}", s.compiled), "compiled");
+        let first = Arc::clone(s.compiled().expect("compiled"));
+        assert!(Arc::ptr_eq(&first, s.compiled().expect("compiled")));
+        // Seeding a compiled segment changes nothing.
+        let again = s.with_compiled(Pattern::parse(PATTERN).expect("the pattern compiles"));
+        assert!(Arc::ptr_eq(&first, again.compiled().expect("compiled")));
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_is_none() {
+        for text in ["", "not json", "[1]", "{}", r#"{"Browser":[{"wildcard":"Chrome*"}]}"#] {
+            let s = segment(text);
+            assert!(s.compiled().is_none(), "{text}");
+            assert!(s.compiled().is_none(), "{text}");
+            assert_eq!(format!("{:?}", s.compiled), "does not compile");
+        }
+    }
+
+    #[test]
+    fn the_cache_neither_changes_the_stored_form_nor_equality() {
+        let stored = br#"{"name":"beta","pattern":"{\"Browser\":[{\"prefix\":\"Chrome/\"}],\"Country\":[\"US\",\"CA\"]}","createdTime":1.5,"lastUpdatedTime":1.5,"tags":{}}"#;
+        let fresh = segment(PATTERN);
+        let compiled = segment(PATTERN);
+        assert!(compiled.compiled().is_some());
+        assert_eq!(fresh, compiled);
+        for s in [&fresh, &compiled] {
+            assert_eq!(Resource::Segment(s.clone()).to_json(), stored.to_vec());
+        }
+        let Some(Resource::Segment(read)) = Resource::from_stored("segment/beta", stored) else {
+            panic!("a stored segment reads back");
+        };
+        assert_eq!(read, compiled);
+        assert_eq!(format!("{:?}", read.compiled), "not compiled yet");
+        assert!(read.compiled().is_some());
     }
 }

@@ -98,7 +98,7 @@ fn apply_one(plane: &Plane, st: &mut ControlState, d: &Declared, unchanged: bool
         (DeclaredKind::Segment, true) => {
             // Segments are immutable: a changed one is made again, which only works while unused.
             let same = st.evidently.segments.get(&d.name).is_some_and(|s| {
-                Some(s.pattern.as_str()) == b.get("pattern").and_then(Value::as_str)
+                Some(s.pattern()) == b.get("pattern").and_then(Value::as_str)
                     && s.description.as_deref() == b.get("description").and_then(Value::as_str)
             });
             if same {

@@ -48,7 +48,7 @@ pub fn view(st: &ControlState, s: &Segment) -> Value {
     let mut v = json!({
         "arn": Arns(&st.config).segment(&s.name),
         "name": s.name,
-        "pattern": s.pattern,
+        "pattern": s.pattern(),
         "createdTime": s.created_time,
         "lastUpdatedTime": s.last_updated_time,
         "launchCount": launches.len(),
@@ -74,7 +74,7 @@ pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Val
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
     check_name("name", &name, 64)?;
     let pattern = b.pattern.ok_or_else(|| invalid("pattern", "is required"))?;
-    compile("pattern", &pattern)?;
+    let parsed = compile("pattern", &pattern)?;
     check_description("description", &b.description)?;
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
@@ -88,8 +88,8 @@ pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Val
             format!("You have reached the maximum of {} segments.", st.config.quotas.segments),
         ));
     }
-    let t = now();
-    let s = Segment { name, pattern, description: b.description, created_time: t, last_updated_time: t, tags };
+    // Compiled above to validate it: kept, so the state compiler does not parse it again.
+    let s = Segment::new(name, pattern, b.description, now(), tags).with_compiled(parsed);
     commit(plane, st, vec![Resource::Segment(s.clone())], Vec::new())?;
     Ok(json!({ "segment": view(st, &s) }))
 }
