@@ -31,7 +31,9 @@ S_H1=$((BASE_PORT + 11))  S_TLS=$((BASE_PORT + 12))  S_H2C=$((BASE_PORT + 13))  
 E_H1=$((BASE_PORT + 21))  E_TLS=$((BASE_PORT + 22))  E_ADMIN=$((BASE_PORT + 29)) # edgesplit (h1 + h2c on E_H1)
 N_H1=$((BASE_PORT + 31))  N_TLS=$((BASE_PORT + 32))  N_H2C=$((BASE_PORT + 33))   # nginx
 H_H1=$((BASE_PORT + 41))  H_TLS=$((BASE_PORT + 42))                               # haproxy (h1 + h2c on H_H1)
-ALL_PORTS="$P_H1 $P_TLS $P_H2C $S_H1 $S_TLS $S_H2C $E_H1 $E_TLS $E_ADMIN $N_H1 $N_TLS $N_H2C $H_H1 $H_TLS"
+R_H1=$((BASE_PORT + 51))  R_TLS=$((BASE_PORT + 52))  R_H2C=$((BASE_PORT + 53))   # relay (HAProxy, TCP mode)
+R_H2TLS=$((BASE_PORT + 54))
+ALL_PORTS="$P_H1 $P_TLS $P_H2C $S_H1 $S_TLS $S_H2C $E_H1 $E_TLS $E_ADMIN $N_H1 $N_TLS $N_H2C $H_H1 $H_TLS $R_H1 $R_TLS $R_H2C $R_H2TLS"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -124,7 +126,7 @@ check_ports_free() {
   local p
   for p in $ALL_PORTS; do
     if ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
-      die "port $p is in use; set BASE_PORT to another range (ports BASE_PORT+1..+42 are used)"
+      die "port $p is in use; set BASE_PORT to another range (ports BASE_PORT+1..+54 are used)"
     fi
   done
 }
@@ -475,6 +477,50 @@ start_haproxy() {
   wait_port $H_H1; wait_port $H_TLS
 }
 
+# --- relay: the floor of any proxy on this box, not a contender ---------------------------------------------
+# HAProxy in TCP mode copying bytes between each client connection and its own connection to the primary
+# origin: no HTTP parsing, no split, no headers (TLS is terminated, then plain bytes go on). It makes the
+# same socket calls per request as an HTTP proxy (a read and a write on each side), so its req/s bounds
+# what any HTTP proxy that forwards each request over its own origin connection can reach here.
+write_relay() {
+  local dir="$WORK/relay"
+  mkdir -p "$dir"
+  cat > "$dir/haproxy.cfg" <<EOF
+global
+  nbthread $NPROC
+  maxconn 30000
+  no strict-limits
+  log stderr local0 warning
+
+defaults
+  mode tcp
+  timeout connect 3s
+  timeout client 300s
+  timeout server 300s
+
+listen relay_h1
+  bind 127.0.0.1:$R_H1 backlog 4096
+  bind 127.0.0.1:$R_TLS ssl crt $WORK/haproxy.pem alpn http/1.1 backlog 4096
+  maxconn 30000
+  server p1 127.0.0.1:$P_H1 maxconn 30000
+
+listen relay_h2
+  bind 127.0.0.1:$R_H2C backlog 4096
+  bind 127.0.0.1:$R_H2TLS ssl crt $WORK/haproxy.pem alpn h2 backlog 4096
+  maxconn 30000
+  server p1 127.0.0.1:$P_H2C maxconn 30000
+EOF
+}
+
+start_relay() {
+  write_relay
+  haproxy -c -q -f "$WORK/relay/haproxy.cfg" || die "haproxy rejected the relay config"
+  "${RUN[@]}" haproxy -db -f "$WORK/relay/haproxy.cfg" >"$WORK/relay/stdout.log" 2>&1 &
+  RELAY_PID=$!
+  PIDS+=($!)
+  wait_port $R_H1; wait_port $R_TLS; wait_port $R_H2C; wait_port $R_H2TLS
+}
+
 # URL of a contender for a protocol: h1 (plain HTTP/1.1), h1tls (HTTPS/1.1), h2c, h2tls.
 url_for() {
   local who=$1 proto=$2
@@ -485,6 +531,8 @@ url_for() {
     nginx:h1) echo "http://127.0.0.1:$N_H1/" ;;    nginx:h1tls|nginx:h2tls) echo "https://127.0.0.1:$N_TLS/" ;;
     nginx:h2c) echo "http://127.0.0.1:$N_H2C/" ;;
     haproxy:h1|haproxy:h2c) echo "http://127.0.0.1:$H_H1/" ;; haproxy:h1tls|haproxy:h2tls) echo "https://127.0.0.1:$H_TLS/" ;;
+    relay:h1) echo "http://127.0.0.1:$R_H1/" ;;     relay:h1tls) echo "https://127.0.0.1:$R_TLS/" ;;
+    relay:h2c) echo "http://127.0.0.1:$R_H2C/" ;;  relay:h2tls) echo "https://127.0.0.1:$R_H2TLS/" ;;
     *) die "no url for $who $proto" ;;
   esac
 }

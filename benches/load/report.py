@@ -16,7 +16,7 @@ PROTO_TITLES = {
     "h2c": "HTTP/2 cleartext, prior knowledge (h2load)",
     "h2tls": "HTTP/2 over TLS, ALPN h2 (h2load)",
 }
-ORDER = ["direct", "edgesplit", "nginx", "haproxy"]
+ORDER = ["direct", "relay", "edgesplit", "nginx", "haproxy"]
 
 
 def parse_wrk(text):
@@ -100,8 +100,8 @@ def main(path):
         if abs(origin_total - r["requests"]) > 0.01 * r["requests"] + 1000:
             notes.append(f"round {rnd} {proto} {who}: the client counted {r['requests']} responses, "
                          f"the origins {origin_total} requests")
-        if who == "direct" and r["ds"]:
-            notes.append(f"round {rnd} {proto} direct: the staging origin served {r['ds']} requests")
+        if who in ("direct", "relay") and r["ds"]:
+            notes.append(f"round {rnd} {proto} {who}: the staging origin served {r['ds']} requests")
         runs[(proto, who)].append(r)
 
     protos = [p for p in PROTO_TITLES if any(k[0] == p for k in runs)]
@@ -118,7 +118,7 @@ def main(path):
             med[w]["n"] = len(rs)
             med[w]["errors"] = sum(r["errors"] for r in rs)
             dp, ds = sum(r["dp"] for r in rs), sum(r["ds"] for r in rs)
-            med[w]["share"] = None if w == "direct" or dp + ds == 0 else ds / (dp + ds)
+            med[w]["share"] = None if w in ("direct", "relay") or dp + ds == 0 else ds / (dp + ds)
         print(f"#### {PROTO_TITLES[proto]}")
         print()
         if h2:
@@ -149,7 +149,9 @@ def main(path):
               "rounds. Staging share: staging origin's requests / both origins', pooled over the rounds. "
               "CPU µs/req: user + system CPU time of the proxy's processes (direct: the primary origin's) over the "
               "measured run, per response the client counted, median across rounds; it is less sensitive than "
-              "req/s to what else the box runs. ÷ columns: ratio of median req/s.")
+              "req/s to what else the box runs. ÷ columns: ratio of median req/s."
+              + (" relay: HAProxy in TCP mode, bytes copied to the primary origin with no HTTP work: the "
+                 "floor of any proxy here, not a contender." if "relay" in med else ""))
         print()
     for n in notes:
         print(f"- note: {n}")

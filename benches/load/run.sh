@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Load test: edgesplit against nginx and HAProxy doing the same job (sticky 10 % staging split, one
-# injected decision header), with the origins alone ("direct") as the ceiling. HTTP/1.1, HTTPS/1.1,
-# h2c and HTTP/2 over TLS, interleaved rounds, medians with the min-max spread. Loopback only.
+# injected decision header), with the origins alone ("direct") as the ceiling and a TCP relay as the
+# floor. HTTP/1.1, HTTPS/1.1, h2c and HTTP/2 over TLS, interleaved rounds, medians with the min-max
+# spread. Loopback only.
 # See benches/load/README.md. Everything is a setting in the environment:
 #
 #   ROUNDS=3 DURATION=10 WARMUP=3 CONNS=64 H2_STREAMS=10 CLIENT_THREADS=1
-#   PROTOCOLS="h1 h1tls h2c h2tls" CONTENDERS="direct edgesplit nginx haproxy"
-#   BASE_PORT=27100 (ports BASE_PORT+1 .. +42)   SKIP_BUILD=1 (use target/release/edgesplit as it is,
+#   PROTOCOLS="h1 h1tls h2c h2tls" CONTENDERS="direct relay edgesplit nginx haproxy" (relay: the floor,
+#   HAProxy in TCP mode doing no HTTP work; see lib.sh)
+#   BASE_PORT=27100 (ports BASE_PORT+1 .. +54)   SKIP_BUILD=1 (use target/release/edgesplit as it is,
 #   or EDGESPLIT_BIN=PATH)
 #   RESULTS=FILE (also write the markdown there)  KEEP_WORK=1 (keep the temp folder with raw outputs)
 #   NICE=-10 (nice value of every bench process; default -10 as root, else 0)
@@ -20,7 +22,7 @@ CONNS=${CONNS:-64}
 H2_STREAMS=${H2_STREAMS:-10}
 CLIENT_THREADS=${CLIENT_THREADS:-1}
 PROTOCOLS=${PROTOCOLS:-"h1 h1tls h2c h2tls"}
-CONTENDERS=${CONTENDERS:-"direct edgesplit nginx haproxy"}
+CONTENDERS=${CONTENDERS:-"direct relay edgesplit nginx haproxy"}
 
 read -r -a PROTOS <<<"$PROTOCOLS"
 read -r -a WHO <<<"$CONTENDERS"
@@ -54,6 +56,7 @@ for w in "${WHO[@]}"; do
     edgesplit) start_edgesplit ;;
     nginx) start_nginx ;;
     haproxy) start_haproxy ;;
+    relay) start_relay ;;
     *) die "unknown contender $w" ;;
   esac
 done
@@ -86,7 +89,7 @@ check_contender() {
     [ "$got" = "$want" ] || fail "$who $proto: got '$got', want '$want'"
   done
   tls=$(curl -skv --http1.1 -o /dev/null "$(url_for "$who" h1tls)" 2>&1 | sed -n 's/.*SSL connection using \(.*\)/\1/p' | tr -d '\r')
-  [ "$who" = direct ] && { log "check direct: 200 over h1, h1tls, h2c, h2tls; TLS: $tls"; return; }
+  if [ "$who" = direct ] || [ "$who" = relay ]; then log "check $who: 200 over h1, h1tls, h2c, h2tls; TLS: $tls"; return; fi
 
   read -r cd ent <<<"$(cookie_names "$who")"
   grep -qi "^set-cookie: $cd=" <<<"$hdr" || fail "$who: no $cd cookie set"
@@ -153,7 +156,7 @@ CLK_TCK=$(getconf CLK_TCK)
 contender_pid() {
   case $1 in
     direct) echo "$ORIGIN_PRIMARY_PID" ;; edgesplit) echo "$EDGESPLIT_PID" ;;
-    nginx) echo "$NGINX_PID" ;; haproxy) echo "$HAPROXY_PID" ;;
+    nginx) echo "$NGINX_PID" ;; haproxy) echo "$HAPROXY_PID" ;; relay) echo "$RELAY_PID" ;;
   esac
 }
 
