@@ -406,15 +406,31 @@ start_nginx() {
 }
 
 # --- HAProxy --------------------------------------------------------------------------------------------
-write_haproxy() {
-  local dir="$WORK/haproxy"
-  mkdir -p "$dir"
-  cat > "$dir/haproxy.cfg" <<EOF
+# The global section of both HAProxy configurations (the contender and the relay).
+haproxy_global() {
+  cat <<EOF
 global
   nbthread $NPROC
   maxconn 30000
   no strict-limits   # the fd hard limit may be below 2 x maxconn: warn, do not fail
   log stderr local0 warning
+EOF
+}
+
+# Checks and starts HAProxy on $WORK/$1/haproxy.cfg, in the foreground of its own process; its PID is
+# the last of PIDS.
+run_haproxy() {
+  local name=$1
+  haproxy -c -q -f "$WORK/$name/haproxy.cfg" || die "haproxy rejected the $name config"
+  "${RUN[@]}" haproxy -db -f "$WORK/$name/haproxy.cfg" >"$WORK/$name/stdout.log" 2>&1 &
+  PIDS+=($!)
+}
+
+write_haproxy() {
+  local dir="$WORK/haproxy"
+  mkdir -p "$dir"
+  cat > "$dir/haproxy.cfg" <<EOF
+$(haproxy_global)
 
 defaults
   mode http
@@ -470,10 +486,8 @@ EOF
 
 start_haproxy() {
   write_haproxy
-  haproxy -c -q -f "$WORK/haproxy/haproxy.cfg" || die "haproxy rejected the bench config"
-  "${RUN[@]}" haproxy -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/stdout.log" 2>&1 &
-  HAPROXY_PID=$!
-  PIDS+=($!)
+  run_haproxy haproxy
+  HAPROXY_PID=${PIDS[-1]}
   wait_port $H_H1; wait_port $H_TLS
 }
 
@@ -486,11 +500,7 @@ write_relay() {
   local dir="$WORK/relay"
   mkdir -p "$dir"
   cat > "$dir/haproxy.cfg" <<EOF
-global
-  nbthread $NPROC
-  maxconn 30000
-  no strict-limits
-  log stderr local0 warning
+$(haproxy_global)
 
 defaults
   mode tcp
@@ -514,10 +524,8 @@ EOF
 
 start_relay() {
   write_relay
-  haproxy -c -q -f "$WORK/relay/haproxy.cfg" || die "haproxy rejected the relay config"
-  "${RUN[@]}" haproxy -db -f "$WORK/relay/haproxy.cfg" >"$WORK/relay/stdout.log" 2>&1 &
-  RELAY_PID=$!
-  PIDS+=($!)
+  run_haproxy relay
+  RELAY_PID=${PIDS[-1]}
   wait_port $R_H1; wait_port $R_TLS; wait_port $R_H2C; wait_port $R_H2TLS
 }
 
