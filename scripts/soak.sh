@@ -41,7 +41,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # What the binary is built from (taken before the build: others may commit while it runs).
-COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' + uncommitted changes in src/')"
+# (`|| true`: with a clean tree the test fails, and under `set -e` that failure would end the script.)
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' + uncommitted changes in src/' || true)"
 if [ -z "${SKIP_BUILD:-}" ] && [ -z "${EDGESPLIT_BIN:-}" ]; then
   log "building (cargo build --release --locked --bin edgesplit)"
   cargo build --release --locked --bin edgesplit >&2

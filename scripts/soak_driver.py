@@ -399,6 +399,11 @@ class Churn:
                 {"name": "bold", "feature": "banner", "variation": "bold"},
             ],
             scheduledSplitsConfig={"steps": [{"startTime": 0, "groupWeights": {"classic": 50000, "bold": 50000}}]},
+            # A monitor makes its evaluations exposures (edgesplit remembers none for a launch without
+            # one), so the soak keeps filling the exposure log to its bound.
+            metricMonitors=[
+                {"metricDefinition": {"name": "clicks", "entityIdKey": "userDetails.userId", "valueKey": "details.clicks"}}
+            ],
         )
         ev.start_launch(project=PROJECT, launch="banner-rollout")
         self._new_canary_launch()
