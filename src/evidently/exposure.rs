@@ -161,7 +161,8 @@ impl ExposureLog {
     pub fn insert(&self, e: Exposure) {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let key: Key = (e.project.clone(), e.entity);
-        let list = m.by_entity.entry(key.clone()).or_default();
+        // Most entities hold one assignment: room for one, where a first push would make room for 4.
+        let list = m.by_entity.entry(key.clone()).or_insert_with(|| Vec::with_capacity(1));
         match list.iter_mut().find(|a| a.kind == e.kind && a.rule == e.rule) {
             Some(a) => {
                 a.arm = e.arm;
