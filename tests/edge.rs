@@ -41,6 +41,21 @@ fn edge_config(primary: &str, staging: &str, evidently: &str, extra: &str) -> St
     format!("{base}\n[distribution.evidently]\n{evidently}\n{RESOURCES}")
 }
 
+/// Unix milliseconds now.
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Waits (up to 2 s) until the exposure log holds `n` entries: the drain task moves them on a tick.
+async fn drained(exposures: &edgesplit::evidently::exposure::ExposureLog, n: usize) {
+    for _ in 0..200 {
+        if exposures.len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn seen<'a>(body: &'a str, header: &str) -> Vec<&'a str> {
     body.lines().filter_map(|l| l.strip_prefix(&format!("{header}: "))).collect()
 }
@@ -226,13 +241,7 @@ metricGoals = [{{ metricDefinition = {{ name = "spend", entityIdKey = "userDetai
     assert_eq!(api["reason"], "EXPERIMENT_RULE_MATCH");
 
     let exposures = &edge.handle.plane.proxy.exposures;
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    for _ in 0..200 {
-        if exposures.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    drained(exposures, 2).await;
     let edge_seen = exposures.latest("shop", "edge-user", now());
     assert_eq!(edge_seen.len(), 1, "{edge_seen:?}");
     assert_eq!(&*edge_seen[0].rule, "pricing");
@@ -283,13 +292,7 @@ groupWeights = {{ ga = 50000, gb = 50000 }}
         assert_eq!(seen(&body, "x-evidently-plain").len(), 1, "both features are still evaluated: {body}");
     }
     let exposures = &edge.handle.plane.proxy.exposures;
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    for _ in 0..200 {
-        if exposures.len() >= 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    drained(exposures, 5).await;
     // Settle a little longer: an exposure of the unmonitored launch would arrive with the others.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(exposures.len(), 5);
