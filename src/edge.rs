@@ -180,7 +180,7 @@ impl CompiledEdge {
         if let Some(id) = cookie::find(headers, &self.entity_cookie).filter(|id| !id.is_empty() && id.len() <= 512) {
             return (id.into(), false);
         }
-        (new_entity_id(fastrand::u128(..)).into(), true)
+        (new_entity_id(crate::random::id128()).into(), true)
     }
 
     fn context(&self, headers: &HeaderMap, uri: &Uri, method: &Method, client: IpAddr) -> Value {

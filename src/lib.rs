@@ -9,6 +9,7 @@
 //! - [`routing`]: the immutable snapshot the request path reads, and the pure decisions over it.
 //! - [`edge`]: Evidently decisions evaluated per request and injected as headers.
 //! - [`tls`]: certificates, SNI, and the client TLS config towards origins.
+//! - [`random`]: secrets and unguessable ids from the OS generator.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: atomic counters and the Prometheus text format.
 //! - [`telemetry`]: logging and the access log.
@@ -24,6 +25,7 @@ pub mod evidently;
 pub mod metrics;
 pub mod plane;
 pub mod proxy;
+pub mod random;
 pub mod routing;
 pub mod server;
 pub mod store;

@@ -51,6 +51,8 @@ struct InlineEpoch {
 impl Plane {
     /// Opens the store, loads the policies, compiles and publishes the first state.
     pub fn new(config: Config, access_log: bool) -> Result<Plane, String> {
+        // Keys and ids come from the OS generator: without it, edgesplit does not start.
+        crate::random::check().map_err(|e| format!("the OS random generator failed: {e}"))?;
         let max_exposures = config.quotas.exposures;
         let store = match &config.store_path {
             Some(path) => Store::open(path).map_err(|e| e.to_string())?,

@@ -225,12 +225,14 @@ impl Store {
         })
     }
 
-    /// The cookie signing key kept in the store, made (32 random bytes) on first use.
+    /// The cookie signing key kept in the store, made (32 bytes from the OS generator) on first use.
     pub fn cookie_key(&self) -> Result<Vec<u8>, StoreError> {
         if let Some(k) = self.meta("cookie_key")? {
             return Ok(k);
         }
-        let key: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..)).take(32).collect();
+        let key = crate::random::key()
+            .map_err(|e| StoreError(format!("cannot make a cookie key: the OS random generator failed: {e}")))?
+            .to_vec();
         self.set_meta("cookie_key", &key)?;
         Ok(key)
     }
@@ -259,6 +261,10 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.policies().unwrap(), vec![p]);
         assert_eq!(s.cookie_key().unwrap(), key);
+        // 32 bytes from the OS generator: not zero, and another store makes another key.
+        assert_eq!(key.len(), 32);
+        assert_ne!(key, [0u8; 32]);
+        assert_ne!(Store::in_memory().unwrap().cookie_key().unwrap(), key);
         s.delete_policy("p1").unwrap();
         assert!(s.policies().unwrap().is_empty());
     }

@@ -133,10 +133,21 @@ fn store_failed(e: crate::store::StoreError) -> CfError {
     )
 }
 
-/// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits.
+/// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits, from the OS generator (an ETag
+/// must not be guessable: If-Match is what keeps two writers from overwriting each other blindly).
 fn new_etag() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::iter::once('E').chain((0..13).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)).collect()
+    const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut tag = String::with_capacity(14);
+    tag.push('E');
+    while tag.len() < 14 {
+        // 252 = 7 x 36: bytes above it are dropped so that every character is equally likely.
+        for b in crate::random::bytes16() {
+            if b < 252 && tag.len() < 14 {
+                tag.push(ALPHABET[usize::from(b % 36)] as char);
+            }
+        }
+    }
+    tag
 }
 
 /// Checks the staging names against the distributions and the other policies.
@@ -513,6 +524,19 @@ mod tests {
         assert_eq!(code(&BOTO3_BODY.replace("<IdleTTL>300", "<IdleTTL>299")), "InvalidArgument");
         assert_eq!(code(&BOTO3_BODY.replace("<Enabled>true", "<Enabled>True")), "InvalidArgument");
         assert_eq!(code(&BOTO3_BODY.replace("SingleWeight</Type>", "SingleHeader</Type>")), "InvalidArgument");
+    }
+
+    #[test]
+    fn etags_are_e_and_13_characters_and_distinct() {
+        let tags: std::collections::HashSet<String> = (0..10_000).map(|_| new_etag()).collect();
+        assert_eq!(tags.len(), 10_000);
+        for t in &tags {
+            assert_eq!(t.len(), 14, "{t}");
+            assert!(t.starts_with('E') && t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{t}");
+        }
+        // Every character of the alphabet turns up (a modulo bias or a stuck generator would show).
+        let seen: std::collections::HashSet<u8> = tags.iter().flat_map(|t| t.bytes().skip(1)).collect();
+        assert_eq!(seen.len(), 36);
     }
 
     #[test]

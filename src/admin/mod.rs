@@ -335,7 +335,7 @@ pub fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
 
 /// A random version-4 UUID, for resource ids and request ids.
 pub fn uuid() -> String {
-    let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    let mut b = crate::random::bytes16();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
