@@ -281,16 +281,11 @@ impl Control {
         listeners.extend(fresh);
         drop(listeners);
 
-        let old = &self.config;
-        if old.admin_listen != new.admin_listen
-            || old.admin_auth != new.admin_auth
-            || old.store_path != new.store_path
-            || old.log != new.log
-            || old.limits.max_connections != new.limits.max_connections
-            || old.limits.workers != new.limits.workers
-        {
+        let pending = restart_only_changes(&self.config, &new);
+        if !pending.is_empty() {
             tracing::warn!(
-                "[admin], [store], [log], limits.max_connections and limits.workers apply at the next restart"
+                changed = pending.join(", "),
+                "These settings changed but are read at start only: they apply at the next restart"
             );
         }
         self.config = new;
@@ -325,6 +320,23 @@ impl Control {
     }
 }
 
+/// The settings a reload does not apply, by the name they have in the file, that differ between `old`
+/// and `new`. Everything else is applied by a reload (`[admin] account_id` and `region` included: the ARNs
+/// the API returns change with them). Keep in step with the README ("Reload") and config/edgesplit.toml.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks = [
+        ("[admin] listen", old.admin_listen != new.admin_listen),
+        ("[admin] auth and keys", old.admin_auth != new.admin_auth),
+        ("[store] path", old.store_path != new.store_path),
+        ("[log]", old.log != new.log),
+        ("limits.max_connections", old.limits.max_connections != new.limits.max_connections),
+        ("limits.workers", old.limits.workers != new.limits.workers),
+        ("timeouts.config_poll", old.timeouts.config_poll != new.timeouts.config_poll),
+        ("[evidently] max_exposures", old.quotas.exposures != new.quotas.exposures),
+    ];
+    checks.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect()
+}
+
 /// A running listener stays bound across a reload when its address is configured again. Port 0 means
 /// "any free port", so there the name must match too.
 fn same_listener(running: &RunningListener, config: &ListenerConfig) -> bool {
@@ -355,4 +367,40 @@ async fn recv_hup(hup: &mut Hangup) -> Option<()> {
 #[cfg(not(unix))]
 async fn recv_hup(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(extra: &str) -> Config {
+        let text = format!(
+            "[admin]\nauth = \"none\"\n{extra}\n[[distribution]]\nid = \"web\"\ndomains = [\"*\"]\n\
+             [distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n"
+        );
+        config::parse_to_run(&text, "t.toml", std::path::Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn every_restart_only_setting_is_named_when_it_changes() {
+        let base = parse("");
+        assert!(restart_only_changes(&base, &parse("")).is_empty());
+        for (extra, name) in [
+            ("[timeouts]\nconfig_poll = \"5s\"", "timeouts.config_poll"),
+            ("[limits]\nworkers = 3", "limits.workers"),
+            ("[limits]\nmax_connections = 5", "limits.max_connections"),
+            ("[evidently]\nmax_exposures = 7", "[evidently] max_exposures"),
+            ("[log]\nformat = \"json\"", "[log]"),
+            ("[store]\npath = \"/tmp/x\"", "[store] path"),
+        ] {
+            assert_eq!(restart_only_changes(&base, &parse(extra)), [name], "{extra}");
+        }
+        // What a reload applies is not named.
+        for extra in ["[timeouts]\nclient_idle = \"5s\"", "[limits]\nmax_headers = 50", "[evidently]\nmax_projects = 5"]
+        {
+            assert!(restart_only_changes(&base, &parse(extra)).is_empty(), "{extra}");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 use std::convert::Infallible;
 use std::fmt::Write;
-use std::path::Path;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http::{Request, Response, header};
@@ -35,6 +37,71 @@ pub fn config(store_dir: &Path) -> Result<Config, ConfigErrors> {
     let mut c = config::parse_to_run(DEMO_TOML, "demo.toml", Path::new("."))?;
     c.store_path = Some(store_dir.to_path_buf());
     Ok(c)
+}
+
+/// Where the demo's pieces listen.
+#[derive(Debug, Clone, Copy)]
+pub struct Origins {
+    pub primary: SocketAddr,
+    pub staging: SocketAddr,
+}
+
+/// `edgesplit demo --ephemeral-ports`: the listeners and the admin listener on 127.0.0.1 port 0, and the
+/// origins `config/demo.toml` names (127.0.0.1:18081 and :18082) replaced by `origins`.
+pub fn use_ephemeral_ports(config: &mut Config, origins: Origins) {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    for l in &mut config.listeners {
+        l.addr = any;
+    }
+    config.admin_listen = any;
+    let pools = config.distributions.iter_mut().flat_map(|d| std::iter::once(&mut d.primary).chain(d.staging.as_mut()));
+    for pool in pools {
+        for origin in &mut pool.origins {
+            let to = match origin.authority.as_str() {
+                PRIMARY_ORIGIN => origins.primary,
+                STAGING_ORIGIN => origins.staging,
+                _ => continue,
+            };
+            if let Ok(a) = to.to_string().parse() {
+                origin.authority = a;
+            }
+        }
+    }
+}
+
+/// The whole demo: binds and starts both origins (on [`PRIMARY_ORIGIN`] and [`STAGING_ORIGIN`], or on
+/// free ports with `ephemeral_ports`), starts edgesplit on `config`, seeds the policy, prints what to
+/// try, and runs until `stop` resolves and the drain is over. The store folder is removed at the end.
+pub async fn run(
+    mut config: Config,
+    ephemeral_ports: bool,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let mut bound = Vec::new();
+    for (addr, side) in [(PRIMARY_ORIGIN, "primary"), (STAGING_ORIGIN, "staging")] {
+        let addr = if ephemeral_ports { "127.0.0.1:0" } else { addr };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind the demo's {side} origin on {addr}: {e}"))?;
+        bound.push(listener.local_addr().map_err(|e| e.to_string())?);
+        tokio::spawn(run_origin(listener, side));
+    }
+    let origins = Origins { primary: bound[0], staging: bound[1] };
+    if ephemeral_ports {
+        use_ephemeral_ports(&mut config, origins);
+    }
+    let store: Option<PathBuf> = config.store_path.clone();
+    let handle = crate::app::start(config, None, stop).await.map_err(|e| e.to_string())?;
+    let policy = seed_policy(&handle.plane)?;
+    let proxy = handle.addr("http").map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
+    let admin = handle.admin_addr.to_string();
+    let exe = std::env::current_exe().map_or_else(|_| "edgesplit".to_string(), |p| p.display().to_string());
+    println!("{}", instructions(&proxy, &admin, &policy.id, origins, &exe));
+    handle.wait().await;
+    if let Some(store) = store {
+        let _ = std::fs::remove_dir_all(store);
+    }
+    Ok(())
 }
 
 /// The staging DNS name of the demo's distribution (what CloudFront policies list).
@@ -84,8 +151,9 @@ fn echo(side: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
-/// What the demo prints once it is up.
-pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
+/// What the demo prints once it is up. `exe` is how to call this binary (for `install-models`).
+pub fn instructions(proxy: &str, admin: &str, policy_id: &str, origins: Origins, exe: &str) -> String {
+    let Origins { primary, staging } = origins;
     // Lines at column 0, so the block pastes into a Python prompt as it is.
     let boto3 = [
         "import boto3, botocore".to_string(),
@@ -106,7 +174,7 @@ pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
     .join("\n");
     format!(
         "\nedgesplit demo is running.\n\
-         \n  proxy  http://{proxy}   (primary origin {PRIMARY_ORIGIN}, staging origin {STAGING_ORIGIN})\n  admin  http://{admin}\n\
+         \n  proxy  http://{proxy}   (primary origin {primary}, staging origin {staging})\n  admin  http://{admin}\n\
          \nA continuous deployment policy sends 10 % of sessions to staging, sticky for 300 s (policy {policy_id}).\n\
          \nTry:\n\
          \n  curl -si http://{proxy}/hello                        # note the edgesplit-cd cookie\n\
@@ -114,9 +182,12 @@ pub fn instructions(proxy: &str, admin: &str, policy_id: &str) -> String {
          \n  curl -si http://{proxy}/ | grep -i x-evidently-banner   # the Evidently decision, 50/50 per browser\n\
          \n  curl -s --http2-prior-knowledge http://{proxy}/over-h2\n\
          \n  curl -s http://{admin}/metrics | grep -E 'edgesplit_(requests|routing_decisions)_total'\n\
+         \n  curl -s --aws-sigv4 'aws:amz:us-east-1:evidently' --user {ACCESS_KEY_ID}:{SECRET_ACCESS_KEY} http://{admin}/projects   # curl 7.75+\n\
          \nThe admin API checks AWS SigV4 signatures. The demo's key pair is fixed and public:\n\
          \n  access key id      {ACCESS_KEY_ID}\n  secret access key  {SECRET_ACCESS_KEY}\n\
-         \nboto3 with it, ready to paste into python3 (CloudFront is signed for us-east-1; Evidently takes any region):\n\
+         \nboto3 with it, ready to paste into python3 (CloudFront is signed for us-east-1; Evidently takes any region).\n\
+         boto3 1.42.50 with botocore 1.42.50 has Evidently built in; any later botocore needs its model, once:\n\
+         \n  {exe} install-models\n\
          \n{boto3}\n\
          \nCtrl-C drains and stops.\n"
     )

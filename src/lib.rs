@@ -14,9 +14,11 @@
 //! - [`metrics`]: atomic counters and the Prometheus text format.
 //! - [`telemetry`]: logging and the access log.
 //! - [`demo`]: `edgesplit demo`'s origins and config.
+//! - [`aws_models`]: `edgesplit install-models`, the Evidently model today's AWS SDKs no longer ship.
 
 pub mod admin;
 pub mod app;
+pub mod aws_models;
 pub mod cd;
 pub mod config;
 pub mod demo;

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
-
-use edgesplit::{app, config, demo, telemetry};
+use edgesplit::{app, aws_models, config, demo, telemetry};
 
 #[derive(Parser)]
 #[command(name = "edgesplit", version, about = "Edge traffic-splitting reverse proxy")]
@@ -28,7 +26,19 @@ enum Command {
         config: PathBuf,
     },
     /// Run a self-contained demo: two built-in origins behind edgesplit on 127.0.0.1:8080.
-    Demo,
+    Demo {
+        /// Bind the proxy, the admin listener and both origins on free ports (127.0.0.1:0) instead of
+        /// 8080, 9901, 18081 and 18082; the banner prints the ports taken.
+        #[arg(long)]
+        ephemeral_ports: bool,
+    },
+    /// Install the Evidently model for boto3 and the AWS CLI (botocore dropped it after 1.42.50): in
+    /// ~/.aws/models, or in DIR for AWS_DATA_PATH.
+    InstallModels {
+        /// Write under DIR instead of ~/.aws/models; then set AWS_DATA_PATH=DIR for the clients.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// mimalloc: fewer instructions per allocation than glibc, and the request path still allocates a few
@@ -67,14 +77,46 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // What `check` does: the Evidently declarations rehearsed against an empty, in-memory store, so
+            // a file whose declarations are invalid is a bad config (exit 2) and touches no store.
+            let mut rehearsal = config.clone();
+            rehearsal.store_path = None;
+            if let Err(errors) = edgesplit::plane::Plane::new(rehearsal, false) {
+                eprintln!("{errors}");
+                return ExitCode::from(2);
+            }
             let _log = telemetry::init(&config.log);
+            let file = format!("{}:", path.display());
             runtime(async move {
-                let handle = app::start(config, Some(path), stop_signal()).await.map_err(|e| e.to_string())?;
+                let handle = app::start(config, Some(path), stop_signal()).await.map_err(|e| match e {
+                    // Declarations that fail only against what the store holds: still the file's errors,
+                    // each positioned in it.
+                    app::StartError::Plane(text) if text.lines().all(|l| l.starts_with(&file)) => Failure::Config(text),
+                    e => Failure::Other(e.to_string()),
+                })?;
                 handle.wait().await;
                 Ok(())
             })
         }
-        Command::Demo => {
+        Command::InstallModels { dir } => {
+            let explicit = dir.is_some();
+            let root = dir.map(|d| std::path::absolute(&d).unwrap_or(d));
+            let installed = root.map_or_else(aws_models::default_root, Ok).and_then(|root| {
+                let installed = aws_models::install(&root)?;
+                Ok((root, installed))
+            });
+            match installed {
+                Ok((root, installed)) => {
+                    print!("{}", aws_models::report(&root, &installed, explicit));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("edgesplit install-models: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { ephemeral_ports } => {
             let store = std::env::temp_dir().join(format!("edgesplit-demo-{}", std::process::id()));
             let config = match demo::config(&store) {
                 Ok(c) => c,
@@ -84,27 +126,25 @@ fn main() -> ExitCode {
                 }
             };
             let _log = telemetry::init(&config.log);
-            runtime(async move {
-                for (addr, side) in [(demo::PRIMARY_ORIGIN, "primary"), (demo::STAGING_ORIGIN, "staging")] {
-                    let listener = TcpListener::bind(addr)
-                        .await
-                        .map_err(|e| format!("cannot bind the demo's {side} origin on {addr}: {e}"))?;
-                    tokio::spawn(demo::run_origin(listener, side));
-                }
-                let handle = app::start(config, None, stop_signal()).await.map_err(|e| e.to_string())?;
-                let policy = demo::seed_policy(&handle.plane)?;
-                let proxy = handle.addr("http").map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
-                println!("{}", demo::instructions(&proxy, &handle.admin_addr.to_string(), &policy.id));
-                handle.wait().await;
-                let _ = std::fs::remove_dir_all(&store);
-                Ok(())
-            })
+            runtime(async move { Ok(demo::run(config, ephemeral_ports, stop_signal()).await?) })
         }
     }
 }
 
+/// Why a command failed: a bad config file exits 2, anything else 1.
+enum Failure {
+    Config(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Other(e)
+    }
+}
+
 /// A multi-threaded runtime with one worker per core.
-fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+fn runtime(f: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -114,7 +154,11 @@ fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode
     };
     match rt.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Config(errors)) => {
+            eprintln!("{errors}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
             eprintln!("edgesplit: {e}");
             ExitCode::FAILURE
         }

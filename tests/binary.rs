@@ -132,3 +132,66 @@ async fn sighup_and_file_changes_reload_and_a_bad_file_keeps_the_running_config(
     assert_eq!(served_by().await, "a");
     assert_eq!(get(&format!("http://{second_addr}/")).await.1["x-origin"], "a");
 }
+
+const PROJECT_AND_FEATURE: &str = r#"
+[[evidently.projects]]
+name = "shop"
+
+[[evidently.features]]
+project = "shop"
+name = "checkout"
+variations = [{ name = "old", value = { stringValue = "v1" } }, { name = "new", value = { stringValue = "v2" } }]
+defaultVariation = "old"
+"#;
+
+fn running_launch(name: &str) -> String {
+    format!(
+        "\n[[evidently.launches]]\nproject = \"shop\"\nname = \"{name}\"\nstatus = \"RUNNING\"\n\
+         groups = [{{ name = \"a\", feature = \"checkout\", variation = \"old\" }}, {{ name = \"b\", feature = \"checkout\", variation = \"new\" }}]\n\
+         [[evidently.launches.scheduledSplitsConfig.steps]]\nstartTime = 0\ngroupWeights = {{ a = 50000, b = 50000 }}\n"
+    )
+}
+
+#[test]
+fn run_exits_2_like_check_when_the_evidently_declarations_are_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let path = dir.path().join("edgesplit.toml");
+    let with = |declarations: &str| {
+        let store = format!("[store]\npath = \"{}\"\n{declarations}", store.display());
+        simple_config("http://127.0.0.1:1", None, &store)
+    };
+
+    // Invalid on their own (a default variation the feature does not have): `check` and `run` both say so
+    // at the declaration and exit 2, and `run` touches no store.
+    let bad = with(PROJECT_AND_FEATURE).replace("defaultVariation = \"old\"", "defaultVariation = \"missing\"");
+    std::fs::write(&path, &bad).unwrap();
+    let at = bad.lines().position(|l| l.starts_with("project = \"shop\"")).unwrap();
+    for command in ["check", "run"] {
+        let out = Command::new(BIN).args([command, "--config"]).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.starts_with(&format!("{}:{at}:", path.display())), "{command}: {stderr}");
+        assert!(stderr.contains("ValidationException: defaultVariation"), "{command}: {stderr}");
+    }
+    assert!(!store.exists(), "`run` opened the store of a file it refused");
+
+    // Valid on their own but not against what the store holds (a launch already running on the feature
+    // when the file starts a second one): `check` rehearses against an empty store and passes; `run`
+    // refuses the file with the declaration's position and exits 2 as well.
+    let first = edgesplit::config::parse_to_run(
+        &with(&format!("{PROJECT_AND_FEATURE}{}", running_launch("ramp"))),
+        "first.toml",
+        dir.path(),
+    )
+    .unwrap();
+    drop(edgesplit::plane::Plane::new(first, false).unwrap());
+    std::fs::write(&path, with(&format!("{PROJECT_AND_FEATURE}{}", running_launch("ramp-2")))).unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with(&format!("{}:", path.display())), "{stderr}");
+    assert!(stderr.contains("ConflictException"), "{stderr}");
+}
