@@ -88,10 +88,12 @@ pub enum UpstreamError {
     Connect = 0,
     Timeout = 1,
     Protocol = 2,
+    /// Refused at `upstream.max_connections_per_origin` (a 503).
+    Limit = 3,
 }
 
 impl UpstreamError {
-    const NAMES: [&'static str; 3] = ["connect", "timeout", "protocol"];
+    const NAMES: [&'static str; 4] = ["connect", "timeout", "protocol", "limit"];
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
@@ -105,13 +107,18 @@ type EvaluationCounters = BTreeMap<String, BTreeMap<String, BTreeMap<String, BTr
 #[derive(Default)]
 pub struct Metrics {
     dists: Mutex<BTreeMap<String, Arc<DistMetrics>>>,
-    upstream_errors: [AtomicU64; 3],
+    upstream_errors: [AtomicU64; UpstreamError::NAMES.len()],
     pub open_connections: AtomicI64,
     pub connections_total: AtomicU64,
     reload_ok: AtomicU64,
     reload_failed: AtomicU64,
     /// Requests for a host no distribution serves.
     pub unrouted: AtomicU64,
+    /// Requests answered before any distribution took them: no such host (404), a bad Host (400), a
+    /// head too large (431). In `edgesplit_requests_total` with empty distribution and target.
+    pub unrouted_answers: Arc<TargetMetrics>,
+    /// Client connections closed because a response waited `timeouts.client_send` for the client.
+    pub send_timeouts: AtomicU64,
     /// Edge evaluations by (project, feature, variation, reason).
     evaluations: Mutex<EvaluationCounters>,
 }
@@ -163,6 +170,13 @@ impl Metrics {
                 }
             }
         }
+        for (class, c) in CLASSES.iter().zip(&self.unrouted_answers.by_class) {
+            let _ = writeln!(
+                out,
+                "edgesplit_requests_total{{distribution=\"\",target=\"\",status=\"{class}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
         out.push_str("# HELP edgesplit_request_duration_seconds Time from request head to the end of the response.\n");
         out.push_str("# TYPE edgesplit_request_duration_seconds histogram\n");
         for (id, m) in &dists {
@@ -212,6 +226,13 @@ impl Metrics {
             "# HELP edgesplit_unrouted_requests_total Requests for a host that no distribution serves (404).\n\
              # TYPE edgesplit_unrouted_requests_total counter\nedgesplit_unrouted_requests_total {}",
             self.unrouted.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgesplit_send_timeouts_total Client connections closed because a response waited \
+             timeouts.client_send for the client to read it.\n\
+             # TYPE edgesplit_send_timeouts_total counter\nedgesplit_send_timeouts_total {}",
+            self.send_timeouts.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -92,11 +92,15 @@ pub struct Origin {
 }
 
 /// Passive health of one origin: a refused connection marks it down for a while; the first request
-/// after that tries it again. Kept across reloads (see [`HealthRegistry`]).
+/// after that tries it again. Also counts the origin's open HTTP/1.1 connections, over all workers, for
+/// `upstream.max_connections_per_origin`. Kept across reloads (see [`HealthRegistry`]), so connections
+/// made before a reload still count.
 #[derive(Debug, Default)]
 pub struct Health {
     /// Unix milliseconds until which the origin is skipped; 0 when up.
     down_until_ms: AtomicU64,
+    /// Open connections to this origin (pooled, leased or still being set up).
+    pub open: std::sync::atomic::AtomicUsize,
 }
 
 pub fn now_ms() -> u64 {
@@ -233,6 +237,8 @@ pub struct Snapshot {
     pub cd: CdSettings,
     /// How long a refused origin is skipped, in milliseconds.
     pub unhealthy_for_ms: u64,
+    /// Requests answered before any distribution took them (no such host, a bad Host).
+    pub unrouted: Arc<crate::metrics::TargetMetrics>,
 }
 
 impl Snapshot {
@@ -276,6 +282,7 @@ impl Snapshot {
             distributions,
             cd: input.cd,
             unhealthy_for_ms: config.upstream.unhealthy_for.as_millis() as u64,
+            unrouted: input.metrics.unrouted_answers.clone(),
         }
     }
 

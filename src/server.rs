@@ -306,6 +306,9 @@ async fn serve<I>(
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client.addr = %info.client, error = %e, "Connection closed with an error");
+                    if let Some(status) = e.downcast_ref::<hyper::Error>().and_then(automatic_status) {
+                        answered_by_hyper(&ctx.proxy, &info, status);
+                    }
                 }
                 return;
             }
@@ -329,9 +332,53 @@ async fn serve<I>(
                         tracing::debug!(client.addr = %info.client, "Client header timeout");
                         return;
                     }
+                    Verdict::SendTimeout => {
+                        // Dropping the connection drops its responses, and with them their origin
+                        // connections (closed, not pooled: their bodies were cut short).
+                        tracing::debug!(client.addr = %info.client, "Client send timeout: the client stopped reading");
+                        ctx.proxy.metrics.send_timeouts.fetch_add(1, Relaxed);
+                        return;
+                    }
                 }
             }
         }
+    }
+}
+
+/// The status hyper's HTTP/1.1 server answered by itself for a request head it could not take (its
+/// `on_error`: 400 for a malformed head, 414 for a long URI, 431 for a head past `max_header_bytes`).
+fn automatic_status(e: &hyper::Error) -> Option<u16> {
+    if !e.is_parse() || e.is_parse_version_h2() {
+        return None;
+    }
+    if !e.is_parse_too_large() {
+        return Some(400);
+    }
+    // hyper tells the two apart only in its message.
+    Some(if e.to_string().contains("URI") { 414 } else { 431 })
+}
+
+/// A request hyper refused before edgesplit saw it still counts, and still writes its access-log line.
+fn answered_by_hyper(proxy: &Proxy, info: &ConnInfo, status: u16) {
+    proxy.metrics.unrouted_answers.record(status, Duration::ZERO);
+    if proxy.access_log {
+        tracing::info!(
+            target: "edgesplit::access",
+            client = %info.client,
+            method = "-",
+            host = "-",
+            path = "-",
+            proto = "HTTP/1.1",
+            status,
+            bytes = 0,
+            duration_ms = 0.0,
+            distribution = "-",
+            target = "-",
+            reason = "head_refused",
+            upstream = "-",
+            aborted = false,
+            "access"
+        );
     }
 }
 
@@ -340,38 +387,58 @@ enum Verdict {
     Fine,
     Idle,
     HeaderTimeout,
+    /// A response has waited `client_send` for the client to take its bytes.
+    SendTimeout,
 }
 
 /// Tells an idle connection (no request in flight, no byte received) from one that is slowly sending a
-/// request head, from counters the request path bumps; checked every `period`, so a timeout fires within
-/// two periods after it is due. Costs the request path two atomic adds and nothing per byte.
+/// request head, and a busy one from one whose client stopped taking its responses (an HTTP/1.1 reader
+/// that never reads, HTTP/2 streams with a zero window), from counters the request path bumps; checked
+/// every `period`, so a timeout fires within two periods after it is due. Costs the request path a few
+/// single-writer stores per request and response frame, and nothing per byte.
 struct Watchdog {
     idle: Duration,
     header: Duration,
+    send: Duration,
     period: Duration,
     requests: u64,
     reads: u64,
+    pulls: u64,
     quiet_since: Instant,
     reading_since: Option<Instant>,
+    /// When the client last took a frame while a response waited for it.
+    taken_at: Instant,
 }
 
 impl Watchdog {
     fn new(t: &Timeouts) -> Watchdog {
-        let period = (t.client_idle.min(t.client_header) / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let shortest = t.client_idle.min(t.client_header).min(t.client_send);
+        let period = (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let now = Instant::now();
         Watchdog {
             idle: t.client_idle,
             header: t.client_header,
+            send: t.client_send,
             period,
             requests: 0,
             reads: 0,
-            quiet_since: Instant::now(),
+            pulls: 0,
+            quiet_since: now,
             reading_since: None,
+            taken_at: now,
         }
     }
 
     fn check(&mut self, a: &Activity, now: Instant) -> Verdict {
         let requests = a.requests.load(Relaxed);
         let reads = a.reads.load(Relaxed);
+        let pulls = a.pulls.load(Relaxed);
+        if a.waiting.load(Relaxed) == 0 || pulls != self.pulls {
+            self.pulls = pulls;
+            self.taken_at = now;
+        } else if now.duration_since(self.taken_at) >= self.send {
+            return Verdict::SendTimeout;
+        }
         if a.in_flight.load(Relaxed) > 0 || requests != self.requests {
             self.requests = requests;
             self.reads = reads;
@@ -446,6 +513,7 @@ mod tests {
         Timeouts {
             client_header: Duration::from_secs(header),
             client_idle: Duration::from_secs(idle),
+            client_send: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(1),
             upstream_response: Duration::from_secs(1),
             upstream_idle: Duration::from_secs(1),
@@ -474,6 +542,33 @@ mod tests {
         a.reads.store(2, Relaxed);
         assert_eq!(dog.check(&a, t0 + Duration::from_secs(5)), Verdict::Fine);
         assert_eq!(dog.check(&a, t0 + Duration::from_secs(9)), Verdict::HeaderTimeout);
+    }
+
+    #[test]
+    fn a_response_the_client_does_not_take_times_out_after_send() {
+        let mut dog = Watchdog::new(&timeouts(8, 40));
+        let a = Activity::default();
+        let t0 = Instant::now();
+        a.in_flight.store(1, Relaxed);
+        a.wait_for_client();
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(30)), Verdict::Fine);
+        // Taken: the clock starts again.
+        a.client_pulled();
+        a.wait_for_client();
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(50)), Verdict::Fine);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(109)), Verdict::Fine);
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(110)), Verdict::SendTimeout);
+    }
+
+    #[test]
+    fn a_response_waiting_on_its_origin_is_not_a_send_timeout() {
+        let mut dog = Watchdog::new(&timeouts(8, 40));
+        let a = Activity::default();
+        let t0 = Instant::now();
+        a.in_flight.store(1, Relaxed);
+        a.wait_for_client();
+        a.client_pulled(); // polled: now the origin owes the next frame
+        assert_eq!(dog.check(&a, t0 + Duration::from_secs(1000)), Verdict::Fine);
     }
 
     #[test]

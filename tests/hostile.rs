@@ -660,6 +660,12 @@ async fn the_stickiness_cookie_never_reaches_an_origin_however_the_cookie_header
         ("beside an obs-text line", &[b"edgesplit-cd=x", b"name=caf\xc3\xa9"], &[b"name=caf\xc3\xa9"]),
         ("empty pairs", &[b";; edgesplit-cd=x;; a=1;"], &[b"a=1"]),
         ("a lookalike name stays", &[b"xedgesplit-cd=1; edgesplit-cdx=2"], &[b"xedgesplit-cd=1; edgesplit-cdx=2"]),
+        // Issue 14: forms an origin framework might still parse as ours.
+        ("after a comma", &[b"a=1, edgesplit-cd=x"], &[b"a=1"]),
+        ("in capitals", &[b"EDGESPLIT-CD=x; b=2"], &[b"b=2"]),
+        ("in mixed case after a comma", &[b"a=1,Edgesplit-Cd=x"], &[b"a=1"]),
+        // HTTP/2-style crumbs, or two lines from an HTTP/1.1 client, go out as one line.
+        ("crumbs", &[b"a=1", b"b=2"], &[b"a=1; b=2"]),
     ];
     for (what, lines, want) in cases {
         plog.lock().unwrap().clear();

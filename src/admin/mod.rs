@@ -36,8 +36,17 @@ const MAX_BODY: usize = 1 << 20;
 /// How long an admin request head, or its body, may take to arrive (slowloris).
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// Open admin connections at most; past it new ones wait in the kernel's backlog.
+/// Open admin connections at most.
 const MAX_CONNECTIONS: usize = 256;
+/// Connections past [`MAX_CONNECTIONS`] still taken for the probes and `/metrics` (one request each,
+/// [`RESERVE_HEAD_TIMEOUT`] to send it), so that a full listener still answers its health checks. Past
+/// this too, a new connection is closed at once.
+const RESERVE_CONNECTIONS: usize = 16;
+const RESERVE_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// An admin connection with no request in flight for this long is closed (HTTP/2: GOAWAY), whatever
+/// it sends meanwhile (an HTTP/2 preface and SETTINGS, PINGs); HTTP/1.1 is already bounded by
+/// [`HEAD_TIMEOUT`], which hyper also runs while a keep-alive connection idles.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -370,11 +379,8 @@ pub fn percent_decode(s: &str) -> Option<String> {
 /// Serves the admin API until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let reserve = Arc::new(tokio::sync::Semaphore::new(RESERVE_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.cancelled() => return,
-        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -386,25 +392,95 @@ pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken)
             },
             _ = stop.cancelled() => return,
         };
+        let (permit, reserved) = match slots.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(p) => (p, true),
+                Err(_) => {
+                    tracing::debug!("Admin listener full, reserve too: connection closed");
+                    continue;
+                }
+            },
+        };
         let admin = admin.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = service_fn(move |req| {
-                let admin = admin.clone();
-                async move { Ok::<_, Infallible>(admin.handle(req).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // hyper's head timer also runs while a keep-alive connection idles: an idle admin client
-            // reconnects after HEAD_TIMEOUT, which costs nothing here.
-            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => {}
-            }
+            serve_connection(stream, admin, reserved, stop).await;
         });
+    }
+}
+
+/// What an admin connection's idle check reads.
+#[derive(Default)]
+struct Busy {
+    in_flight: std::sync::atomic::AtomicU32,
+    requests: AtomicU64,
+}
+
+/// One admin connection. A `reserved` one (taken past the cap) serves one HTTP/1.1 request, and only
+/// the probes and `/metrics`.
+async fn serve_connection(stream: tokio::net::TcpStream, admin: Admin, reserved: bool, stop: CancellationToken) {
+    let activity = Arc::new(Busy::default());
+    let seen = activity.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let admin = admin.clone();
+        let activity = activity.clone();
+        async move {
+            activity.in_flight.fetch_add(1, Relaxed);
+            activity.requests.fetch_add(1, Relaxed);
+            let probe = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+            let resp = if reserved && !probe {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "admin listener busy: only /healthz, /readyz and /metrics\n".into(),
+                )
+            } else {
+                admin.handle(req).await
+            };
+            activity.in_flight.fetch_sub(1, Relaxed);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let timer = hyper_util::rt::TokioTimer::new();
+    let io = TokioIo::new(stream);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's head timer also runs while a keep-alive connection idles: an idle admin client
+    // reconnects after HEAD_TIMEOUT, which costs nothing here.
+    builder.http1().timer(timer.clone()).header_read_timeout(if reserved {
+        RESERVE_HEAD_TIMEOUT
+    } else {
+        HEAD_TIMEOUT
+    });
+    builder.http2().timer(timer).max_concurrent_streams(16);
+    if reserved {
+        builder = builder.http1_only();
+        builder.http1().keep_alive(false);
+    }
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let idle = if reserved { RESERVE_HEAD_TIMEOUT } else { IDLE_TIMEOUT };
+    let period = std::time::Duration::from_millis(250);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let (mut requests, mut quiet_since) = (0, tokio::time::Instant::now());
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.cancelled() => return,
+            now = tick.tick() => {
+                if closing.is_some_and(|deadline| now >= deadline) {
+                    return;
+                }
+                let seen_requests = seen.requests.load(Relaxed);
+                if seen.in_flight.load(Relaxed) > 0 || seen_requests != requests {
+                    (requests, quiet_since) = (seen_requests, now);
+                } else if closing.is_none() && now.duration_since(quiet_since) >= idle {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(now + std::time::Duration::from_secs(1));
+                }
+            }
+        }
     }
 }
 

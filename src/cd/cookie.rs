@@ -127,33 +127,59 @@ pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Removes cookie `name` from the `Cookie` headers, dropping a header that ends up empty. Costs a
-/// substring check when the cookie is absent.
+/// Removes cookie `name` from the `Cookie` headers, in every form an origin framework might parse as
+/// ours: any case (`EDGESPLIT-CD=`), and after a comma (`a=1, edgesplit-cd=…`, the RFC 2965 style some
+/// parsers still split on). What is left goes out as one `Cookie` line joined with `; `, which is also
+/// how HTTP/2's cookie crumbs must reach an HTTP/1.1 origin (RFC 9113 8.2.3). Costs a case-insensitive
+/// substring check when the cookie is absent and there is a single line.
 pub fn strip(headers: &mut HeaderMap, name: &str) {
-    let present =
-        headers.get_all(header::COOKIE).iter().any(|v| v.as_bytes().windows(name.len()).any(|w| w == name.as_bytes()));
-    if !present {
+    let name = name.as_bytes();
+    let mut lines = headers.get_all(header::COOKIE).iter();
+    let Some(first) = lines.next() else { return };
+    let crumbs = lines.next().is_some();
+    let ours = |line: &HeaderValue| line.as_bytes().windows(name.len()).any(|w| w.eq_ignore_ascii_case(name));
+    let present = if crumbs { headers.get_all(header::COOKIE).iter().any(ours) } else { ours(first) };
+    if !present && !crumbs {
         return;
     }
-    let kept: Vec<Vec<u8>> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(|line| {
-            line.as_bytes()
-                .split(|&b| b == b';')
-                .map(<[u8]>::trim_ascii)
-                .filter(|p| !p.is_empty() && pair(p).0 != name.as_bytes())
-                .collect::<Vec<_>>()
-                .join(&b"; "[..])
-        })
-        .filter(|line| !line.is_empty())
-        .collect();
-    headers.remove(header::COOKIE);
-    for line in kept {
-        if let Ok(v) = HeaderValue::from_bytes(&line) {
-            headers.append(header::COOKIE, v);
+    let mut joined: Vec<u8> = Vec::new();
+    for line in headers.get_all(header::COOKIE) {
+        for p in line.as_bytes().split(|&b| b == b';').map(<[u8]>::trim_ascii).filter(|p| !p.is_empty()) {
+            if !present {
+                push_pair(&mut joined, p);
+                continue;
+            }
+            // Commas inside other cookies' values stay as they are; only a comma-separated piece named
+            // like ours goes.
+            let mut pieces = p.split(|&b| b == b',');
+            if !p.contains(&b',') {
+                if !pair(p).0.eq_ignore_ascii_case(name) {
+                    push_pair(&mut joined, p);
+                }
+                continue;
+            }
+            let kept: Vec<&[u8]> = pieces.by_ref().filter(|piece| !pair(piece).0.eq_ignore_ascii_case(name)).collect();
+            let kept = kept.join(&b","[..]);
+            let kept = kept.trim_ascii();
+            if !kept.is_empty() {
+                push_pair(&mut joined, kept);
+            }
         }
     }
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_bytes(&joined)
+        && !joined.is_empty()
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// Appends one cookie pair to a `Cookie` line being built.
+fn push_pair(line: &mut Vec<u8>, pair: &[u8]) {
+    if !line.is_empty() {
+        line.extend_from_slice(b"; ");
+    }
+    line.extend_from_slice(pair);
 }
 
 #[cfg(test)]
@@ -215,7 +241,7 @@ mod tests {
         assert_eq!(find(&h, "c"), Some("3"));
         strip(&mut h, "edgesplit-cd");
         let left: Vec<_> = h.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
-        assert_eq!(left, ["a=1; b=2", "c=3"]);
+        assert_eq!(left, ["a=1; b=2; c=3"], "what is left goes out as one line");
         let mut h = cookies(&["edgesplit-cd=v1"]);
         strip(&mut h, "edgesplit-cd");
         assert!(h.get(header::COOKIE).is_none());
@@ -235,7 +261,7 @@ mod tests {
         assert_eq!(find(&h, "other"), None, "a value that is not UTF-8 is no value");
         strip(&mut h, "edgesplit-cd");
         let left: Vec<&[u8]> = h.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect();
-        assert_eq!(left, [&b"name=caf\xc3\xa9"[..], &b"other=\xff"[..]]);
+        assert_eq!(left, [&b"name=caf\xc3\xa9; other=\xff"[..]]);
     }
 
     #[test]
@@ -244,5 +270,35 @@ mod tests {
         assert_eq!(find(&h, "edgesplit-cd"), Some("v1.x"));
         strip(&mut h, "edgesplit-cd");
         assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2");
+    }
+
+    #[test]
+    fn every_form_an_origin_might_parse_as_ours_is_stripped() {
+        for (line, left) in [
+            ("a=1, edgesplit-cd=v1.x", Some("a=1")),
+            ("a=1,edgesplit-cd=v1.x, b=2", Some("a=1, b=2")),
+            ("EDGESPLIT-CD=v1.x; b=2", Some("b=2")),
+            ("a=1; Edgesplit-Cd=v1.x", Some("a=1")),
+            ("edgesplit-cd=v1.x, EDGESPLIT-CD=v1.y", None),
+            // A comma inside another cookie's value is left alone.
+            ("list=a,b,c; edgesplit-cd=v1.x", Some("list=a,b,c")),
+        ] {
+            let mut h = cookies(&[line]);
+            strip(&mut h, "edgesplit-cd");
+            assert_eq!(h.get(header::COOKIE).map(|v| v.to_str().unwrap()), left, "{line}");
+        }
+    }
+
+    #[test]
+    fn http2_cookie_crumbs_become_one_line() {
+        // RFC 9113 8.2.3: crumbs are joined with "; " for an HTTP/1.1 hop, ours or not.
+        let mut h = cookies(&["a=1", "b=2", "c=3"]);
+        strip(&mut h, "edgesplit-cd");
+        let left: Vec<_> = h.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        assert_eq!(left, ["a=1; b=2; c=3"]);
+        // One line without our cookie is not touched (and costs no allocation).
+        let mut h = cookies(&["a=1;b=2"]);
+        strip(&mut h, "edgesplit-cd");
+        assert_eq!(h.get(header::COOKIE).unwrap(), "a=1;b=2");
     }
 }

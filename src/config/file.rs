@@ -64,6 +64,7 @@ pub struct FileLog {
 pub struct FileTimeouts {
     pub client_header: Option<Spanned<String>>,
     pub client_idle: Option<Spanned<String>>,
+    pub client_send: Option<Spanned<String>>,
     pub upstream_connect: Option<Spanned<String>>,
     pub upstream_response: Option<Spanned<String>>,
     pub upstream_idle: Option<Spanned<String>>,
@@ -87,6 +88,7 @@ pub struct FileLimits {
 pub struct FileUpstream {
     pub ca_file: Option<Spanned<String>>,
     pub pool_max_idle_per_host: Option<Spanned<i64>>,
+    pub max_connections_per_origin: Option<Spanned<i64>>,
     pub unhealthy_for: Option<Spanned<String>>,
 }
 

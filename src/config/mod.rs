@@ -189,6 +189,9 @@ pub struct Timeouts {
     pub client_header: Duration,
     /// Longest time a client connection may sit with no request in flight and no byte received.
     pub client_idle: Duration,
+    /// Longest time a response may wait on a client that does not take its bytes (a stalled reader, a
+    /// closed HTTP/2 window): past it the response is aborted and its origin connection closed.
+    pub client_send: Duration,
     pub upstream_connect: Duration,
     /// Longest wait for an origin's response head once the request is sent: 504 past it.
     pub upstream_response: Duration,
@@ -217,6 +220,8 @@ pub struct Limits {
 pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub pool_max_idle_per_host: usize,
+    /// Open HTTP/1.1 connections to one origin, over all workers; a request past it is answered 503.
+    pub max_connections_per_origin: usize,
     /// How long an origin that refused a connection is skipped (passive health).
     pub unhealthy_for: Duration,
 }

@@ -242,6 +242,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let timeouts = Timeouts {
         client_header: duration(&t.client_header, Duration::from_secs(10), false, p),
         client_idle: duration(&t.client_idle, Duration::from_secs(60), false, p),
+        client_send: duration(&t.client_send, Duration::from_secs(60), false, p),
         upstream_connect: duration(&t.upstream_connect, Duration::from_secs(3), false, p),
         upstream_response: duration(&t.upstream_response, Duration::from_secs(30), false, p),
         upstream_idle: duration(&t.upstream_idle, Duration::from_secs(90), false, p),
@@ -267,6 +268,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let upstream = UpstreamConfig {
         ca_file,
         pool_max_idle_per_host: count(&fc.upstream.pool_max_idle_per_host, 1024, 0..1_000_001, p),
+        max_connections_per_origin: count(&fc.upstream.max_connections_per_origin, 1024, 1..1_000_001, p),
         unhealthy_for: duration(&fc.upstream.unhealthy_for, Duration::from_secs(10), true, p),
     };
 

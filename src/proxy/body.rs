@@ -19,6 +19,10 @@ pub struct ProxyBody {
     lease: Option<Lease>,
     /// The body said it was over (a chunked body's length stays unknown to the end).
     ended: bool,
+    /// Counted in the connection's [`super::Activity::waiting`]: made or last polled with a frame, and
+    /// not polled since. A client that stops reading leaves it so, and the watchdog aborts the
+    /// connection after `timeouts.client_send`.
+    waiting: bool,
 }
 
 enum Kind {
@@ -28,11 +32,21 @@ enum Kind {
 
 impl ProxyBody {
     pub fn upstream(body: Incoming, finish: Finish, lease: Option<Lease>) -> Self {
-        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false }
+        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false, waiting: false }.waiting()
     }
 
     pub fn full(bytes: Bytes, finish: Option<Finish>) -> Self {
-        ProxyBody { kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())), finish, lease: None, ended: false }
+        let kind = Kind::Full(Some(bytes).filter(|b| !b.is_empty()));
+        ProxyBody { kind, finish, lease: None, ended: false, waiting: false }.waiting()
+    }
+
+    /// Starts waiting for the client to take the first frame.
+    fn waiting(mut self) -> Self {
+        if let Some(f) = &self.finish {
+            f.conn.activity.wait_for_client();
+            self.waiting = true;
+        }
+        self
     }
 }
 
@@ -40,6 +54,9 @@ impl Drop for ProxyBody {
     /// A connection whose response was read to the end can serve the next request; one cut short cannot
     /// (dropping its lease closes it).
     fn drop(&mut self) {
+        if let (true, Some(f)) = (self.waiting, &self.finish) {
+            f.conn.activity.stop_waiting();
+        }
         if let (Some(lease), Kind::Upstream(body)) = (self.lease.take(), &self.kind)
             && (self.ended || body.is_end_stream())
         {
@@ -54,6 +71,10 @@ impl Body for ProxyBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
+        if let (true, Some(f)) = (this.waiting, &this.finish) {
+            f.conn.activity.client_pulled();
+            this.waiting = false;
+        }
         let polled = match &mut this.kind {
             Kind::Upstream(body) => Pin::new(body).poll_frame(cx),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -66,8 +87,15 @@ impl Body for ProxyBody {
         if let (Poll::Ready(Some(Err(_))), Some(finish)) = (&polled, &mut this.finish) {
             finish.body_error = true;
         }
-        if let Poll::Ready(None) = polled {
-            this.ended = true;
+        match &polled {
+            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(Some(Ok(_))) => {
+                if let Some(f) = &this.finish {
+                    f.conn.activity.wait_for_client();
+                    this.waiting = true;
+                }
+            }
+            _ => {}
         }
         polled
     }

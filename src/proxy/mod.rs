@@ -63,12 +63,36 @@ pub struct ConnInfo {
     pub activity: Activity,
 }
 
-/// Counters the connection watchdog reads to tell idle from busy (see `server::watchdog`).
+/// Counters the connection watchdog reads to tell idle from busy, and a response the client takes from
+/// one it has stopped taking (see `server::Watchdog`). A connection's task, its requests and its watchdog
+/// all run on one worker thread, so the single-writer counters are plain loads and stores.
 #[derive(Default)]
 pub struct Activity {
     pub in_flight: AtomicU32,
     pub requests: AtomicU64,
     pub reads: AtomicU64,
+    /// Response bodies waiting for the client to take what they last produced (or their first frame).
+    pub waiting: AtomicU32,
+    /// Frames the client side has taken from response bodies.
+    pub pulls: AtomicU64,
+}
+
+impl Activity {
+    /// A response body now waits for the client.
+    pub(crate) fn wait_for_client(&self) {
+        self.waiting.store(self.waiting.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// The client took a frame (or asked for the next one).
+    pub(crate) fn client_pulled(&self) {
+        self.waiting.store(self.waiting.load(Relaxed).saturating_sub(1), Relaxed);
+        self.pulls.store(self.pulls.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// A waiting body went away without being taken.
+    pub(crate) fn stop_waiting(&self) {
+        self.waiting.store(self.waiting.load(Relaxed).saturating_sub(1), Relaxed);
+    }
 }
 
 impl ConnInfo {
@@ -106,8 +130,9 @@ impl Drop for Finish {
         self.conn.activity.in_flight.fetch_sub(1, Relaxed);
         let elapsed = self.start.elapsed();
         let dist = self.dist.and_then(|i| self.state.routes.distributions.get(i));
-        if let Some(d) = dist {
-            d.metrics.target(self.decision.target).record(self.status, elapsed);
+        match dist {
+            Some(d) => d.metrics.target(self.decision.target).record(self.status, elapsed),
+            None => self.state.routes.unrouted.record(self.status, elapsed),
         }
         if let Some(a) = &self.access {
             tracing::info!(
@@ -142,6 +167,8 @@ enum SendError {
     Connect(String),
     /// The client's request body failed: the client's fault, answered 400.
     ClientBody(String),
+    /// The origin's connection cap is reached (`upstream.max_connections_per_origin`): nothing was sent.
+    Limit,
     Timeout,
     Other(String),
 }
@@ -201,13 +228,16 @@ impl Proxy {
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
         upgrade: bool,
+        body_done: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
         let exchange = async {
             if upgrade || protocol == UpstreamProtocol::Http1 {
                 let tls = origin.scheme == http::uri::Scheme::HTTPS;
-                return state.clients.h1.send(tls, &origin.authority, req, upgrade).await.map_err(|e| match e {
+                let sent = state.clients.h1.send(tls, &origin.authority, &origin.health, req, upgrade, body_done);
+                return sent.await.map_err(|e| match e {
                     PoolError::Connect(e) => SendError::Connect(e),
                     PoolError::ClientBody(e) => SendError::ClientBody(e),
+                    PoolError::Limit => SendError::Limit,
                     PoolError::Other(e) => SendError::Other(e),
                 });
             }
@@ -250,21 +280,20 @@ impl Proxy {
         conn.activity.requests.fetch_add(1, Relaxed);
         let state = self.state.load_full();
 
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = one_host(&req);
         let access = self.access_log.then(|| {
             Box::new(Access {
                 method: req.method().clone(),
                 version: req.version(),
-                host: host.clone(),
+                host: host.clone().ok().flatten(),
                 path: req.uri().path_and_query().cloned(),
                 upstream: None,
             })
         });
-        let dist_index = host.as_ref().and_then(|h| h.to_str().ok()).and_then(|h| state.routes.find_index(h));
+        let dist_index = match &host {
+            Ok(Some(h)) => h.to_str().ok().and_then(|h| state.routes.find_index(h)),
+            _ => None,
+        };
         let mut finish = Finish {
             state: state.clone(),
             conn: conn.clone(),
@@ -276,10 +305,23 @@ impl Proxy {
             body_error: false,
             access,
         };
+        let host = match host {
+            Ok(host) => host,
+            Err(why) => return synthetic(StatusCode::BAD_REQUEST, why, finish),
+        };
         let Some(dist) = dist_index.and_then(|i| state.routes.distributions.get(i)) else {
             self.metrics.unrouted.fetch_add(1, Relaxed);
             return synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish);
         };
+        // CONNECT would make edgesplit a tunnel to anywhere, and TRACE echoes the request (cookies and
+        // credentials included) back to scripts: neither has a place at an origin.
+        if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
+            return synthetic(StatusCode::NOT_IMPLEMENTED, "method not supported by this proxy\n", finish);
+        }
+        // The client's hop-by-hop headers go before anything is injected: `Connection` must not be able to
+        // name, and so remove, a decision header edgesplit adds (after its exposure is recorded).
+        let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+        headers::strip_hop_by_hop(req.headers_mut(), upgrade);
 
         let cd = &state.routes.cd;
         // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
@@ -318,14 +360,12 @@ impl Proxy {
             a.upstream = Some(origin.label.clone());
         }
 
-        let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let via = if parts.version == Version::HTTP_2 { &VIA_2 } else { &VIA_1_1 };
         let h = &mut parts.headers;
-        headers::strip_hop_by_hop(h, upgrade);
         // hyper's server already answered `100 Continue` when the body was first read.
         h.remove(header::EXPECT);
         headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
@@ -341,8 +381,8 @@ impl Proxy {
         }
 
         let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
-        let mut sent =
-            self.send(&state, origin, protocol, Request::from_parts(parts, UpBody::Client(body)), upgrade).await;
+        let (body, body_done) = UpBody::client(body);
+        let mut sent = self.send(&state, origin, protocol, Request::from_parts(parts, body), upgrade, body_done).await;
         let mut origin = origin;
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
             origin.health.mark_down(state.routes.unhealthy_for_ms);
@@ -361,7 +401,7 @@ impl Proxy {
                 // Boxed: this fallback is rare, and a second send future inline would make every
                 // request's future about 1.7 KB larger.
                 let fallback = Request::from_parts(parts, UpBody::Empty);
-                sent = Box::pin(self.send(&state, primary, dist.primary.protocol, fallback, false)).await;
+                sent = Box::pin(self.send(&state, primary, dist.primary.protocol, fallback, false, None)).await;
             }
         }
         let (mut resp, lease) = match sent {
@@ -378,6 +418,13 @@ impl Proxy {
             Err(SendError::ClientBody(e)) => {
                 tracing::debug!(error = %e, client.addr = %conn.client, "The client's request body failed");
                 return synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish);
+            }
+            Err(SendError::Limit) => {
+                self.metrics.upstream_error(UpstreamError::Limit);
+                tracing::warn!(upstream = %origin.label, distribution = %dist.id, "Origin connection limit reached");
+                let mut resp = synthetic(StatusCode::SERVICE_UNAVAILABLE, "origin connection limit reached\n", finish);
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
             }
             Err(SendError::Other(e)) => {
                 self.metrics.upstream_error(UpstreamError::Protocol);
@@ -417,6 +464,26 @@ impl Proxy {
         }
         finish.status = rparts.status.as_u16();
         Response::from_parts(rparts, ProxyBody::upstream(rbody, finish, lease))
+    }
+}
+
+/// The host a request is for, from its one `Host` field and its target's authority (absolute form, or
+/// HTTP/2's `:authority`): where both are there they must agree (RFC 9112 3.2.2 and RFC 9113 8.3.1 make
+/// the target win; a proxy that routed by one and forwarded the other could be steered past its routing),
+/// and two `Host` fields are refused outright. `Err` is the 400's text.
+fn one_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, &'static str> {
+    let mut fields = req.headers().get_all(header::HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err("more than one Host field\n");
+    }
+    match (field, req.uri().authority()) {
+        (Some(field), Some(target)) if !field.as_bytes().eq_ignore_ascii_case(target.as_str().as_bytes()) => {
+            Err("Host does not match the request target\n")
+        }
+        (Some(field), _) => Ok(Some(field.clone())),
+        (None, Some(target)) => Ok(HeaderValue::from_str(target.as_str()).ok()),
+        (None, None) => Ok(None),
     }
 }
 

@@ -7,10 +7,17 @@
 //!
 //! Like hyper-util's client, a request that a reused connection refused before sending anything (the
 //! origin closed it while idle) is sent again on a new connection.
+//!
+//! A connection goes back only when the request body has been sent whole too: an origin may answer (a
+//! 401, a 413, a redirect) before reading an upload, and a client may then stall that upload. Reused, such
+//! a connection would make the next request, another client's, wait behind it; so it is let go instead
+//! (it closes once the upload ends or fails). And each origin has a cap on open connections, counted over
+//! all workers in its [`Health`]: past it a request fails at once ([`PoolError::Limit`], a 503) instead of
+//! opening one more socket for one client's hundred streams.
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -23,6 +30,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::upstream::UpBody;
+use crate::routing::Health;
 
 /// Why an exchange failed: before any byte went out (the origin refused or did not answer the connect),
 /// or later.
@@ -30,6 +38,8 @@ pub enum PoolError {
     Connect(String),
     /// The client's request body failed (a malformed chunk, a client gone mid-upload).
     ClientBody(String),
+    /// The origin has `upstream.max_connections_per_origin` open connections and none idle here.
+    Limit,
     Other(String),
 }
 
@@ -50,6 +60,8 @@ pub struct H1Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
+    /// Open connections per origin, over all workers (`upstream.max_connections_per_origin`).
+    max_open: usize,
     /// Tells this pool's idle connections from those of a pool replaced by a reload.
     id: u64,
 }
@@ -85,13 +97,15 @@ pub struct Lease {
     sender: SendRequest<UpBody>,
     pool: u64,
     max_idle: usize,
+    /// Set once the request body has been handed over whole; `None` for a request with no body.
+    body_done: Option<Arc<AtomicBool>>,
 }
 
 impl Lease {
     /// Returns the connection to this thread's idle list. Called only once the response body ended;
     /// otherwise the lease is dropped, and with it the connection.
     pub fn release(self) {
-        if self.sender.is_closed() {
+        if self.sender.is_closed() || self.body_done.as_ref().is_some_and(|done| !done.load(Acquire)) {
             return;
         }
         IDLE.with_borrow_mut(|idle| {
@@ -120,6 +134,7 @@ impl H1Pool {
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
+        max_open: usize,
     ) -> H1Pool {
         let mut tls = tls.clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -128,18 +143,22 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             max_idle,
+            max_open,
             id: NEXT_ID.fetch_add(1, Relaxed),
         }
     }
 
     /// Sends `req` (origin-form URI, Host already set) to `authority`. An upgrade request gets a fresh
-    /// connection that is never pooled. The lease, if any, goes back when the response body has ended.
+    /// connection that is never pooled. The lease, if any, goes back when the response body has ended
+    /// and `body_done` (the request body's end, if it has one) is set.
     pub async fn send(
         &self,
         tls: bool,
         authority: &Authority,
+        health: &Arc<Health>,
         req: Request<UpBody>,
         upgrade: bool,
+        body_done: Option<Arc<AtomicBool>>,
     ) -> Result<(Response<Incoming>, Option<Lease>), PoolError> {
         let key = Key { tls, authority: authority.clone() };
         let mut req = req;
@@ -149,7 +168,7 @@ impl H1Pool {
                     continue;
                 }
                 match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Some(self.lease(key, sender)))),
+                    Ok(resp) => return Ok((resp, Some(self.lease(key, sender, body_done)))),
                     Err(mut e) => match e.take_message() {
                         // Refused before anything was written: the origin closed it while idle.
                         Some(r) => req = r,
@@ -160,13 +179,18 @@ impl H1Pool {
         }
         // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
         // several times larger, and moved around as such.
-        let mut sender = Box::pin(self.connect(&key)).await?;
+        if health.open.fetch_add(1, Relaxed) >= self.max_open {
+            health.open.fetch_sub(1, Relaxed);
+            return Err(PoolError::Limit);
+        }
+        let open = OpenCount(health.clone());
+        let mut sender = Box::pin(self.connect(&key, open)).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
-        Ok((resp, (!upgrade).then(|| self.lease(key, sender))))
+        Ok((resp, (!upgrade).then(|| self.lease(key, sender, body_done))))
     }
 
-    fn lease(&self, key: Key, sender: SendRequest<UpBody>) -> Lease {
-        Lease { key, sender, pool: self.id, max_idle: self.max_idle }
+    fn lease(&self, key: Key, sender: SendRequest<UpBody>, body_done: Option<Arc<AtomicBool>>) -> Lease {
+        Lease { key, sender, pool: self.id, max_idle: self.max_idle, body_done }
     }
 
     /// The most recently used idle connection to `key` that is still open and not past the idle timeout.
@@ -191,7 +215,8 @@ impl H1Pool {
         })
     }
 
-    async fn connect(&self, key: &Key) -> Result<SendRequest<UpBody>, PoolError> {
+    /// A new connection; `open` (one count in the origin's open connections) lives as long as it.
+    async fn connect(&self, key: &Key, open: OpenCount) -> Result<SendRequest<UpBody>, PoolError> {
         let port = if key.tls { 443 } else { 80 };
         let connected = tokio::time::timeout(self.connect_timeout, tcp_connect(&key.authority, port)).await;
         let stream = match connected {
@@ -203,11 +228,7 @@ impl H1Pool {
         if !key.tls {
             let (sender, conn) =
                 builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "Origin connection closed with an error");
-                }
-            });
+            tokio::spawn(drive(conn, open));
             return Ok(sender);
         }
         let name = pki_types::ServerName::try_from(key.authority.host().trim_matches(['[', ']']).to_string())
@@ -220,13 +241,29 @@ impl H1Pool {
         };
         let (sender, conn) =
             builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "Origin connection closed with an error");
-            }
-        });
+        tokio::spawn(drive(conn, open));
         Ok(sender)
     }
+}
+
+/// One count in an origin's open connections, given back when the connection ends (or never opens).
+struct OpenCount(Arc<Health>);
+
+impl Drop for OpenCount {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Runs an origin connection to its end.
+async fn drive<T>(conn: http1::Connection<T, UpBody>, open: OpenCount)
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    if let Err(e) = conn.with_upgrades().await {
+        tracing::debug!(error = %e, "Origin connection closed with an error");
+    }
+    drop(open);
 }
 
 /// Connects to the first address of `authority` that answers.

@@ -3,7 +3,8 @@
 //! so a routing reload keeps the warm connection pools.
 
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering::Release};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,7 +24,21 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpBody>;
 /// to primary after staging refused the connection).
 pub enum UpBody {
     Client(Incoming),
+    /// The client's stream, with a flag set once it has been handed over whole: the origin connection
+    /// may serve another request only then (see [`super::pool`]). Only requests with a body pay for it.
+    Watched(Incoming, Arc<AtomicBool>),
     Empty,
+}
+
+impl UpBody {
+    /// The client's body; watched (with the flag to give the pool) unless it is already over.
+    pub fn client(body: Incoming) -> (UpBody, Option<Arc<AtomicBool>>) {
+        if body.is_end_stream() {
+            return (UpBody::Client(body), None);
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        (UpBody::Watched(body, done.clone()), Some(done))
+    }
 }
 
 impl Body for UpBody {
@@ -33,6 +48,13 @@ impl Body for UpBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             UpBody::Client(b) => Pin::new(b).poll_frame(cx),
+            UpBody::Watched(b, done) => {
+                let polled = Pin::new(&mut *b).poll_frame(cx);
+                if matches!(polled, Poll::Ready(None)) || b.is_end_stream() {
+                    done.store(true, Release);
+                }
+                polled
+            }
             UpBody::Empty => Poll::Ready(None),
         }
     }
@@ -40,13 +62,20 @@ impl Body for UpBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpBody::Client(b) => b.is_end_stream(),
+            UpBody::Watched(b, done) => {
+                let end = b.is_end_stream();
+                if end {
+                    done.store(true, Release);
+                }
+                end
+            }
             UpBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpBody::Client(b) => b.size_hint(),
+            UpBody::Client(b) | UpBody::Watched(b, _) => b.size_hint(),
             UpBody::Empty => SizeHint::with_exact(0),
         }
     }
@@ -69,7 +98,13 @@ impl Clients {
     /// Fails only if the TLS settings towards origins cannot be loaded (`ca_file`).
     pub fn build(upstream: &UpstreamConfig, timeouts: &Timeouts) -> Result<Clients, String> {
         let tls = crate::tls::client_config(upstream.ca_file.as_deref())?;
-        let h1 = H1Pool::new(&tls, timeouts.upstream_connect, timeouts.upstream_idle, upstream.pool_max_idle_per_host);
+        let h1 = H1Pool::new(
+            &tls,
+            timeouts.upstream_connect,
+            timeouts.upstream_idle,
+            upstream.pool_max_idle_per_host,
+            upstream.max_connections_per_origin,
+        );
         let h2 = (0..=crate::server::MAX_WORKERS).map(|_| OnceLock::new()).collect();
         Ok(Clients {
             h1,
