@@ -183,7 +183,7 @@ impl Control {
     ) {
         tokio::pin!(stop);
         let mut hup = hangup_signal();
-        let mut last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+        let mut last_text = self.source.as_ref().and_then(|p| config::read_file(p).ok());
         let poll_every = self.config.timeouts.config_poll;
         let mut poll =
             tokio::time::interval(if poll_every.is_zero() { std::time::Duration::from_secs(3600) } else { poll_every });
@@ -193,18 +193,18 @@ impl Control {
                 _ = &mut stop => break,
                 _ = shutdown.cancelled() => break,
                 reply = reload_rx.recv() => {
-                    last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    last_text = self.source.as_ref().and_then(|p| config::read_file(p).ok());
                     let result = self.reload("api").await;
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
                     }
                 }
                 Some(()) = recv_hup(&mut hup) => {
-                    last_text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    last_text = self.source.as_ref().and_then(|p| config::read_file(p).ok());
                     let _ = self.reload("SIGHUP").await;
                 }
                 _ = poll.tick(), if !poll_every.is_zero() => {
-                    let text = self.source.as_ref().and_then(|p| std::fs::read(p).ok());
+                    let text = self.source.as_ref().and_then(|p| config::read_file(p).ok());
                     if text.is_some() && text != last_text {
                         last_text = text;
                         let _ = self.reload("file change").await;

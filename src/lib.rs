@@ -9,6 +9,7 @@
 //! - [`routing`]: the immutable snapshot the request path reads, and the pure decisions over it.
 //! - [`edge`]: Evidently decisions evaluated per request and injected as headers.
 //! - [`tls`]: certificates, SNI, and the client TLS config towards origins.
+//! - [`files`]: bounded, non-blocking reads of the files an operator names (config, PEM).
 //! - [`random`]: secrets and unguessable ids from the OS generator.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: atomic counters and the Prometheus text format.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod edge;
 pub mod evidently;
+pub mod files;
 pub mod metrics;
 pub mod plane;
 pub mod proxy;

@@ -25,6 +25,18 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// The database file in `[store] path`.
+pub const FILE_NAME: &str = "edgesplit.redb";
+
+/// `Database::create`, but the file is opened as `files::open_regular_rw` does: a FIFO or a device in
+/// its place is refused (redb would block on it, or write to it) instead of opened.
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    let cannot = |e: &dyn std::fmt::Display| StoreError(format!("cannot open {}: {e}", path.display()));
+    let file = crate::files::open_regular_rw(path).map_err(|e| StoreError(e.to_string()))?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| cannot(&e))?;
+    Database::builder().create_with_backend(backend).map_err(|e| cannot(&e))
+}
+
 pub struct Store {
     /// `None` after an I/O error, until the file opens again.
     db: RwLock<Option<Database>>,
@@ -37,8 +49,8 @@ impl Store {
     /// Opens (or creates) `dir/edgesplit.redb`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join("edgesplit.redb");
-        let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        let path = dir.join(FILE_NAME);
+        let db = open_file(&path)?;
         let store = Store { db: RwLock::new(Some(db)), path: Some(path), durable: true };
         store.init()?;
         Ok(store)
@@ -88,7 +100,7 @@ impl Store {
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         // Closed first: the file is locked while open.
         *db = None;
-        match Database::create(path) {
+        match open_file(path) {
             Ok(reopened) => {
                 tracing::warn!(path = %path.display(), "Store reopened after a failure");
                 *db = Some(reopened);

@@ -1,5 +1,6 @@
 //! rustls material: certificate loading, SNI choice among several certificates, and the client config
-//! used towards `https://` origins (webpki roots plus an optional CA file).
+//! used towards `https://` origins (webpki roots plus an optional CA file). PEM files are read through
+//! [`files`]: regular files only, 1 MiB at most, never blocking.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,22 +11,50 @@ use pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::files;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads a PEM certificate chain and its PEM private key and checks that they belong together.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{} holds no PEM certificate", cert.display()));
+/// Which file of a certificate pair a problem is about, so that it is reported at the key naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairFile {
+    Cert,
+    Key,
+}
+
+/// Why a certificate pair did not load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairError {
+    pub file: PairFile,
+    pub message: String,
+}
+
+impl std::fmt::Display for PairError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
-    let ck = CertifiedKey::from_der(chain, key_der, &provider())
-        .map_err(|e| format!("certificate {} and key {} do not fit together: {e}", cert.display(), key.display()))?;
+}
+
+/// Loads a PEM certificate chain and its PEM private key and checks that they belong together. Each
+/// file is read as [`files::read`] does: a regular file of at most [`files::PEM_CAP`] bytes.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, PairError> {
+    let cert_err = |message: String| PairError { file: PairFile::Cert, message };
+    let key_err = |message: String| PairError { file: PairFile::Key, message };
+    let pem = files::read(cert, files::PEM_CAP).map_err(|e| cert_err(format!("cannot read certificate: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(format!("cannot read certificate {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(cert_err(format!("{} holds no PEM certificate", cert.display())));
+    }
+    let pem = files::read(key, files::PEM_CAP).map_err(|e| key_err(format!("cannot read private key: {e}")))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| key_err(format!("cannot read private key {}: {e}", key.display())))?;
+    let ck = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| {
+        key_err(format!("certificate {} and key {} do not fit together: {e}", cert.display(), key.display()))
+    })?;
     Ok(Arc::new(ck))
 }
 
@@ -57,12 +86,21 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// A server config for one HTTPS listener: the certificates it serves, ALPN h2 then http/1.1.
-pub fn server_config(files: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(pairs: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut keys = Vec::with_capacity(pairs.len());
+    for (cert, key) in pairs {
+        keys.push((load_certified_key(cert, key).map_err(|e| e.message)?, cert.clone()));
+    }
+    server_config_from(&keys)
+}
+
+/// [`server_config`] from pairs already loaded (each with its certificate file, for errors), so that
+/// what was checked is what is served, each file read once.
+pub fn server_config_from(keys: &[(Arc<CertifiedKey>, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, String> {
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
     let mut default = None;
-    for (cert, key) in files {
-        let ck = load_certified_key(cert, key)?;
+    for (ck, cert) in keys {
         let leaf = ck.end_entity_cert().map_err(|e| format!("{}: {e}", cert.display()))?;
         let parsed = webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("{}: {e:?}", cert.display()))?;
         for name in parsed.valid_dns_names() {
@@ -72,7 +110,7 @@ pub fn server_config(files: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
                 None => exact.entry(name).or_insert_with(|| ck.clone()),
             };
         }
-        default.get_or_insert(ck);
+        default.get_or_insert(ck.clone());
     }
     let default = default.ok_or("an HTTPS listener needs at least one certificate")?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -85,9 +123,11 @@ pub fn server_config(files: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
 }
 
 /// The PEM CA certificates of a file, for origins signed by a private CA.
+/// Read as [`files::read`] does: a regular file of at most [`files::PEM_CAP`] bytes.
 pub fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let roots: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<_, _>>())
+    let pem = files::read(path, files::PEM_CAP).map_err(|e| format!("cannot read CA file: {e}"))?;
+    let roots: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
     if roots.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));

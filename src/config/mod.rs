@@ -344,17 +344,20 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The bytes of a config file, read as [`crate::files::read`] does: a regular file of at most
+/// [`crate::files::CONFIG_CAP`] bytes, never blocking (the control loop polls the file with it).
+pub fn read_file(path: &Path) -> Result<Vec<u8>, crate::files::FileError> {
+    crate::files::read(path, crate::files::CONFIG_CAP)
+}
+
 /// Reads and validates a config file that is to be run: [`parse_to_run`], so the admin API must have
-/// credentials (or `auth = "none"`).
+/// credentials (or `auth = "none"`). The file is read by [`read_file`].
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: name.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read config file: {e}"),
-        }])
+    let unreadable = |message: String| ConfigErrors(vec![ConfigError { file: name.clone(), line: 1, col: 1, message }]);
+    let bytes = read_file(path).map_err(|e| unreadable(format!("cannot read config file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        unreadable(format!("cannot read config file: it is not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
     })?;
     parse_to_run(&text, &name, path.parent().unwrap_or(Path::new(".")))
 }

@@ -198,7 +198,14 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         p.add(span, format!("the admin listener cannot share {} with listener `{}`", admin_listen, l.name));
     }
 
-    let store_path = fc.store.path.as_ref().map(|s| resolve(base_dir, s.get_ref()));
+    let store_path = fc.store.path.as_ref().map(|s| {
+        let path = resolve(base_dir, s.get_ref());
+        // What `check` can tell without opening the store: the open itself refuses the same (see `files`).
+        if let Err(e) = crate::files::check_dir_for(&path, crate::store::FILE_NAME) {
+            p.add(s.span(), format!("cannot use the store: {e}"));
+        }
+        path
+    });
     let account_id = fc.admin.account_id.as_ref().map_or_else(
         || "000000000000".to_string(),
         |a| {
@@ -576,22 +583,29 @@ fn validate_listeners(list: &[FileListener], base_dir: &Path, p: &mut Problems<'
             None
         } else {
             let mut files = Vec::new();
-            let mut ok = true;
+            let mut keys = Vec::new();
             for c in &l.tls {
                 let cert = resolve(base_dir, c.cert.get_ref());
                 let key = resolve(base_dir, c.key.get_ref());
-                if let Err(e) = crate::tls::load_certified_key(&cert, &key) {
-                    p.add(c.cert.span(), e);
-                    ok = false;
+                // Each file read once, bounded (see `files`); a problem is reported at the key naming it.
+                match crate::tls::load_certified_key(&cert, &key) {
+                    Ok(ck) => keys.push((ck, cert.clone())),
+                    Err(e) => match e.file {
+                        crate::tls::PairFile::Cert => p.add(c.cert.span(), e.message),
+                        crate::tls::PairFile::Key => p.add(c.key.span(), e.message),
+                    },
                 }
                 files.push((cert, key));
             }
-            match crate::tls::server_config(&files) {
-                Ok(server_config) if ok => Some(TlsConfig { server_config, files }),
-                Ok(_) => None,
-                Err(e) => {
-                    p.add(l.listen.span(), e);
-                    None
+            if keys.len() < files.len() {
+                None
+            } else {
+                match crate::tls::server_config_from(&keys) {
+                    Ok(server_config) => Some(TlsConfig { server_config, files }),
+                    Err(e) => {
+                        p.add(l.listen.span(), e);
+                        None
+                    }
                 }
             }
         };
@@ -955,6 +969,57 @@ origins = ["ftp://x"]
         assert!(parse_origin("http://a/path").is_err());
         assert!(parse_origin("http://u:p@a").is_err());
         assert!(parse_origin("a:80").is_err());
+    }
+
+    #[test]
+    fn operator_files_that_are_not_regular_files_are_positioned_errors() {
+        // Read bounded and without blocking (see `files`); each problem at the key naming the path.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let huge = dir.path().join("huge.pem");
+        std::fs::File::create(&huge).unwrap().set_len(1 << 40).unwrap();
+        let text = format!(
+            "{GOOD}[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.tls]]\ncert = \"/dev/zero\"\nkey = \"{}\"\n\
+             [[listener.tls]]\ncert = \"{}\"\nkey = \"/dev/urandom\"\n\
+             [upstream]\nca_file = \"{}\"\n[store]\npath = \"/dev/null\"\n",
+            fifo.display(),
+            huge.display(),
+            dir.path().display(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(errors(&text)));
+        let errs = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("validation blocked");
+        let d = dir.path().display();
+        assert_eq!(
+            errs,
+            [
+                "t.toml:18:8: cannot read certificate: /dev/zero is a character device, not a regular file".to_string(),
+                format!("t.toml:21:8: cannot read certificate: {d}/huge.pem is larger than the 1048576 bytes allowed"),
+                format!("t.toml:24:11: cannot read CA file: {d} is a directory, not a regular file"),
+                "t.toml:26:8: cannot use the store: /dev/null is a character device, not a directory".to_string(),
+            ]
+        );
+        // The key of a pair whose certificate is fine is reported at `key`; a FIFO does not block.
+        let (cert, _) = write_pair(dir.path());
+        let text = format!(
+            "{GOOD}[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.tls]]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            fifo.display()
+        );
+        assert_eq!(
+            errors(&text),
+            [format!("t.toml:19:7: cannot read private key: {d}/fifo is a FIFO, not a regular file")]
+        );
+    }
+
+    /// A certificate and key that fit together, written as PEM into `dir`.
+    fn write_pair(dir: &Path) -> (PathBuf, PathBuf) {
+        let ck = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).unwrap();
+        let (cert, key) = (dir.join("a.pem"), dir.join("a.key"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        (cert, key)
     }
 
     #[test]
