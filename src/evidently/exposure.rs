@@ -8,7 +8,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -100,6 +100,8 @@ pub struct ExposureLog {
     capacity: usize,
     pub recorded: AtomicU64,
     pub dropped: AtomicU64,
+    /// Drain passes `run` has finished; what `settle` waits on.
+    passes: AtomicU64,
 }
 
 impl ExposureLog {
@@ -114,6 +116,7 @@ impl ExposureLog {
             capacity,
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            passes: AtomicU64::new(0),
         }
     }
 
@@ -127,11 +130,22 @@ impl ExposureLog {
         }
     }
 
-    /// Waits (blocking, up to `max_wait`) until the queue is empty, so that events put right after an
-    /// evaluation find it. Called off the async workers, before attributing events.
-    pub fn settle(&self, max_wait: std::time::Duration) {
+    /// Waits (blocking, up to `max_wait`) until what was queued before the call has been drained, so
+    /// that events put right after an evaluation find it: the queue is empty, or two drain passes have
+    /// finished since the call (the second began after it, and a pass takes all that was queued when it
+    /// began). Under a steady stream of exposures that is about two ticks, where waiting for an empty
+    /// queue took the whole `max_wait`. False if `max_wait` passed first. Called off the async workers
+    /// and without the plane's lock, before attributing events.
+    pub fn settle(&self, max_wait: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + max_wait;
-        while self.tx.capacity() < self.tx.max_capacity() && std::time::Instant::now() < deadline {
+        let first = self.passes.load(Acquire);
+        loop {
+            if self.tx.capacity() == self.tx.max_capacity() || self.passes.load(Acquire) >= first + 2 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
@@ -147,13 +161,16 @@ impl ExposureLog {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            loop {
+            // One pass takes what is queued now; what arrives meanwhile is the next pass's, so a pass
+            // ends even under a steady stream, and `settle` can count passes.
+            for _ in 0..rx.len() {
                 match rx.try_recv() {
                     Ok(e) => self.insert(e),
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => return,
                 }
             }
+            self.passes.fetch_add(1, Release);
         }
     }
 
@@ -271,5 +288,40 @@ mod tests {
         }
         assert_eq!(log.latest("p", "u1", 10).len(), 1);
         task.abort();
+    }
+
+    #[test]
+    fn settle_returns_once_what_was_queued_before_is_drained_even_under_a_steady_stream() {
+        // Before, settle waited for an empty queue, which a steady stream of exposures never leaves: every
+        // PutProjectEvents then waited the whole 500 ms.
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let log = Arc::new(ExposureLog::new(3_600_000, 1_000_000));
+        rt.spawn(log.clone().run());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stream = {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Relaxed) {
+                    i += 1;
+                    log.record(e(&format!("s{i}"), "exp", "t", 1));
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for round in 0..5 {
+            let entity = format!("marker{round}");
+            log.record(e(&entity, "exp", "t", 2));
+            assert!(log.settle(std::time::Duration::from_secs(30)), "settle timed out under a steady stream");
+            assert_eq!(log.latest("p", &entity, 2).len(), 1, "an exposure queued before settle was not drained");
+        }
+        stop.store(true, Relaxed);
+        stream.join().unwrap();
+        // Nothing drains a log whose `run` is not running: settle gives up at its bound.
+        let idle = ExposureLog::new(3_600_000, 10);
+        idle.record(e("u", "exp", "t", 1));
+        assert!(!idle.settle(std::time::Duration::from_millis(20)));
+        assert!(ExposureLog::new(3_600_000, 10).settle(std::time::Duration::ZERO), "an empty queue is settled");
     }
 }
