@@ -1,6 +1,11 @@
 //! PutProjectEvents: per-event results (the call succeeds while single events may fail); custom events
 //! are turned into metric values and attributed (see `evidently::events`), and the moments they update
 //! are committed in one transaction before the answer.
+//!
+//! It runs on a blocking thread and holds the plane's lock only to read the project's metric rules: the
+//! wait for the exposure log (up to 500 ms) and the store write happen unlocked, so events never hold
+//! up an admin write or a reload. The results table is written by nothing else, and redb runs one write
+//! transaction at a time, so concurrent calls still add up.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,18 +39,21 @@ fn millis(v: &Option<Value>) -> Option<i64> {
     (s.is_finite() && s >= 0.0).then_some((s * 1000.0) as i64)
 }
 
-pub fn put(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
-    let project = find_project(st, p)?.name.clone();
+/// Call it off the async workers, without the plane's lock (see the module doc).
+pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
+    let (project, metric_rules) = {
+        let st = plane.lock();
+        let project = find_project(&st, p)?.name.clone();
+        let metric_rules = rules(&st.evidently, &project);
+        (project, metric_rules)
+    };
     let b: Body = call.json()?;
     let events = b.events.ok_or_else(|| invalid("events", "is required"))?;
     if events.len() > 50 {
         return Err(invalid("events", "takes at most 50 events"));
     }
-    let metric_rules = rules(&st.evidently, &project);
-    // Evaluations made just before are still in the exposure queue: let it drain (bounded).
-    if !st.dry_run {
-        plane.proxy.exposures.settle(std::time::Duration::from_millis(500));
-    }
+    // Evaluations made just before are still in the exposure queue: let it drain (bounded), unlocked.
+    plane.proxy.exposures.settle(std::time::Duration::from_millis(500));
     let mut adds = Vec::new();
     let mut results = Vec::with_capacity(events.len());
     let mut failed = 0;
@@ -75,15 +83,13 @@ pub fn put(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResu
             }
         }
     }
-    if !st.dry_run {
-        plane.store.add_results(&adds).map_err(|e| {
-            tracing::error!(error = %e, "Store write failed");
-            EvError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailableException",
-                "The events could not be stored; none were.",
-            )
-        })?;
-    }
+    plane.store.add_results(&adds).map_err(|e| {
+        tracing::error!(error = %e, "Store write failed");
+        EvError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "The events could not be stored; none were.",
+        )
+    })?;
     Ok(json!({ "eventResults": results, "failedEventCount": failed }))
 }

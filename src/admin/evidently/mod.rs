@@ -233,11 +233,12 @@ async fn route(plane: &Arc<Plane>, call: Call) -> EvResult<Value> {
             write(plane, move |pl, st| experiments::stop(pl, st, &p, &x, &call)).await
         }
         (&Method::POST, ["projects", p, "experiments", e, "results"]) => {
-            results::get(plane, &plane.lock(), p, e, &call)
+            let (p, e) = (p.to_string(), e.to_string());
+            unlocked(plane, move |pl| results::get(pl, &p, &e, &call)).await
         }
         (&Method::POST, ["events", "projects", p]) => {
             let p = p.to_string();
-            write(plane, move |pl, st| events::put(pl, st, &p, &call)).await
+            unlocked(plane, move |pl| events::put(pl, &p, &call)).await
         }
         (&Method::POST, ["segments"]) => write(plane, move |pl, st| segments::create(pl, st, &call)).await,
         (&Method::GET, ["segments"]) => segments::list(&plane.lock(), &call),
@@ -279,6 +280,18 @@ where
     .await
     .unwrap_or_else(|_| {
         Err(EvError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "The write was interrupted."))
+    })
+}
+
+/// Runs a call off the async workers, without the plane's lock: for calls that wait or compute
+/// (PutProjectEvents, GetExperimentResults), which take the lock only for what they read.
+async fn unlocked<F>(plane: &Arc<Plane>, f: F) -> EvResult<Value>
+where
+    F: FnOnce(&Plane) -> EvResult<Value> + Send + 'static,
+{
+    let plane = plane.clone();
+    tokio::task::spawn_blocking(move || f(&plane)).await.unwrap_or_else(|_| {
+        Err(EvError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "The call was interrupted."))
     })
 }
 

@@ -6,6 +6,11 @@
 //! two values (so every statistic exists); `details` says "Not enough events" below 100 events per
 //! treatment, and reports a sample-ratio mismatch when the event counts stray from the treatment
 //! weights (chi-square p < 0.001).
+//!
+//! It runs on a blocking thread and holds the plane's lock only to find the experiment (a copy is
+//! taken): the store read and the statistics run unlocked, so a large result set never holds up an
+//! admin write or a reload. The cumulative moments advance bucket by bucket as the timestamps do, so
+//! the work is linear in timestamps plus buckets, not their product.
 
 use std::collections::BTreeMap;
 
@@ -30,13 +35,19 @@ struct Body {
     end_time: Option<f64>,
 }
 
-pub fn get(plane: &Plane, st: &ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
-    let project = find_project(st, p)?.name.clone();
-    let x = st.evidently.experiments.get(&(project.clone(), name.to_string())).ok_or_else(|| {
-        let arn = Arns(&st.config).experiment(&project, name);
-        not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
-    })?;
-    let b: Body = call.json()?;
+/// Call it off the async workers, without the plane's lock (see the module doc).
+pub fn get(plane: &Plane, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+    let body = call.json::<Body>();
+    let (project, x) = {
+        let st = plane.lock();
+        let project = find_project(&st, p)?.name.clone();
+        let x = st.evidently.experiments.get(&(project.clone(), name.to_string())).cloned().ok_or_else(|| {
+            let arn = Arns(&st.config).experiment(&project, name);
+            not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
+        })?;
+        (project, x)
+    };
+    let b = body?;
     let metrics = b.metric_names.ok_or_else(|| invalid("metricNames", "is required"))?;
     let [metric] = metrics.as_slice() else { return Err(invalid("metricNames", "takes exactly one metric name")) };
     if !x.metric_goals.iter().any(|g| &g.metric_definition.name == metric) {
@@ -93,14 +104,28 @@ pub fn get(plane: &Plane, st: &ControlState, p: &str, name: &str, call: &Call) -
     }
     let control =
         x.control_treatment.clone().or_else(|| x.treatments.first().map(|t| t.name.clone())).unwrap_or_default();
+    let first_bucket = start.div_euclid(BUCKET_SECS) * BUCKET_SECS;
+    let empty = BTreeMap::new();
+    let buckets = |arm: &str| by_arm.get(arm).unwrap_or(&empty).range(first_bucket..).peekable();
+    // The moments of one arm's buckets from `first_bucket` up to (not including) `until`, summed in
+    // bucket order whether asked once (`cumulative`) or step by step as the timestamps advance.
     let cumulative = |arm: &str, until: i64| -> Moments {
         let mut total = Moments::default();
-        if let Some(buckets) = by_arm.get(arm) {
-            for (_, m) in buckets.range(start.div_euclid(BUCKET_SECS) * BUCKET_SECS..until) {
-                total.merge(m);
-            }
+        for (_, m) in buckets(arm).take_while(|(b, _)| **b < until) {
+            total.merge(m);
         }
         total
+    };
+    let mut running: BTreeMap<&str, (Moments, _)> = BTreeMap::new();
+    for arm in treatments.iter().chain(std::iter::once(&control)) {
+        running.entry(arm.as_str()).or_insert_with(|| (Moments::default(), buckets(arm)));
+    }
+    let mut advance = |arm: &str, until: i64| -> Moments {
+        let Some((total, rest)) = running.get_mut(arm) else { return Moments::default() };
+        while let Some((_, m)) = rest.next_if(|(b, _)| **b < until) {
+            total.merge(m);
+        }
+        *total
     };
 
     let mut timestamps = Vec::new();
@@ -108,8 +133,8 @@ pub fn get(plane: &Plane, st: &ControlState, p: &str, name: &str, call: &Call) -
     let mut t = start + period;
     loop {
         let at = t.min(end);
-        let control_m = cumulative(&control, at);
-        let arms: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), cumulative(n, at))).collect();
+        let control_m = advance(&control, at);
+        let arms: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), advance(n, at))).collect();
         if arms.iter().all(|(_, m)| m.n >= 2) && control_m.n >= 2 {
             timestamps.push(at as f64);
             for (arm, m) in &arms {
