@@ -89,6 +89,11 @@ impl Plane {
         let plane = Plane { proxy, metrics, store, health, state: Mutex::new(st) };
         {
             let mut st = plane.lock();
+            // Rehearsed on a copy first, as a reload does: a file whose declarations fail against what the
+            // store holds is refused before any of them is written.
+            let mut rehearsal = st.clone();
+            rehearsal.dry_run = true;
+            declare::apply(&plane, &mut rehearsal, &declared).map_err(join)?;
             declare::apply(&plane, &mut st, &declared).map_err(join)?;
             plane.publish(&st);
         }

@@ -194,4 +194,10 @@ fn run_exits_2_like_check_when_the_evidently_declarations_are_invalid() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with(&format!("{}:", path.display())), "{stderr}");
     assert!(stderr.contains("ConflictException"), "{stderr}");
+    // And nothing the refused file declared reached the store: not even the launch it could create
+    // before the conflict (the declarations are rehearsed on a copy first).
+    let keys: Vec<String> =
+        edgesplit::store::Store::open(&store).unwrap().evidently().unwrap().into_iter().map(|(k, _)| k).collect();
+    assert!(keys.iter().any(|k| k.contains("ramp")), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("ramp-2")), "a refused file left {keys:?} in the store");
 }
