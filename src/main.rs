@@ -117,7 +117,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo { ephemeral_ports } => {
-            let store = std::env::temp_dir().join(format!("edgesplit-demo-{}", std::process::id()));
+            // An unguessable name, made here (never an existing folder) and private to this user: a
+            // predictable one in a shared /tmp could be made beforehand by someone else.
+            let store = std::env::temp_dir().join(format!("edgesplit-demo-{:032x}", edgesplit::random::id128()));
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&store) {
+                    eprintln!("edgesplit demo: cannot create {}: {e}", store.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             let config = match demo::config(&store) {
                 Ok(c) => c,
                 Err(errors) => {
