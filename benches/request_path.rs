@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use edgesplit::cd::cookie::{CookieKey, Session};
 use edgesplit::cd::model::{PolicyConfig, SingleHeader, SingleWeight, Stickiness, TrafficConfig, TrafficType};
 use edgesplit::cd::{CdSettings, Rule};
+use edgesplit::domain::Target;
 use edgesplit::metrics::Metrics;
 use edgesplit::proxy::headers::strip_hop_by_hop;
-use edgesplit::routing::{CompileInput, HealthRegistry, Snapshot, Target};
+use edgesplit::routing::{CompileInput, HealthRegistry, Snapshot};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 fn snapshot() -> Snapshot {

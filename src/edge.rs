@@ -14,11 +14,11 @@ use serde_json::{Map, Value};
 
 use crate::cd::cookie;
 use crate::config::{ContextAttr, EdgeEvidently, EntitySource};
+use crate::domain::{Decision, Reason, Target};
 use crate::evidently::compile::EvSnapshot;
 use crate::evidently::engine::{CompiledFeature, Reason as EvReason};
 use crate::evidently::exposure::{Exposure, ExposureLog};
 use crate::metrics::Metrics;
-use crate::routing::{Decision, Reason, Target};
 
 const REASONS: [EvReason; 4] =
     [EvReason::EntityOverridesMatch, EvReason::LaunchRuleMatch, EvReason::ExperimentRuleMatch, EvReason::Default];
@@ -281,8 +281,8 @@ fn new_entity_id(bits: u128) -> String {
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        let k = crate::admin::percent_decode(&k.replace('+', " "))?;
-        (k == name).then(|| crate::admin::percent_decode(&v.replace('+', " ")).unwrap_or_else(|| v.to_string()))
+        let k = crate::domain::text::percent_decode(&k.replace('+', " "))?;
+        (k == name).then(|| crate::domain::text::percent_decode(&v.replace('+', " ")).unwrap_or_else(|| v.to_string()))
     })
 }
 

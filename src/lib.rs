@@ -23,6 +23,7 @@ pub mod aws_models;
 pub mod cd;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod edge;
 pub mod evidently;
 pub mod files;

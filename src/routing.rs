@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use http::uri::{Authority, Scheme};
@@ -13,73 +12,9 @@ use http::uri::{Authority, Scheme};
 use crate::cd::model::StoredPolicy;
 use crate::cd::{CdSettings, Rule};
 use crate::config::{Config, PoolConfig, UpstreamProtocol};
+use crate::domain::Target;
+use crate::domain::clock::now_ms;
 use crate::metrics::{DistMetrics, Metrics};
-
-/// Which origin pool serves a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Primary,
-    Staging,
-}
-
-impl Target {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Primary => "primary",
-            Target::Staging => "staging",
-        }
-    }
-}
-
-/// Why a request went where it went; reaches the access log and `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    NoPolicy = 0,
-    Disabled = 1,
-    HeaderMatch = 2,
-    HeaderMiss = 3,
-    Sticky = 4,
-    WeightDraw = 5,
-    StagingUnavailable = 6,
-    /// Feature-driven routing (D9): the feature served a staging variation, or not.
-    FeatureStaging = 7,
-    FeaturePrimary = 8,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Reason::NoPolicy,
-        Reason::Disabled,
-        Reason::HeaderMatch,
-        Reason::HeaderMiss,
-        Reason::Sticky,
-        Reason::WeightDraw,
-        Reason::StagingUnavailable,
-        Reason::FeatureStaging,
-        Reason::FeaturePrimary,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoPolicy => "no-policy",
-            Reason::Disabled => "disabled",
-            Reason::HeaderMatch => "header-match",
-            Reason::HeaderMiss => "header-miss",
-            Reason::Sticky => "sticky",
-            Reason::WeightDraw => "weight-draw",
-            Reason::StagingUnavailable => "staging-unavailable",
-            Reason::FeatureStaging => "feature-staging",
-            Reason::FeaturePrimary => "feature-primary",
-        }
-    }
-}
-
-/// The routing decision for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub target: Target,
-    pub reason: Reason,
-}
 
 /// One origin, ready to be put into an upstream URI.
 #[derive(Debug)]
@@ -101,10 +36,6 @@ pub struct Health {
     down_until_ms: AtomicU64,
     /// Open connections to this origin (pooled, leased or still being set up).
     pub open: std::sync::atomic::AtomicUsize,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Health {

@@ -84,17 +84,7 @@ fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// The most worker threads edgesplit runs, whatever the core count.
-pub const MAX_WORKERS: usize = 256; // `limits.workers` allows 0..=256
-
-thread_local! {
-    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-}
-
-/// Which data-plane worker this thread is, if it is one.
-pub fn worker_index() -> Option<usize> {
-    WORKER.get()
-}
+pub use crate::proxy::worker::{MAX_WORKERS, worker_index};
 
 /// The data plane's threads: one single-threaded tokio runtime per core, each accepting on its own
 /// SO_REUSEPORT socket of every listener and serving its connections start to finish, nginx style.
@@ -118,7 +108,7 @@ impl Workers {
                     Ok(rt) => rt,
                     Err(e) => return drop(tx.send(Err(e))),
                 };
-                WORKER.set(Some(i));
+                crate::proxy::worker::set(i);
                 let _ = tx.send(Ok(rt.handle().clone()));
                 rt.block_on(stop.cancelled());
             })?;

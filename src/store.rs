@@ -25,8 +25,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-/// The database file in `[store] path`.
-pub const FILE_NAME: &str = "edgesplit.redb";
+/// The database file in `[store] path` (named by the config layer, which checks the path).
+pub use crate::config::STORE_FILE_NAME as FILE_NAME;
 
 /// `Database::create`, but the file is opened as `files::open_regular_rw` does: a FIFO or a device in
 /// its place is refused (redb would block on it, or write to it) instead of opened.

@@ -524,7 +524,7 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn mint(policy: &str, target: edgesplit::routing::Target, issued: u64, last: u64, epoch: u64) -> String {
+fn mint(policy: &str, target: edgesplit::domain::Target, issued: u64, last: u64, epoch: u64) -> String {
     use edgesplit::cd::cookie::{CookieKey, Session};
     CookieKey::new(COOKIE_KEY.as_bytes()).encode(policy, &Session { target, issued, last, epoch })
 }
@@ -541,7 +541,7 @@ async fn with_cookie(edge: &Edge, cookie: &[u8]) -> Option<(StatusCode, String, 
 
 #[tokio::test]
 async fn tampered_expired_or_foreign_stickiness_cookies_are_a_fresh_draw_never_an_error() {
-    use edgesplit::routing::Target;
+    use edgesplit::domain::Target;
     let (p, plog) = recording_origin_named("primary").await;
     let (s, slog) = recording_origin_named("staging").await;
     let edge = Edge::start(&sticky_config(&p.url(), &s.url())).await;
@@ -613,7 +613,7 @@ fn assert_no_5xx(metrics: &str) {
 
 #[tokio::test]
 async fn a_session_and_an_entity_id_survive_a_utf8_cookie_beside_them() {
-    use edgesplit::routing::Target;
+    use edgesplit::domain::Target;
     let (p, plog) = recording_origin_named("primary").await;
     let (s, _slog) = recording_origin_named("staging").await;
     let text = sticky_config(&p.url(), &s.url()) + EDGE_EVIDENTLY;

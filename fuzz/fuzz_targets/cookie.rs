@@ -18,7 +18,7 @@
 #![no_main]
 
 use edgesplit::cd::cookie::{CookieKey, Session, find, strip};
-use edgesplit::routing::Target;
+use edgesplit::domain::Target;
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 

@@ -204,7 +204,7 @@ pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
     let p = StoredPolicy {
         id: crate::admin::uuid(),
         etag: new_etag(),
-        last_modified_ms: crate::routing::now_ms(),
+        last_modified_ms: crate::domain::clock::now_ms(),
         config,
         epoch: 0,
     };
@@ -241,7 +241,7 @@ fn update(plane: &Plane, id: &str, if_match: Option<&str>, config: CfResult<Poli
     let p = StoredPolicy {
         id: id.to_string(),
         etag: new_etag(),
-        last_modified_ms: crate::routing::now_ms(),
+        last_modified_ms: crate::domain::clock::now_ms(),
         epoch: old.next_epoch(&config),
         config,
     };

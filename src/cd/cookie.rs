@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::header::{self, HeaderMap, HeaderValue};
 use sha2::Sha256;
 
-use crate::routing::Target;
+use crate::domain::Target;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::routing::{Decision, Reason, Target};
+use crate::domain::{Decision, Reason, Target};
 use cookie::{CookieKey, Session};
 use model::{PolicyConfig, TrafficType};
 

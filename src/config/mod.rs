@@ -183,6 +183,9 @@ pub struct LogConfig {
     pub access_log: bool,
 }
 
+/// The database file the embedded store keeps in `[store] path`.
+pub const STORE_FILE_NAME: &str = "edgesplit.redb";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Longest time a client may take to send a request head, counted from its first byte.

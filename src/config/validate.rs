@@ -201,7 +201,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
     let store_path = fc.store.path.as_ref().map(|s| {
         let path = resolve(base_dir, s.get_ref());
         // What `check` can tell without opening the store: the open itself refuses the same (see `files`).
-        if let Err(e) = crate::files::check_dir_for(&path, crate::store::FILE_NAME) {
+        if let Err(e) = crate::files::check_dir_for(&path, super::STORE_FILE_NAME) {
             p.add(s.span(), format!("cannot use the store: {e}"));
         }
         path

@@ -6,6 +6,7 @@ mod body;
 pub mod headers;
 pub mod pool;
 pub mod upstream;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +30,9 @@ use upstream::{Clients, UpBody};
 
 use crate::cd::{Outcome, cookie};
 use crate::config::UpstreamProtocol;
+use crate::domain::{Decision, Reason, Target};
 use crate::metrics::{Metrics, UpstreamError};
-use crate::routing::{Decision, Origin, Pool, Reason, Snapshot, Target};
+use crate::routing::{Origin, Pool, Snapshot};
 
 /// What one config compiles to for the data plane; swapped whole on every change.
 pub struct State {
@@ -210,7 +212,7 @@ fn aim(
 impl Proxy {
     /// The time Evidently evaluations see, in unix milliseconds.
     pub fn now_ms(&self) -> i64 {
-        crate::routing::now_ms() as i64 + self.clock_skew_ms.load(Relaxed)
+        crate::domain::clock::now_ms() as i64 + self.clock_skew_ms.load(Relaxed)
     }
 
     /// Moves the evaluation clock forward (tests of scheduled launch steps; the API and the edge both
@@ -331,7 +333,7 @@ impl Proxy {
             let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });
-        let now = if dist.rule.is_sticky() { crate::routing::now_ms() / 1000 } else { 0 };
+        let now = if dist.rule.is_sticky() { crate::domain::clock::now_ms() / 1000 } else { 0 };
         let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
             Some(decision) => Outcome { decision, session: None },
             None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),

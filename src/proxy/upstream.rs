@@ -105,7 +105,7 @@ impl Clients {
             upstream.pool_max_idle_per_host,
             upstream.max_connections_per_origin,
         );
-        let h2 = (0..=crate::server::MAX_WORKERS).map(|_| OnceLock::new()).collect();
+        let h2 = (0..=super::worker::MAX_WORKERS).map(|_| OnceLock::new()).collect();
         Ok(Clients {
             h1,
             h2,
@@ -117,7 +117,7 @@ impl Clients {
 
     /// This thread's HTTP/2 client.
     pub fn h2(&self) -> &HttpClient {
-        let slot = crate::server::worker_index().map_or(0, |i| (i + 1).min(self.h2.len() - 1));
+        let slot = super::worker::worker_index().map_or(0, |i| (i + 1).min(self.h2.len() - 1));
         self.h2[slot].get_or_init(|| h2_client(&self.tls, self.pool_max_idle_per_host, &self.built_from.1))
     }
 }

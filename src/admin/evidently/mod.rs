@@ -317,7 +317,7 @@ pub fn commit(
 // === shared rules and helpers ===
 
 pub fn now() -> f64 {
-    crate::routing::now_ms() as f64 / 1000.0
+    crate::domain::clock::now_ms() as f64 / 1000.0
 }
 
 /// ARNs (D7: configured account and region).
