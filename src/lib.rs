@@ -16,6 +16,7 @@
 //! - [`telemetry`]: logging and the access log.
 //! - [`demo`]: `edgesplit demo`'s origins and config.
 //! - [`aws_models`]: `edgesplit install-models`, the Evidently model today's AWS SDKs no longer ship.
+//! - [`limits`]: input constraints (lengths, patterns, ranges, enums) generated from the AWS service models.
 
 pub mod admin;
 pub mod app;
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod edge;
 pub mod evidently;
 pub mod files;
+pub mod limits;
 pub mod metrics;
 pub mod plane;
 pub mod proxy;
