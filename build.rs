@@ -150,13 +150,19 @@ fn text_shape(shape: &str, name: &str, def: &Map<String, Value>, out: &mut Strin
             regex_syntax::Parser::new().parse(&anchored).map_err(|e| {
                 format!("shape {shape}: pattern {source:?} became {anchored:?}, which the regex crate refuses: {e}")
             })?;
-            let function = format!("{}_regex", name.to_ascii_lowercase());
-            let _ = writeln!(
-                out,
-                "fn {function}() -> Option<&'static ::regex::Regex> {{\n    static RE: ::std::sync::LazyLock<Option<::regex::Regex>> =\n        ::std::sync::LazyLock::new(|| ::regex::Regex::new({anchored:?}).ok());\n    RE.as_ref()\n}}\n"
-            );
+            let matcher = if source == ".*" {
+                // The commonest pattern, matched without a regex (limits.rs, `Matcher::AnyLine`).
+                "super::Matcher::AnyLine".to_string()
+            } else {
+                let function = format!("{}_regex", name.to_ascii_lowercase());
+                let _ = writeln!(
+                    out,
+                    "fn {function}() -> Option<&'static ::regex::Regex> {{\n    static RE: ::std::sync::LazyLock<Option<::regex::Regex>> =\n        ::std::sync::LazyLock::new(|| ::regex::Regex::new({anchored:?}).ok());\n    RE.as_ref()\n}}\n"
+                );
+                format!("super::Matcher::Regex({function})")
+            };
             format!(
-                "Some(super::Pattern {{ source: {source:?}, not_prefix: {}, regex: {function} }})",
+                "Some(super::Pattern {{ source: {source:?}, not_prefix: {}, matcher: {matcher} }})",
                 option(t.not_prefix.as_deref())
             )
         }

@@ -41,7 +41,7 @@ fn context(field: &str, text: &Option<String>) -> EvResult<Value> {
 
 fn entity(field: &str, e: Option<String>) -> EvResult<String> {
     let e = e.ok_or_else(|| invalid(field, "is required"))?;
-    check_len(field, &e, 1, 512)?;
+    aws::ENTITY_ID.check(field, &e)?;
     Ok(e)
 }
 
@@ -82,7 +82,7 @@ fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
 pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value> {
     let state = plane.proxy.state.load();
     let project = project_name(&state.evidently, p)?;
-    check_name("feature", f, 127)?;
+    aws::FEATURE_NAME.check("feature", f)?;
     let b: EvaluateBody = call.json()?;
     let entity_id = entity("entityId", b.entity_id)?;
     let ctx = context("evaluationContext", &b.evaluation_context)?;
@@ -98,15 +98,13 @@ pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
     let project = project_name(&state.evidently, p)?;
     let b: BatchBody = call.json()?;
     let requests = b.requests.ok_or_else(|| invalid("requests", "is required"))?;
-    if requests.is_empty() || requests.len() > 20 {
-        return Err(invalid("requests", "takes 1 to 20 evaluation requests"));
-    }
+    aws::EVALUATION_REQUESTS_LIST.check("requests", requests.len())?;
     let arn_base = format!("{}:project/{project}", state.evidently.arn_base);
     let mut results = Vec::with_capacity(requests.len());
     for (i, r) in requests.into_iter().enumerate() {
         let entity_id = entity(&format!("requests[{i}].entityId"), r.entity_id)?;
         let feature = r.feature.ok_or_else(|| invalid(&format!("requests[{i}].feature"), "is required"))?;
-        check_name(&format!("requests[{i}].feature"), &feature, 127)?;
+        aws::FEATURE_NAME.check(&format!("requests[{i}].feature"), &feature)?;
         let ctx = context(&format!("requests[{i}].evaluationContext"), &r.evaluation_context)?;
         let feature_arn = format!("{arn_base}/feature/{feature}");
         let mut item = match state.evidently.feature(&project, &feature) {

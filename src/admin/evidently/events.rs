@@ -49,9 +49,7 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
     };
     let b: Body = call.json()?;
     let events = b.events.ok_or_else(|| invalid("events", "is required"))?;
-    if events.len() > 50 {
-        return Err(invalid("events", "takes at most 50 events"));
-    }
+    aws::EVENT_LIST.check("events", events.len())?;
     // Evaluations made just before are still in the exposure queue: let it drain (bounded), unlocked.
     plane.proxy.exposures.settle(std::time::Duration::from_millis(500));
     let mut adds = Vec::new();
@@ -66,6 +64,11 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
                 .map_err(|err| failure("ValidationException", format!("data is not valid JSON: {err}")))?;
             if !data.is_object() {
                 return Err(failure("ValidationException", "data must be a JSON object"));
+            }
+            // An `EventType` outside the model's enum fails this event only, not the call (edgesplit's
+            // choice: one bad event in a batch should not lose the others).
+            if let Some(kind) = e.kind.as_deref() {
+                aws::EVENT_TYPE.check("type", kind).map_err(|v| failure("ValidationException", v.to_string()))?;
             }
             match e.kind.as_deref() {
                 Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.proxy.exposures, &project, at, &data)),
@@ -92,4 +95,14 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
         )
     })?;
     Ok(json!({ "eventResults": results, "failedEventCount": failed }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_types_are_the_models() {
+        assert_eq!(aws::EVENT_TYPE.values, [EVALUATION, CUSTOM]);
+    }
 }

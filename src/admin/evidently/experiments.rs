@@ -29,9 +29,6 @@ use super::launches::{
 use super::*;
 use crate::evidently::model::{Experiment, MetricGoal, Resource, RunStatus, Tags, Treatment};
 
-const MIN_TREATMENTS: usize = 2;
-const MAX_TREATMENTS: usize = 5;
-const MAX_METRIC_GOALS: usize = 3;
 const DEFAULT_SAMPLING_RATE: i64 = 10_000;
 const MAX_ANALYSIS_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 
@@ -94,22 +91,20 @@ struct StartBody {
 // === request parsing ===
 
 fn parse_treatments(configs: Vec<TreatmentConfig>) -> EvResult<Vec<Treatment>> {
-    if configs.len() < MIN_TREATMENTS || configs.len() > MAX_TREATMENTS {
-        return Err(invalid(
-            "treatments",
-            format!("an experiment has {MIN_TREATMENTS} to {MAX_TREATMENTS} treatments"),
-        ));
-    }
+    aws::TREATMENT_CONFIG_LIST.check("treatments", configs.len())?;
+    // The request's `TreatmentConfigList` may be empty; the experiment it makes holds a `TreatmentList`,
+    // 2 to 5 (a control and at least one treatment to compare), and edgesplit asks for that at once.
+    aws::TREATMENT_LIST.check("treatments", configs.len())?;
     let mut out: Vec<Treatment> = Vec::with_capacity(configs.len());
     for (i, t) in configs.into_iter().enumerate() {
         let f = |m: &str| format!("treatments[{i}].{m}");
         let name = required(&f("name"), t.name)?;
-        check_name(&f("name"), &name, 127)?;
+        aws::TREATMENT_NAME.check(&f("name"), &name)?;
         let feature = required(&f("feature"), t.feature)?;
-        check_name(&f("feature"), &feature, 127)?;
+        aws::FEATURE_NAME.check(&f("feature"), &feature)?;
         let variation = required(&f("variation"), t.variation)?;
-        check_name(&f("variation"), &variation, 127)?;
-        check_description(&f("description"), &t.description)?;
+        aws::VARIATION_NAME.check(&f("variation"), &variation)?;
+        check_opt(&aws::DESCRIPTION, &f("description"), t.description.as_deref())?;
         if out.iter().any(|o| o.name == name) {
             return Err(invalid("treatments", format!("treatment `{name}` is listed twice")));
         }
@@ -127,17 +122,16 @@ fn parse_treatments(configs: Vec<TreatmentConfig>) -> EvResult<Vec<Treatment>> {
 }
 
 fn parse_goals(configs: Vec<MetricGoalConfig>) -> EvResult<Vec<MetricGoal>> {
-    if configs.is_empty() || configs.len() > MAX_METRIC_GOALS {
-        return Err(invalid("metricGoals", format!("an experiment has 1 to {MAX_METRIC_GOALS} metric goals")));
-    }
+    aws::METRIC_GOAL_CONFIG_LIST.check("metricGoals", configs.len())?;
     let mut out: Vec<MetricGoal> = Vec::with_capacity(configs.len());
     for (i, g) in configs.into_iter().enumerate() {
         let field = format!("metricGoals[{i}].metricDefinition");
         let metric_definition = metric_definition(&field, required(&field, g.metric_definition)?)?;
-        match g.desired_change.as_deref() {
-            None | Some("INCREASE" | "DECREASE") => {}
-            Some(_) => return Err(invalid(&format!("metricGoals[{i}].desiredChange"), "must be INCREASE or DECREASE")),
-        }
+        check_opt(
+            &aws::CHANGE_DIRECTION_ENUM,
+            &format!("metricGoals[{i}].desiredChange"),
+            g.desired_change.as_deref(),
+        )?;
         if out.iter().any(|o| o.metric_definition.name == metric_definition.name) {
             return Err(invalid("metricGoals", format!("metric `{}` is listed twice", metric_definition.name)));
         }
@@ -147,15 +141,14 @@ fn parse_goals(configs: Vec<MetricGoalConfig>) -> EvResult<Vec<MetricGoal>> {
 }
 
 fn parse_online_ab(c: &OnlineAbConfig) -> EvResult<()> {
-    if let Some(n) = &c.control_treatment_name {
-        check_name("onlineAbConfig.controlTreatmentName", n, 127)?;
-    }
+    check_opt(&aws::TREATMENT_NAME, "onlineAbConfig.controlTreatmentName", c.control_treatment_name.as_deref())?;
     if let Some(w) = &c.treatment_weights {
-        if w.len() > MAX_TREATMENTS {
-            return Err(invalid("onlineAbConfig.treatmentWeights", format!("at most {MAX_TREATMENTS} weights")));
-        }
+        // `TreatmentToWeightMap` is unbounded in the model; its keys name treatments, so it has no more
+        // entries than a `TreatmentConfigList` may.
+        aws::TREATMENT_CONFIG_LIST.check("onlineAbConfig.treatmentWeights", w.len())?;
         for (t, v) in w {
-            check_weight(&format!("onlineAbConfig.treatmentWeights.{t}"), *v)?;
+            aws::TREATMENT_NAME.check_key("onlineAbConfig.treatmentWeights", t)?;
+            aws::SPLIT_WEIGHT.check(&format!("onlineAbConfig.treatmentWeights.{t}"), *v)?;
         }
     }
     Ok(())
@@ -204,7 +197,7 @@ fn check_experiment(x: &Experiment) -> EvResult<()> {
     if let Some(t) = x.treatment_weights.keys().find(|t| !names.contains(t.as_str())) {
         return Err(invalid("onlineAbConfig.treatmentWeights", format!("`{t}` is not a treatment of this experiment")));
     }
-    check_weight("samplingRate", x.sampling_rate)
+    Ok(aws::SPLIT_WEIGHT.check("samplingRate", x.sampling_rate)?)
 }
 
 /// The features, variations and segment the experiment names exist.
@@ -304,7 +297,7 @@ pub fn view(st: &ControlState, x: &Experiment) -> Value {
 /// The experiment `name` of project `p`, or 404.
 pub fn find<'a>(st: &'a ControlState, p: &str, name: &str) -> EvResult<&'a Experiment> {
     let project = find_project(st, p)?.name.clone();
-    check_name("experiment", name, 127)?;
+    aws::EXPERIMENT_NAME.check("experiment", name)?;
     st.evidently.experiments.get(&(project.clone(), name.to_string())).ok_or_else(|| {
         let arn = Arns(&st.config).experiment(&project, name);
         not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
@@ -317,8 +310,8 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = required("name", b.name)?;
-    check_name("name", &name, 127)?;
-    check_description("description", &b.description)?;
+    aws::EXPERIMENT_NAME.check("name", &name)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     check_salt(&b.randomization_salt)?;
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
@@ -371,7 +364,7 @@ pub fn get(st: &ControlState, p: &str, name: &str) -> EvResult<Value> {
 
 pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
-    let status = status_filter(call)?;
+    let status = status_filter(call, &aws::EXPERIMENT_STATUS)?;
     let items = st
         .evidently
         .experiments
@@ -379,17 +372,17 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
         .filter(|(k, x)| k.0 == project && status.is_none_or(|s| x.status.as_str() == s))
         .map(|(k, v)| (k.1.clone(), v))
         .collect();
-    let (page, next) = page(call, items, 100, 50)?;
+    let (page, next) = page(call, items, &aws::MAX_EXPERIMENTS, 50)?;
     Ok(listing("experiments", page.into_iter().map(|x| view(st, x)).collect::<Vec<_>>(), next))
 }
 
 pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let mut x = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
-    check_description("description", &b.description)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     check_salt(&b.randomization_salt)?;
     if let Some(r) = b.sampling_rate {
-        check_weight("samplingRate", r)?;
+        aws::SPLIT_WEIGHT.check("samplingRate", r)?;
     }
     let remove_segment = b.remove_segment.unwrap_or(false);
     if remove_segment && b.segment.is_some() {
@@ -513,7 +506,7 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &C
 
 pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let mut x = find(st, p, name)?.clone();
-    let (state, reason) = stop_body(call)?;
+    let (state, reason) = stop_body(call, &aws::EXPERIMENT_STOP_DESIRED_STATE)?;
     if x.status != RunStatus::Running {
         let arn = Arns(&st.config).experiment(&x.project, &x.name);
         return Err(conflict(

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::*;
 use crate::evidently::model::{Feature, Resource, RunStatus, Tags, VariableValue, Variation};
 
-const MAX_SAFE_LONG: i64 = 9_007_199_254_740_991;
+/// A feature's entity overrides may take at most this much (each entry counting its entity id, its
+/// variation name and 6 bytes): AWS documents it; the model bounds only the entries (`EntityOverrideMap`).
+const MAX_OVERRIDE_BYTES: usize = 40 * 1024;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,41 +36,35 @@ struct UpdateBody {
 }
 
 fn check_variation(field: &str, v: &Variation) -> EvResult<()> {
-    check_name(&format!("{field}.name"), &v.name, 127)?;
+    aws::VARIATION_NAME.check(&format!("{field}.name"), &v.name)?;
     match &v.value {
-        VariableValue::Long(n) if n.abs() > MAX_SAFE_LONG => {
-            Err(invalid(&format!("{field}.value.longValue"), "must be within +-9007199254740991"))
+        VariableValue::Long(n) => aws::VARIABLE_VALUE_LONG_VALUE_LONG.check(&format!("{field}.value.longValue"), *n)?,
+        VariableValue::String(s) => {
+            aws::VARIABLE_VALUE_STRING_VALUE_STRING.check(&format!("{field}.value.stringValue"), s)?
         }
-        VariableValue::String(s) if s.chars().count() > 512 => {
-            Err(invalid(&format!("{field}.value.stringValue"), "must be at most 512 characters"))
-        }
+        // The model's `Double` is unbounded; JSON has no NaN or infinity, but a value must compare.
         VariableValue::Double(d) if !d.is_finite() => {
-            Err(invalid(&format!("{field}.value.doubleValue"), "must be finite"))
+            return Err(invalid(&format!("{field}.value.doubleValue"), "must be finite"));
         }
-        _ => Ok(()),
+        _ => {}
     }
-}
-
-fn check_strategy(v: &Option<String>) -> EvResult<()> {
-    match v.as_deref() {
-        None | Some("ALL_RULES" | "DEFAULT_VARIATION") => Ok(()),
-        Some(_) => Err(invalid("evaluationStrategy", "must be ALL_RULES or DEFAULT_VARIATION")),
-    }
+    Ok(())
 }
 
 /// Rules that must hold for any feature after a create or an update.
 fn check_feature(f: &Feature) -> EvResult<()> {
-    if f.variations.is_empty() || f.variations.len() > 5 {
-        return Err(invalid("variations", "a feature has 1 to 5 variations"));
-    }
+    // The stored feature's list (`VariationsList`) is unbounded in the model; AWS documents 1 to 5
+    // variations per feature, the bounds of the request's `VariationConfigsList`, which edgesplit holds
+    // the feature to after an update too.
+    aws::VARIATION_CONFIGS_LIST.check("variations", f.variations.len())?;
     for (i, v) in f.variations.iter().enumerate() {
         check_variation(&format!("variations[{i}]"), v)?;
         if f.variations[..i].iter().any(|w| w.name == v.name) {
             return Err(invalid("variations", format!("variation `{}` is listed twice", v.name)));
         }
     }
-    let kind = f.variations[0].value.value_type();
-    if f.variations.iter().any(|v| v.value.value_type() != kind) {
+    let kind = f.variations.first().map(|v| v.value.value_type());
+    if f.variations.iter().any(|v| Some(v.value.value_type()) != kind) {
         return Err(invalid("variations", "all variations of a feature must have the same value type"));
     }
     if !f.variations.iter().any(|v| v.name == f.default_variation) {
@@ -77,12 +73,11 @@ fn check_feature(f: &Feature) -> EvResult<()> {
             format!("`{}` is not a variation of this feature", f.default_variation),
         ));
     }
-    if f.entity_overrides.len() > 2500 {
-        return Err(invalid("entityOverrides", "at most 2500 entity overrides"));
-    }
+    aws::ENTITY_OVERRIDE_MAP.check("entityOverrides", f.entity_overrides.len())?;
     let mut size = 0;
     for (entity, variation) in &f.entity_overrides {
-        check_len("entityOverrides", entity, 1, 512)?;
+        aws::ENTITY_ID.check_key("entityOverrides", entity)?;
+        aws::VARIATION_NAME.check_map_value("entityOverrides", variation)?;
         if !f.variations.iter().any(|v| &v.name == variation) {
             return Err(invalid(
                 "entityOverrides",
@@ -91,7 +86,7 @@ fn check_feature(f: &Feature) -> EvResult<()> {
         }
         size += entity.len() + variation.len() + 6;
     }
-    if size > 40 * 1024 {
+    if size > MAX_OVERRIDE_BYTES {
         return Err(invalid("entityOverrides", "entity overrides may take at most 40 KB"));
     }
     Ok(())
@@ -157,7 +152,7 @@ pub fn view(st: &ControlState, f: &Feature) -> Value {
 /// The feature `f` of project `p`, or 404 in the words the service used.
 pub fn find<'a>(st: &'a ControlState, p: &str, f: &str) -> EvResult<&'a Feature> {
     let project = find_project(st, p)?.name.clone();
-    check_name("feature", f, 127)?;
+    aws::FEATURE_NAME.check("feature", f)?;
     st.evidently.features.get(&(project.clone(), f.to_string())).ok_or_else(|| {
         let arn = Arns(&st.config).feature(&project, f);
         not_found("feature", &arn, format!("Feature does not exist with arn '{arn}'"))
@@ -168,9 +163,10 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
-    check_name("name", &name, 127)?;
-    check_description("description", &b.description)?;
-    check_strategy(&b.evaluation_strategy)?;
+    aws::FEATURE_NAME.check("name", &name)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
+    check_opt(&aws::FEATURE_EVALUATION_STRATEGY, "evaluationStrategy", b.evaluation_strategy.as_deref())?;
+    check_opt(&aws::VARIATION_NAME, "defaultVariation", b.default_variation.as_deref())?;
     let variations = b.variations.ok_or_else(|| invalid("variations", "is required"))?;
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
@@ -212,7 +208,7 @@ pub fn get(st: &ControlState, p: &str, f: &str) -> EvResult<Value> {
 pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let items = st.evidently.features.iter().filter(|(k, _)| k.0 == project).map(|(k, v)| (k.1.clone(), v)).collect();
-    let (page, next) = page(call, items, 100, 50)?;
+    let (page, next) = page(call, items, &aws::MAX_FEATURES, 50)?;
     let arns = Arns(&st.config);
     let features: Vec<Value> = page
         .into_iter()
@@ -237,12 +233,11 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
 pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let mut f = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
-    check_description("description", &b.description)?;
-    check_strategy(&b.evaluation_strategy)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
+    check_opt(&aws::FEATURE_EVALUATION_STRATEGY, "evaluationStrategy", b.evaluation_strategy.as_deref())?;
+    check_opt(&aws::VARIATION_NAME, "defaultVariation", b.default_variation.as_deref())?;
     if let Some(adds) = &b.add_or_update_variations {
-        if adds.is_empty() || adds.len() > 5 {
-            return Err(invalid("addOrUpdateVariations", "takes 1 to 5 variations"));
-        }
+        aws::VARIATION_CONFIGS_LIST.check("addOrUpdateVariations", adds.len())?;
         for (i, v) in adds.iter().enumerate() {
             check_variation(&format!("addOrUpdateVariations[{i}]"), v)?;
             match f.variations.iter_mut().find(|w| w.name == v.name) {
@@ -252,8 +247,9 @@ pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &
         }
     }
     if let Some(removes) = &b.remove_variations {
-        if removes.len() > 5 {
-            return Err(invalid("removeVariations", "takes at most 5 names"));
+        aws::VARIATION_NAME_LIST.check("removeVariations", removes.len())?;
+        for (i, r) in removes.iter().enumerate() {
+            aws::VARIATION_NAME.check(&format!("removeVariations[{i}]"), r)?;
         }
         let used = used_variations(st, &f.project, &f.name);
         if let Some(busy) = removes.iter().find(|r| used.contains(r)) {
@@ -294,4 +290,26 @@ pub fn delete(plane: &Plane, st: &mut ControlState, p: &str, name: &str) -> EvRe
     }
     commit(plane, st, Vec::new(), vec![format!("feature/{project}/{feature}")])?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_types_and_strategies_are_the_models() {
+        let values = [
+            VariableValue::Bool(true),
+            VariableValue::Long(1),
+            VariableValue::Double(0.5),
+            VariableValue::String("s".into()),
+        ];
+        let mut types: Vec<&str> = values.iter().map(VariableValue::value_type).collect();
+        let mut model = aws::VARIATION_VALUE_TYPE.values.to_vec();
+        types.sort_unstable();
+        model.sort_unstable();
+        assert_eq!(types, model);
+        // The default strategy is one of the model's.
+        assert!(aws::FEATURE_EVALUATION_STRATEGY.values.contains(&"ALL_RULES"));
+    }
 }

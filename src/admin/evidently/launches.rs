@@ -25,11 +25,6 @@ use crate::evidently::model::{
     Launch, LaunchGroup, MetricDefinition, Resource, RunStatus, ScheduledStep, SegmentOverride, Tags,
 };
 
-const MAX_GROUPS: usize = 5;
-const MAX_STEPS: usize = 6;
-const MAX_OVERRIDES_PER_STEP: usize = 6;
-const MAX_METRIC_MONITORS: usize = 3;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GroupConfig {
@@ -129,29 +124,24 @@ pub(super) fn timestamp(field: &str, v: &Value) -> EvResult<f64> {
     t.filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| invalid(field, "must be a timestamp in epoch seconds"))
 }
 
-/// `randomizationSalt`: 0 to 127 characters.
+/// `randomizationSalt`, when sent.
 pub(super) fn check_salt(v: &Option<String>) -> EvResult<()> {
-    v.as_deref().map_or(Ok(()), |s| check_len("randomizationSalt", s, 0, 127))
+    check_opt(&aws::RANDOMIZATION_SALT, "randomizationSalt", v.as_deref())
 }
 
 /// A `MetricDefinitionConfig` checked and stored.
 pub(super) fn metric_definition(field: &str, c: MetricDefinitionConfig) -> EvResult<MetricDefinition> {
     let f = |m: &str| format!("{field}.{m}");
     let name = required(&f("name"), c.name)?;
-    check_len(&f("name"), &name, 1, 255)?;
-    if name.chars().any(char::is_whitespace) {
-        return Err(invalid(&f("name"), "must not contain whitespace"));
-    }
+    aws::CW_DIMENSION_SAFE_NAME.check(&f("name"), &name)?;
     let entity_id_key = required(&f("entityIdKey"), c.entity_id_key)?;
-    check_len(&f("entityIdKey"), &entity_id_key, 1, 256)?;
+    aws::JSON_PATH.check(&f("entityIdKey"), &entity_id_key)?;
     let value_key = required(&f("valueKey"), c.value_key)?;
-    check_len(&f("valueKey"), &value_key, 1, 256)?;
-    if let Some(u) = &c.unit_label {
-        check_len(&f("unitLabel"), u, 1, 256)?;
-    }
+    aws::JSON_PATH.check(&f("valueKey"), &value_key)?;
+    check_opt(&aws::METRIC_UNIT_LABEL, &f("unitLabel"), c.unit_label.as_deref())?;
+    check_opt(&aws::METRIC_DEFINITION_CONFIG_EVENT_PATTERN_STRING, &f("eventPattern"), c.event_pattern.as_deref())?;
     let event_pattern = match c.event_pattern {
         Some(p) if !p.trim().is_empty() => {
-            check_len(&f("eventPattern"), &p, 0, 1024)?;
             let parsed: Value =
                 serde_json::from_str(&p).map_err(|e| invalid(&f("eventPattern"), format!("is not valid JSON: {e}")))?;
             if !parsed.is_object() {
@@ -164,24 +154,25 @@ pub(super) fn metric_definition(field: &str, c: MetricDefinitionConfig) -> EvRes
     Ok(MetricDefinition { name, entity_id_key, value_key, event_pattern, unit_label: c.unit_label })
 }
 
-/// The `status` filter of ListLaunches and ListExperiments.
-pub(super) fn status_filter(call: &Call) -> EvResult<Option<&str>> {
-    match call.query("status") {
-        None => Ok(None),
-        Some(s @ ("CREATED" | "UPDATING" | "RUNNING" | "COMPLETED" | "CANCELLED")) => Ok(Some(s)),
-        Some(_) => Err(invalid("status", "must be one of CREATED, UPDATING, RUNNING, COMPLETED, CANCELLED")),
-    }
+/// The `status` filter of ListLaunches (`LaunchStatus`) and ListExperiments (`ExperimentStatus`).
+pub(super) fn status_filter<'c>(call: &'c Call, statuses: &Text) -> EvResult<Option<&'c str>> {
+    let status = call.query("status");
+    check_opt(statuses, "status", status)?;
+    Ok(status)
 }
 
-/// The body of StopLaunch and StopExperiment: the final state (COMPLETED when omitted) and the reason.
-pub(super) fn stop_body(call: &Call) -> EvResult<(RunStatus, Option<String>)> {
+/// The body of StopLaunch and StopExperiment (`desired` is `LaunchStopDesiredState` or
+/// `ExperimentStopDesiredState`): the final state (COMPLETED when omitted) and the reason.
+pub(super) fn stop_body(call: &Call, desired: &Text) -> EvResult<(RunStatus, Option<String>)> {
     let b: StopBody = call.json()?;
+    check_opt(desired, "desiredState", b.desired_state.as_deref())?;
     let state = match b.desired_state.as_deref() {
         None | Some("COMPLETED") => RunStatus::Completed,
         Some("CANCELLED") => RunStatus::Cancelled,
-        Some(_) => return Err(invalid("desiredState", "must be COMPLETED or CANCELLED")),
+        // The model's enums hold exactly these two (the tests below hold them together).
+        Some(other) => return Err(invalid("desiredState", format!("edgesplit cannot stop in state `{other}`"))),
     };
-    check_description("reason", &b.reason)?;
+    check_opt(&aws::DESCRIPTION, "reason", b.reason.as_deref())?;
     Ok((state, b.reason))
 }
 
@@ -216,19 +207,17 @@ pub(super) fn check_segment_exists(st: &ControlState, name: &str) -> EvResult<()
 // === request parsing ===
 
 fn parse_groups(configs: Vec<GroupConfig>) -> EvResult<Vec<LaunchGroup>> {
-    if configs.is_empty() || configs.len() > MAX_GROUPS {
-        return Err(invalid("groups", format!("a launch has 1 to {MAX_GROUPS} groups")));
-    }
+    aws::LAUNCH_GROUP_CONFIG_LIST.check("groups", configs.len())?;
     let mut out: Vec<LaunchGroup> = Vec::with_capacity(configs.len());
     for (i, g) in configs.into_iter().enumerate() {
         let f = |m: &str| format!("groups[{i}].{m}");
         let name = required(&f("name"), g.name)?;
-        check_name(&f("name"), &name, 127)?;
+        aws::GROUP_NAME.check(&f("name"), &name)?;
         let feature = required(&f("feature"), g.feature)?;
-        check_name(&f("feature"), &feature, 127)?;
+        aws::FEATURE_NAME.check(&f("feature"), &feature)?;
         let variation = required(&f("variation"), g.variation)?;
-        check_name(&f("variation"), &variation, 127)?;
-        check_description(&f("description"), &g.description)?;
+        aws::VARIATION_NAME.check(&f("variation"), &variation)?;
+        check_opt(&aws::DESCRIPTION, &f("description"), g.description.as_deref())?;
         if out.iter().any(|o| o.name == name) {
             return Err(invalid("groups", format!("group `{name}` is listed twice")));
         }
@@ -241,12 +230,12 @@ fn parse_groups(configs: Vec<GroupConfig>) -> EvResult<Vec<LaunchGroup>> {
     Ok(out)
 }
 
+/// A `GroupToWeightMap`: group names to `SplitWeight`s.
 fn parse_weights(field: &str, weights: &BTreeMap<String, i64>) -> EvResult<()> {
-    if weights.len() > MAX_GROUPS {
-        return Err(invalid(field, format!("at most {MAX_GROUPS} weights")));
-    }
+    aws::GROUP_TO_WEIGHT_MAP.check(field, weights.len())?;
     for (g, w) in weights {
-        check_weight(&format!("{field}.{g}"), *w)?;
+        aws::GROUP_NAME.check_key(field, g)?;
+        aws::SPLIT_WEIGHT.check(&format!("{field}.{g}"), *w)?;
     }
     Ok(())
 }
@@ -254,9 +243,7 @@ fn parse_weights(field: &str, weights: &BTreeMap<String, i64>) -> EvResult<()> {
 /// `arn_base` is the account's (segments may be named by ARN).
 fn parse_steps(arn_base: &str, config: SplitsConfig) -> EvResult<Vec<ScheduledStep>> {
     let configs = required("scheduledSplitsConfig.steps", config.steps)?;
-    if configs.is_empty() || configs.len() > MAX_STEPS {
-        return Err(invalid("scheduledSplitsConfig.steps", format!("a launch has 1 to {MAX_STEPS} steps")));
-    }
+    aws::SCHEDULED_SPLIT_CONFIG_LIST.check("scheduledSplitsConfig.steps", configs.len())?;
     let mut steps: Vec<ScheduledStep> = Vec::with_capacity(configs.len());
     for (i, s) in configs.into_iter().enumerate() {
         let field = format!("scheduledSplitsConfig.steps[{i}]");
@@ -268,12 +255,7 @@ fn parse_steps(arn_base: &str, config: SplitsConfig) -> EvResult<Vec<ScheduledSt
         let group_weights = required(&format!("{field}.groupWeights"), s.group_weights)?;
         parse_weights(&format!("{field}.groupWeights"), &group_weights)?;
         let override_configs = s.segment_overrides.unwrap_or_default();
-        if override_configs.len() > MAX_OVERRIDES_PER_STEP {
-            return Err(invalid(
-                &format!("{field}.segmentOverrides"),
-                format!("a step has at most {MAX_OVERRIDES_PER_STEP} segment overrides"),
-            ));
-        }
+        aws::SEGMENT_OVERRIDES_LIST.check(&format!("{field}.segmentOverrides"), override_configs.len())?;
         let mut segment_overrides: Vec<SegmentOverride> = Vec::with_capacity(override_configs.len());
         for (j, o) in override_configs.into_iter().enumerate() {
             let of = |m: &str| format!("{field}.segmentOverrides[{j}].{m}");
@@ -295,9 +277,7 @@ fn parse_steps(arn_base: &str, config: SplitsConfig) -> EvResult<Vec<ScheduledSt
 }
 
 fn parse_monitors(configs: Vec<MetricMonitorConfig>) -> EvResult<Vec<MetricDefinition>> {
-    if configs.len() > MAX_METRIC_MONITORS {
-        return Err(invalid("metricMonitors", format!("a launch has at most {MAX_METRIC_MONITORS} metric monitors")));
-    }
+    aws::METRIC_MONITOR_CONFIG_LIST.check("metricMonitors", configs.len())?;
     let mut out: Vec<MetricDefinition> = Vec::with_capacity(configs.len());
     for (i, m) in configs.into_iter().enumerate() {
         let field = format!("metricMonitors[{i}].metricDefinition");
@@ -435,7 +415,7 @@ pub fn view(st: &ControlState, l: &Launch) -> Value {
 /// The launch `name` of project `p`, or 404.
 pub fn find<'a>(st: &'a ControlState, p: &str, name: &str) -> EvResult<&'a Launch> {
     let project = find_project(st, p)?.name.clone();
-    check_name("launch", name, 127)?;
+    aws::LAUNCH_NAME.check("launch", name)?;
     st.evidently.launches.get(&(project.clone(), name.to_string())).ok_or_else(|| {
         let arn = Arns(&st.config).launch(&project, name);
         not_found("launch", &arn, format!("Launch does not exist with arn '{arn}'"))
@@ -448,8 +428,8 @@ pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvR
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = required("name", b.name)?;
-    check_name("name", &name, 127)?;
-    check_description("description", &b.description)?;
+    aws::LAUNCH_NAME.check("name", &name)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     check_salt(&b.randomization_salt)?;
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
@@ -495,7 +475,7 @@ pub fn get(st: &ControlState, p: &str, name: &str) -> EvResult<Value> {
 
 pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
-    let status = status_filter(call)?;
+    let status = status_filter(call, &aws::LAUNCH_STATUS)?;
     let items = st
         .evidently
         .launches
@@ -503,14 +483,14 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
         .filter(|(k, l)| k.0 == project && status.is_none_or(|s| l.status.as_str() == s))
         .map(|(k, v)| (k.1.clone(), v))
         .collect();
-    let (page, next) = page(call, items, 100, 50)?;
+    let (page, next) = page(call, items, &aws::MAX_LAUNCHES, 50)?;
     Ok(listing("launches", page.into_iter().map(|l| view(st, l)).collect::<Vec<_>>(), next))
 }
 
 pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let mut l = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
-    check_description("description", &b.description)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     check_salt(&b.randomization_salt)?;
     let groups = b.groups.map(parse_groups).transpose()?;
     let base = Arns(&st.config).base();
@@ -585,7 +565,7 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str) -> EvRes
 
 pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let mut l = find(st, p, name)?.clone();
-    let (state, reason) = stop_body(call)?;
+    let (state, reason) = stop_body(call, &aws::LAUNCH_STOP_DESIRED_STATE)?;
     if l.status != RunStatus::Running {
         let arn = Arns(&st.config).launch(&l.project, &l.name);
         return Err(conflict(
@@ -601,4 +581,23 @@ pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Ca
     l.last_updated_time = t;
     commit(plane, st, vec![Resource::Launch(l.clone())], Vec::new())?;
     Ok(json!({ "endedTime": t }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_states_are_the_models() {
+        let all = [RunStatus::Created, RunStatus::Running, RunStatus::Completed, RunStatus::Cancelled];
+        for statuses in [&aws::LAUNCH_STATUS, &aws::EXPERIMENT_STATUS] {
+            for s in all {
+                assert!(statuses.values.contains(&s.as_str()), "{} lacks {}", statuses.shape, s.as_str());
+            }
+        }
+        // stop_body maps exactly these.
+        for desired in [&aws::LAUNCH_STOP_DESIRED_STATE, &aws::EXPERIMENT_STOP_DESIRED_STATE] {
+            assert_eq!(desired.values, [RunStatus::Completed.as_str(), RunStatus::Cancelled.as_str()]);
+        }
+    }
 }

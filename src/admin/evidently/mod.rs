@@ -21,6 +21,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::limits::evidently as aws;
+use crate::limits::{Range, Text, Violation};
 use crate::plane::{ControlState, Plane};
 
 /// An Evidently error: status, shape name, message and the shape's modelled fields.
@@ -51,6 +53,17 @@ pub fn invalid(field: &str, message: impl Into<String>) -> EvError {
     EvError::new(StatusCode::BAD_REQUEST, "ValidationException", format!("{field}: {message}"))
         .with("reason", "fieldValidationFailed")
         .with("fieldList", json!([{ "name": field, "message": message }]))
+}
+
+/// A member that breaks its shape's constraint in the model (`crate::limits`): `ValidationException`
+/// with AWS's message, `Value 'x' at 'name' failed to satisfy constraint: Member must ...`.
+impl From<Violation> for EvError {
+    fn from(v: Violation) -> EvError {
+        let field = json!([{ "name": v.member, "message": v.requirement() }]);
+        EvError::new(StatusCode::BAD_REQUEST, "ValidationException", v.to_string())
+            .with("reason", "fieldValidationFailed")
+            .with("fieldList", field)
+    }
 }
 
 /// `AccessDeniedException` (403): the request's signature or credentials were refused.
@@ -344,53 +357,23 @@ impl Arns<'_> {
     }
 }
 
-fn name_chars(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+/// An optional string member, checked against its shape when present.
+pub fn check_opt(shape: &Text, field: &str, v: Option<&str>) -> EvResult<()> {
+    Ok(v.map_or(Ok(()), |v| shape.check(field, v))?)
 }
 
-/// A resource name: 1 to `max` of `[-a-zA-Z0-9._]`.
-pub fn check_name(field: &str, v: &str, max: usize) -> EvResult<()> {
-    if v.is_empty() || v.chars().count() > max || !name_chars(v) {
-        return Err(invalid(field, format!("must be 1 to {max} characters of letters, digits, '-', '.' and '_'")));
-    }
-    Ok(())
-}
+/// Most tags a resource holds. The model bounds no `TagMap` (only UntagResource's `TagKeyList`, 50);
+/// this is AWS's documented limit of 50 tags per resource, which edgesplit enforces on purpose.
+const MAX_TAGS: usize = 50;
 
-pub fn check_len(field: &str, v: &str, min: usize, max: usize) -> EvResult<()> {
-    let n = v.chars().count();
-    if n < min || n > max {
-        return Err(invalid(field, format!("length must be between {min} and {max}")));
-    }
-    Ok(())
-}
-
-pub fn check_description(field: &str, v: &Option<String>) -> EvResult<()> {
-    v.as_deref().map_or(Ok(()), |d| check_len(field, d, 0, 160))
-}
-
-pub fn check_weight(field: &str, w: i64) -> EvResult<()> {
-    if !(0..=100_000).contains(&w) {
-        return Err(invalid(field, "must be between 0 and 100000 (thousandths of a percent)"));
-    }
-    Ok(())
-}
-
-/// Tag rules: at most 50; key 1-128 `[a-zA-Z+-=._:/]`, not `aws:`; value 0-256.
+/// Tags: each key a `TagKey` and each value a `TagValue` (the model's), at most [`MAX_TAGS`] of them.
 pub fn check_tags(tags: &crate::evidently::model::Tags) -> EvResult<()> {
-    if tags.len() > 50 {
-        return Err(invalid("tags", "at most 50 tags"));
+    if tags.len() > MAX_TAGS {
+        return Err(invalid("tags", format!("a resource holds at most {MAX_TAGS} tags")));
     }
     for (k, v) in tags {
-        let ok = !k.is_empty()
-            && k.len() <= 128
-            && !k.starts_with("aws:")
-            && k.bytes().all(|b| b.is_ascii_alphabetic() || b"+-=._:/".contains(&b));
-        if !ok {
-            return Err(invalid("tags", format!("tag key `{k}` is not valid")));
-        }
-        if v.chars().count() > 256 {
-            return Err(invalid("tags", format!("the value of tag `{k}` is longer than 256 characters")));
-        }
+        aws::TAG_KEY.check_key("tags", k)?;
+        aws::TAG_VALUE.check_map_value("tags", v)?;
     }
     Ok(())
 }
@@ -398,7 +381,8 @@ pub fn check_tags(tags: &crate::evidently::model::Tags) -> EvResult<()> {
 /// The name in a reference to a `kind` (`project`, `segment`): the reference itself, or the name in an
 /// ARN of this account and region (`arn_base` is `arn:aws:evidently:{region}:{account}`). An ARN of
 /// another account or region names a resource that is not here (404), never the local one of that
-/// name; anything else that starts with `arn:` is malformed (400).
+/// name; anything else that starts with `arn:` is malformed (400). Callers check `r` against its
+/// `ProjectRef` or `SegmentRef` shape first, so an ARN's name is already of the name's characters.
 fn named<'r>(arn_base: &str, field: &str, kind: &str, r: &'r str) -> EvResult<&'r str> {
     if !r.starts_with("arn:") {
         return Ok(r);
@@ -409,7 +393,7 @@ fn named<'r>(arn_base: &str, field: &str, kind: &str, r: &'r str) -> EvResult<&'
     }
     let parts: Vec<&str> = r.splitn(6, ':').collect();
     match (parts.as_slice(), parts.get(5).copied().and_then(resource)) {
-        ([_, _, "evidently", _, _, _], Some(name)) if !name.is_empty() && name_chars(name) => {
+        ([_, _, "evidently", _, _, _], Some(name)) if !name.is_empty() => {
             let mut title = kind.to_string();
             title[..1].make_ascii_uppercase();
             Err(not_found(kind, r, format!("{title} does not exist with arn '{r}'")))
@@ -420,15 +404,17 @@ fn named<'r>(arn_base: &str, field: &str, kind: &str, r: &'r str) -> EvResult<&'
 
 /// A `{project}` reference: a name or a project ARN of this account and region.
 pub fn project_ref(arn_base: &str, r: &str) -> EvResult<String> {
+    aws::PROJECT_REF.check("project", r)?;
     let name = named(arn_base, "project", "project", r)?;
-    check_name("project", name, 127)?;
+    aws::PROJECT_NAME.check("project", name)?;
     Ok(name.to_string())
 }
 
 /// A segment reference: a name or a segment ARN of this account and region.
 pub fn segment_ref(arn_base: &str, field: &str, r: &str) -> EvResult<String> {
+    aws::SEGMENT_REF.check(field, r)?;
     let name = named(arn_base, field, "segment", r)?;
-    check_name(field, name, 64)?;
+    aws::SEGMENT_NAME.check(field, name)?;
     Ok(name.to_string())
 }
 
@@ -462,24 +448,26 @@ pub fn find_project<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a crate::ev
     })
 }
 
-/// One page of a sorted listing: `maxResults` (1..=`max`, default `default`) after `nextToken`.
+/// One page of a sorted listing: `maxResults` (the operation's shape, e.g. `MaxProjects`; `default` when
+/// absent) after `nextToken`.
 pub fn page<'a, T>(
     call: &Call,
     items: Vec<(String, &'a T)>,
-    max: usize,
+    max_results: &Range<i64>,
     default: usize,
 ) -> EvResult<(Vec<&'a T>, Option<String>)> {
     let limit = match call.query("maxResults") {
         None => default,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| invalid("maxResults", format!("must be between 1 and {max}")))?,
+        Some(v) => {
+            let n = v.parse::<i64>().map_err(|_| invalid("maxResults", format!("`{v}` is not a whole number")))?;
+            max_results.check("maxResults", n)?;
+            // A page holds at least one item, whatever a model says.
+            usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| invalid("maxResults", "must be at least 1"))?
+        }
     };
     let after = call.query("nextToken");
     if let Some(t) = after {
-        check_len("nextToken", t, 1, 8192)?;
+        aws::NEXT_TOKEN.check("nextToken", t)?;
     }
     let rest: Vec<(String, &T)> = items.into_iter().filter(|(k, _)| after.is_none_or(|a| k.as_str() > a)).collect();
     let next = (rest.len() > limit).then(|| rest[limit - 1].0.clone());
@@ -500,12 +488,8 @@ pub fn listing(key: &str, items: impl serde::Serialize, next: Option<String>) ->
 fn arn_key(st: &ControlState, arn: &str) -> EvResult<String> {
     let prefix = format!("arn:aws:evidently:{}:{}:", st.config.region, st.config.account_id);
     let missing = || not_found("resource", arn, format!("Resource does not exist with arn '{arn}'"));
-    let Some(rest) = arn.strip_prefix(&prefix) else {
-        if !arn.starts_with("arn:") {
-            return Err(invalid("resourceArn", "is not an ARN"));
-        }
-        return Err(missing());
-    };
+    aws::ARN.check("resourceArn", arn)?;
+    let Some(rest) = arn.strip_prefix(&prefix) else { return Err(missing()) };
     let parts: Vec<&str> = rest.split('/').collect();
     let key = match parts.as_slice() {
         ["project", p] if st.evidently.projects.contains_key(*p) => format!("project/{p}"),
@@ -564,10 +548,9 @@ fn tags_write(plane: &Plane, st: &mut ControlState, arn: &str, call: &Call, add:
         tags.extend(new);
     } else {
         let keys: Vec<&str> = call.query_all("tagKeys").collect();
-        if keys.len() > 50 {
-            return Err(invalid("tagKeys", "at most 50 keys"));
-        }
+        aws::TAG_KEY_LIST.check("tagKeys", keys.len())?;
         for k in keys {
+            aws::TAG_KEY.check("tagKeys", k)?;
             tags.remove(k);
         }
     }

@@ -64,14 +64,13 @@ pub fn view(st: &ControlState, p: &Project) -> Value {
 fn check_app_config(v: &Option<Value>) -> EvResult<Option<Value>> {
     let Some(v) = v else { return Ok(None) };
     let obj = v.as_object().ok_or_else(|| invalid("appConfigResource", "must be an object"))?;
+    // Both ids are optional in the model; edgesplit asks for both, as a project is linked to an
+    // application's environment or to nothing.
     let id = |k: &str| -> EvResult<String> {
-        let s = obj.get(k).and_then(Value::as_str).unwrap_or("");
-        let ok = (4..=7).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok {
-            Ok(s.to_string())
-        } else {
-            Err(invalid(&format!("appConfigResource.{k}"), "must be 4 to 7 of [a-z0-9]"))
-        }
+        let field = format!("appConfigResource.{k}");
+        let s = obj.get(k).and_then(Value::as_str).ok_or_else(|| invalid(&field, "is required"))?;
+        aws::APP_CONFIG_RESOURCE_ID.check(&field, s)?;
+        Ok(s.to_string())
     };
     let application_id = id("applicationId")?;
     let environment_id = id("environmentId")?;
@@ -86,29 +85,19 @@ fn check_data_delivery(cloud_watch_logs: &Option<Value>, s3: &Option<Value>) -> 
     match (cloud_watch_logs, s3) {
         (Some(_), Some(_)) => Err(invalid("dataDelivery", "name either cloudWatchLogs or s3Destination, not both")),
         (Some(c), None) => {
+            // Optional in the model; edgesplit asks for it, as a log destination without a group is no
+            // destination.
             let group = c.get("logGroup").and_then(Value::as_str).unwrap_or("");
-            let ok = (1..=512).contains(&group.len())
-                && group.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b));
-            if !ok {
-                return Err(invalid("cloudWatchLogs.logGroup", "must be 1 to 512 of [-a-zA-Z0-9._/]"));
-            }
+            aws::CW_LOG_GROUP_SAFE_NAME.check("cloudWatchLogs.logGroup", group)?;
             Ok(Some(json!({ "cloudWatchLogs": { "logGroup": group } })))
         }
         (None, Some(s)) => {
+            // Likewise the bucket.
             let bucket = s.get("bucket").and_then(Value::as_str).unwrap_or("");
-            let ok = (3..=63).contains(&bucket.len())
-                && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !bucket.starts_with('-')
-                && !bucket.ends_with('-');
-            if !ok {
-                return Err(invalid(
-                    "s3Destination.bucket",
-                    "must be 3 to 63 of [a-z0-9-], not starting or ending with '-'",
-                ));
-            }
+            aws::S3_BUCKET_SAFE_NAME.check("s3Destination.bucket", bucket)?;
             let mut v = json!({ "bucket": bucket });
             if let Some(prefix) = s.get("prefix").and_then(Value::as_str) {
-                check_len("s3Destination.prefix", prefix, 1, 1024)?;
+                aws::S3_PREFIX_SAFE_NAME.check("s3Destination.prefix", prefix)?;
                 v["prefix"] = json!(prefix);
             }
             Ok(Some(json!({ "s3Destination": v })))
@@ -120,8 +109,8 @@ fn check_data_delivery(cloud_watch_logs: &Option<Value>, s3: &Option<Value>) -> 
 pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Value> {
     let b: CreateBody = call.json()?;
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
-    check_name("name", &name, 127)?;
-    check_description("description", &b.description)?;
+    aws::PROJECT_NAME.check("name", &name)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     let tags = b.tags.unwrap_or_default();
     check_tags(&tags)?;
     let app_config_resource = check_app_config(&b.app_config_resource)?;
@@ -160,7 +149,7 @@ pub fn get(st: &ControlState, r: &str) -> EvResult<Value> {
 
 pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
     let items: Vec<(String, &Project)> = st.evidently.projects.iter().map(|(k, v)| (k.clone(), v)).collect();
-    let (page, next) = page(call, items, 50, 50)?;
+    let (page, next) = page(call, items, &aws::MAX_PROJECTS, 50)?;
     let projects: Vec<Value> = page
         .into_iter()
         .map(|p| {
@@ -178,7 +167,7 @@ pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
 pub fn update(plane: &Plane, st: &mut ControlState, r: &str, call: &Call) -> EvResult<Value> {
     let mut p = find_project(st, r)?.clone();
     let b: UpdateBody = call.json()?;
-    check_description("description", &b.description)?;
+    check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
     if let Some(d) = b.description {
         p.description = Some(d);
     }

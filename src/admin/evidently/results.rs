@@ -41,6 +41,7 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let (project, x) = {
         let st = plane.lock();
         let project = find_project(&st, p)?.name.clone();
+        aws::EXPERIMENT_NAME.check("experiment", name)?;
         let x = st.evidently.experiments.get(&(project.clone(), name.to_string())).cloned().ok_or_else(|| {
             let arn = Arns(&st.config).experiment(&project, name);
             not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
@@ -49,44 +50,49 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     };
     let b = body?;
     let metrics = b.metric_names.ok_or_else(|| invalid("metricNames", "is required"))?;
+    aws::METRIC_NAME_LIST.check("metricNames", metrics.len())?;
+    for (i, m) in metrics.iter().enumerate() {
+        aws::CW_DIMENSION_SAFE_NAME.check(&format!("metricNames[{i}]"), m)?;
+    }
     let [metric] = metrics.as_slice() else { return Err(invalid("metricNames", "takes exactly one metric name")) };
     if !x.metric_goals.iter().any(|g| &g.metric_definition.name == metric) {
         return Err(invalid("metricNames", format!("`{metric}` is not a metric of this experiment")));
     }
     let treatments = b.treatment_names.ok_or_else(|| invalid("treatmentNames", "is required"))?;
-    if treatments.is_empty() || treatments.len() > 5 {
-        return Err(invalid("treatmentNames", "takes 1 to 5 treatment names"));
+    aws::TREATMENT_NAME_LIST.check("treatmentNames", treatments.len())?;
+    for (i, t) in treatments.iter().enumerate() {
+        aws::TREATMENT_NAME.check(&format!("treatmentNames[{i}]"), t)?;
     }
     if let Some(t) = treatments.iter().find(|t| !x.treatments.iter().any(|xt| &xt.name == *t)) {
         return Err(invalid("treatmentNames", format!("`{t}` is not a treatment of this experiment")));
     }
-    if b.base_stat.as_deref().is_some_and(|s| s != "Mean") {
-        return Err(invalid("baseStat", "must be Mean"));
-    }
+    check_opt(&aws::EXPERIMENT_BASE_STAT, "baseStat", b.base_stat.as_deref())?;
+    // Every statistic the model names (BaseStat, TreatmentEffect, ConfidenceInterval, PValue) when none is asked.
     let stats = b
         .result_stats
-        .unwrap_or_else(|| ["BaseStat", "TreatmentEffect", "ConfidenceInterval", "PValue"].map(String::from).to_vec());
-    if stats.len() > 5
-        || stats.iter().any(|s| !["BaseStat", "TreatmentEffect", "ConfidenceInterval", "PValue"].contains(&s.as_str()))
-    {
-        return Err(invalid("resultStats", "takes BaseStat, TreatmentEffect, ConfidenceInterval and PValue"));
+        .unwrap_or_else(|| aws::EXPERIMENT_RESULT_REQUEST_TYPE.values.iter().map(|s| s.to_string()).collect());
+    aws::EXPERIMENT_RESULT_REQUEST_TYPE_LIST.check("resultStats", stats.len())?;
+    for (i, s) in stats.iter().enumerate() {
+        aws::EXPERIMENT_RESULT_REQUEST_TYPE.check(&format!("resultStats[{i}]"), s)?;
     }
     let reports = b.report_names.unwrap_or_default();
-    if reports.len() > 5 || reports.iter().any(|r| r != "BayesianInference") {
-        return Err(invalid("reportNames", "takes BayesianInference"));
+    aws::EXPERIMENT_REPORT_NAME_LIST.check("reportNames", reports.len())?;
+    for (i, r) in reports.iter().enumerate() {
+        aws::EXPERIMENT_REPORT_NAME.check(&format!("reportNames[{i}]"), r)?;
     }
     let start = b.start_time.or(x.started_time).unwrap_or(x.created_time).floor() as i64;
     let end = b.end_time.unwrap_or_else(now).ceil() as i64;
     if end <= start {
         return Err(invalid("endTime", "must be after startTime"));
     }
-    let period = b.period.unwrap_or(end - start);
-    if !(300..=90_000).contains(&period) && b.period.is_some() {
-        return Err(invalid("period", "must be between 300 and 90000 seconds"));
+    if let Some(period) = b.period {
+        aws::RESULTS_PERIOD.check("period", period)?;
     }
-    let period = period.max(BUCKET_SECS);
-    if (end - start) / period > 100_800 {
-        return Err(invalid("period", "gives more than 100800 timestamps for this time range"));
+    let period = b.period.unwrap_or(end - start).max(BUCKET_SECS);
+    // The answer's `timestamps` is a `TimestampList`.
+    let max_timestamps = aws::TIMESTAMP_LIST.max.unwrap_or(usize::MAX);
+    if usize::try_from((end - start) / period).is_ok_and(|n| n > max_timestamps) {
+        return Err(invalid("period", format!("gives more than {max_timestamps} timestamps for this time range")));
     }
 
     // Buckets per treatment, keyed by bucket start.
