@@ -34,6 +34,13 @@ fn invalid(message: impl Into<String>) -> CfError {
     err(StatusCode::BAD_REQUEST, "InvalidArgument", message)
 }
 
+/// A member that breaks its shape's constraint in the model (`crate::limits::cloudfront`).
+impl From<crate::limits::Violation> for CfError {
+    fn from(v: crate::limits::Violation) -> CfError {
+        invalid(v.to_string())
+    }
+}
+
 fn no_such(id: &str) -> CfError {
     err(
         StatusCode::NOT_FOUND,
@@ -278,6 +285,7 @@ fn list(plane: &Plane, query: Option<&str>) -> CfResult<Response<Full<Bytes>>> {
         let v = crate::admin::percent_decode(v).ok_or_else(|| invalid("The query string is not valid."))?;
         match k {
             "Marker" => marker = Some(v).filter(|m| !m.is_empty()),
+            // A bare `string` in the model, with no constraint; 1 to 1000 is edgesplit's bound.
             "MaxItems" => {
                 max_items = v
                     .parse::<usize>()
@@ -366,6 +374,8 @@ pub fn parse_config(body: &[u8]) -> CfResult<PolicyConfig> {
 
 fn parse_traffic(t: &Node) -> CfResult<TrafficConfig> {
     let kind_text = required(t, "Type")?.trimmed();
+    crate::limits::cloudfront::CONTINUOUS_DEPLOYMENT_POLICY_TYPE.check("Type", kind_text)?;
+    // `TrafficType` has a variant per value of the model's enum (cd::model's tests hold them together).
     let kind = TrafficType::parse(kind_text)
         .ok_or_else(|| invalid(format!("Type must be SingleWeight or SingleHeader, not `{kind_text}`.")))?;
     let single_weight = t

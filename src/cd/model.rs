@@ -66,6 +66,12 @@ pub const HEADER_PREFIX: &str = "aws-cf-cd-";
 impl PolicyConfig {
     /// The service-side rules on the traffic config (CloudFront's `InvalidArgument`). Quantities and
     /// staging names are checked by the caller, which knows the distributions.
+    ///
+    /// None of these bounds is a constraint trait of the model (`crate::limits::cloudfront` has only the
+    /// `Type` enum for these shapes: `Weight` is a bare `float`, the TTLs bare `integer`s, `Header` and
+    /// `Value` bare `string`s). The weight and TTL ranges are in the model's documentation strings and
+    /// CloudFront's guide (spec `cloudfront-cd.md` §2.1, §3); the header's prefix and the lengths are
+    /// CloudFront's documented rules and HTTP's.
     pub fn validate(&self) -> Result<(), String> {
         let Some(t) = &self.traffic else { return Ok(()) };
         match t.kind {
@@ -189,6 +195,17 @@ mod tests {
         let mut wrong = header("aws-cf-cd-test", "blue");
         wrong.traffic.as_mut().unwrap().kind = TrafficType::SingleWeight;
         assert!(wrong.validate().is_err());
+    }
+
+    #[test]
+    fn traffic_types_are_the_models() {
+        let model = crate::limits::cloudfront::CONTINUOUS_DEPLOYMENT_POLICY_TYPE.values;
+        for v in model {
+            assert_eq!(TrafficType::parse(v).map(TrafficType::as_str), Some(*v));
+        }
+        for t in [TrafficType::SingleWeight, TrafficType::SingleHeader] {
+            assert!(model.contains(&t.as_str()), "{t:?} is not in the model");
+        }
     }
 
     #[test]
