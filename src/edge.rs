@@ -166,18 +166,20 @@ impl CompiledEdge {
     }
 
     /// The entity id: the first configured source that has one, else edgesplit's own cookie, else a new
-    /// random id (returned so the response can set it).
+    /// random id (returned so the response can set it). An id must be a valid `EntityId`, as
+    /// EvaluateFeature's is, so the edge and the API agree on every entity.
     fn entity<'a>(&self, headers: &'a HeaderMap) -> (std::borrow::Cow<'a, str>, bool) {
         for s in &self.entity {
             let found = match s {
                 EntitySource::Cookie(name) => cookie::find(headers, name),
                 EntitySource::Header(name) => headers.get(name).and_then(|v| v.to_str().ok()),
             };
-            if let Some(id) = found.filter(|id| !id.is_empty() && id.len() <= 512) {
+            if let Some(id) = found.filter(|id| crate::limits::evidently::ENTITY_ID.check("entityId", id).is_ok()) {
                 return (id.into(), false);
             }
         }
-        if let Some(id) = cookie::find(headers, &self.entity_cookie).filter(|id| !id.is_empty() && id.len() <= 512) {
+        let own = cookie::find(headers, &self.entity_cookie);
+        if let Some(id) = own.filter(|id| crate::limits::evidently::ENTITY_ID.check("entityId", id).is_ok()) {
             return (id.into(), false);
         }
         (new_entity_id(crate::random::id128()).into(), true)

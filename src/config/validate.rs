@@ -716,11 +716,12 @@ fn header_name(v: &Spanned<String>, p: &mut Problems<'_>) -> Option<HeaderName> 
 
 fn validate_edge(e: &Spanned<FileEdgeEvidently>, p: &mut Problems<'_>) -> EdgeEvidently {
     let f = e.get_ref();
-    let name_ok = |s: &str| {
-        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    };
-    if !name_ok(f.project.get_ref()) {
-        p.add(f.project.span(), format!("`{}` is not an Evidently project name", f.project.get_ref()));
+    // The names are checked against the Evidently model's shapes, as the API checks them.
+    if let Err(v) = crate::limits::evidently::PROJECT_NAME.check("project", f.project.get_ref()) {
+        p.add(
+            f.project.span(),
+            format!("`{}` is not an Evidently project name: {}", f.project.get_ref(), v.requirement()),
+        );
     }
     let mut entity = Vec::new();
     for s in &f.entity {
@@ -772,8 +773,9 @@ fn validate_edge(e: &Spanned<FileEdgeEvidently>, p: &mut Problems<'_>) -> EdgeEv
     let mut features: Vec<EdgeFeature> = Vec::new();
     for ef in &f.features {
         let g = ef.get_ref();
-        if !name_ok(g.feature.get_ref()) {
-            p.add(g.feature.span(), format!("`{}` is not an Evidently feature name", g.feature.get_ref()));
+        if let Err(v) = crate::limits::evidently::FEATURE_NAME.check("feature", g.feature.get_ref()) {
+            let what = format!("`{}` is not an Evidently feature name: {}", g.feature.get_ref(), v.requirement());
+            p.add(g.feature.span(), what);
             continue;
         }
         let default = format!("x-evidently-{}", g.feature.get_ref().to_ascii_lowercase());

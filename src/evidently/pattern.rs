@@ -79,7 +79,11 @@ use std::fmt;
 use serde_json::{Map, Number, Value};
 
 /// Longest pattern text [`Pattern::parse`] accepts, in characters.
-const MAX_PATTERN_CHARS: usize = 1024;
+const MAX_PATTERN_CHARS: usize = match crate::limits::evidently::SEGMENT_PATTERN.max {
+    Some(max) => max,
+    // The model bounds `SegmentPattern` (1024); this keeps the parser bounded should it ever stop.
+    None => 1024,
+};
 /// Deepest nesting a pattern may have (the root object is level 1).
 const MAX_PATTERN_DEPTH: usize = 16;
 /// Most values one pattern may list.
