@@ -23,7 +23,7 @@ use edgesplit::evidently::model::{
     ScheduledStep, Segment, SegmentOverride, Treatment, VariableValue, Variation,
 };
 use edgesplit::metrics::Metrics;
-use edgesplit::routing::{CompileInput, HealthRegistry, Snapshot};
+use edgesplit::routing::{CompileInput, HealthRegistry, Routes};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -318,14 +318,14 @@ fn routing_compile(
     policies: &BTreeMap<String, StoredPolicy>,
     epochs: &HashMap<String, u64>,
     evidently: &EvSnapshot,
-) -> Snapshot {
+) -> Routes {
     let cd = CdSettings {
         key: CookieKey::new(&[7u8; 32]),
         cookie_name: "edgesplit-cd".into(),
         cache_control_private: false,
     };
     let input = CompileInput { metrics, health, policies, inline_epochs: epochs, cd, evidently };
-    Snapshot::compile(config, input)
+    Routes::compile(config, input)
 }
 
 fn evidently(c: &mut Criterion) {
@@ -371,13 +371,20 @@ fn routing(c: &mut Criterion) {
     let snapshot = routing_compile(&config, &metrics, &health, &policies, &epochs, &evidently);
     assert_eq!(snapshot.distributions.len(), distributions + 1);
     assert!(snapshot.distributions.iter().filter(|d| d.edge.is_some()).count() >= distributions / 2);
+    let edges = edgesplit::edge::compile_all(&snapshot, &evidently, &metrics);
+    assert!(edges.iter().filter(|e| e.is_some()).count() >= distributions / 2);
     // Feature-routed distributions and the default have no policy; every other one has a sticky policy.
     let sticky = snapshot.distributions.iter().filter(|d| d.rule.is_sticky()).count();
     assert_eq!(sticky, distributions - distributions / 5);
 
     let mut group = c.benchmark_group("compile routing");
     group.bench_function("Snapshot::compile, 100 distributions", |b| {
-        b.iter(|| routing_compile(black_box(&config), &metrics, &health, &policies, &epochs, &evidently))
+        // The routes and, as before the edge's compile moved to the data plane, the edges' headers too.
+        b.iter(|| {
+            let routes = routing_compile(black_box(&config), &metrics, &health, &policies, &epochs, &evidently);
+            let edges = edgesplit::edge::compile_all(&routes, &evidently, &metrics);
+            (routes, edges)
+        })
     });
     group.bench_function("config::parse, 100 distributions (reference)", |b| {
         b.iter(|| edgesplit::config::parse(black_box(&text), "bench.toml", Path::new(".")).unwrap())

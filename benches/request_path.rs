@@ -14,10 +14,10 @@ use edgesplit::cd::{CdSettings, Rule};
 use edgesplit::domain::Target;
 use edgesplit::metrics::Metrics;
 use edgesplit::proxy::headers::strip_hop_by_hop;
-use edgesplit::routing::{CompileInput, HealthRegistry, Snapshot};
+use edgesplit::routing::{CompileInput, HealthRegistry, Routes};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-fn snapshot() -> Snapshot {
+fn snapshot() -> Routes {
     let mut text = String::from("[[listener]]\nlisten = \"127.0.0.1:0\"\n");
     for i in 0..50 {
         text.push_str(&format!(
@@ -38,7 +38,7 @@ fn snapshot() -> Snapshot {
         cd: settings(),
         evidently: &evidently,
     };
-    Snapshot::compile(&config, input)
+    Routes::compile(&config, input)
 }
 
 fn settings() -> CdSettings {

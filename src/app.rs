@@ -1,10 +1,15 @@
 //! `Config -> App`: binds the listeners and the admin listener, compiles the first snapshot, then runs
 //! the control loop: reload on SIGHUP or when the config file changes, drain on shutdown.
 //!
-//! Life of a config change: read the file -> validate (every error, positioned) -> build upstream
-//! clients if their settings changed -> compile a [`State`] -> `ArcSwap::store` -> reconcile listeners
-//! (rebind only addresses that appeared or went). Requests in flight finish on the state they started
-//! with. A file that fails validation is logged and the running config stays.
+//! Life of a config change: read the file -> validate (every error, positioned) -> the control plane
+//! rehearses the file's declarations, applies them and compiles a [`crate::plane::Snapshot`] -> the data
+//! plane ([`Proxy`], a subscriber) builds upstream clients if their settings changed and swaps in its
+//! new state -> reconcile listeners (rebind only addresses that appeared or went). Requests in flight
+//! finish on the state they started with. A file that fails validation is logged and the running config
+//! stays.
+//!
+//! This is where the layers meet: the control plane never imports the data plane; `start` hands the
+//! data plane to it as a subscriber.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +25,7 @@ use crate::admin;
 use crate::config::{self, Config, ListenerConfig};
 use crate::metrics::Metrics;
 use crate::plane::Plane;
+use crate::proxy::Proxy;
 use crate::server::{self, ListenerSettings, RunningListener, ServerCtx};
 
 /// Why edgesplit could not start.
@@ -81,10 +87,19 @@ pub async fn start(
     source: Option<PathBuf>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Handle, StartError> {
-    let plane = Arc::new(Plane::new(config.clone(), config.log.access_log).map_err(StartError::Plane)?);
+    let plane = Arc::new(Plane::new(config.clone()).map_err(StartError::Plane)?);
     let metrics = plane.metrics.clone();
-    let proxy = plane.proxy.clone();
-    tokio::spawn(proxy.exposures.clone().run());
+    let proxy = Proxy::new(
+        plane.snapshot(),
+        metrics.clone(),
+        config.log.access_log,
+        plane.exposures.clone(),
+        plane.clock.clone(),
+    )
+    .map_err(StartError::Plane)?;
+    let proxy = Arc::new(proxy);
+    plane.subscribe(proxy.clone());
+    tokio::spawn(plane.exposures.clone().run());
     let shutdown = CancellationToken::new();
     let workers = match config.limits.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -19,6 +19,7 @@ use crate::evidently::compile::EvSnapshot;
 use crate::evidently::engine::{CompiledFeature, Reason as EvReason};
 use crate::evidently::exposure::{Exposure, ExposureLog};
 use crate::metrics::Metrics;
+use crate::routing::Routes;
 
 const REASONS: [EvReason; 4] =
     [EvReason::EntityOverridesMatch, EvReason::LaunchRuleMatch, EvReason::ExperimentRuleMatch, EvReason::Default];
@@ -110,6 +111,11 @@ pub struct CompiledEdge {
     /// Every header name edgesplit injects: removed from the client's request first.
     strip: Vec<HeaderName>,
     route: Option<(EdgeFeature, Vec<bool>)>,
+}
+
+/// Every distribution's edge evaluation, compiled for a new snapshot, by distribution index.
+pub fn compile_all(routes: &Routes, ev: &EvSnapshot, metrics: &Metrics) -> Box<[Option<CompiledEdge>]> {
+    routes.distributions.iter().map(|d| d.edge.as_ref().map(|e| CompiledEdge::compile(e, ev, metrics))).collect()
 }
 
 /// What the response needs from the edge evaluation.

@@ -1,22 +1,29 @@
 //! edgesplit: a reverse proxy that splits traffic between a primary and a staging origin pool, the way
 //! CloudFront continuous deployment does, with an admin listener for operations.
 //!
-//! # Layout
-//! - [`config`]: the TOML file -> validated [`config::Config`], every error as `FILE:LINE:COL: message`.
-//! - [`app`]: `Config -> running edgesplit`; the control loop (reload, drain).
-//! - [`server`]: client sockets: accept, connection cap, TLS/ALPN, HTTP/1.1 + HTTP/2, timeouts.
-//! - [`proxy`]: the request path: distribution, decision, origin, header hygiene, streaming, 502/504.
-//! - [`routing`]: the immutable snapshot the request path reads, and the pure decisions over it.
-//! - [`edge`]: Evidently decisions evaluated per request and injected as headers.
-//! - [`tls`]: certificates, SNI, and the client TLS config towards origins.
-//! - [`files`]: bounded, non-blocking reads of the files an operator names (config, PEM).
-//! - [`random`]: secrets and unguessable ids from the OS generator.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`]: atomic counters and the Prometheus text format.
-//! - [`telemetry`]: logging and the access log.
-//! - [`demo`]: `edgesplit demo`'s origins and config.
-//! - [`aws_models`]: `edgesplit install-models`, the Evidently model today's AWS SDKs no longer ship.
-//! - [`limits`]: input constraints (lengths, patterns, ranges, enums) generated from the AWS service models.
+//! # Layers
+//! Each layer imports only from itself and the layers above it in this list; `tests/layers.rs` holds the
+//! code to it (one known exception, listed there with its reason).
+//!
+//! 1. **Domain**, pure rules and types, no I/O:
+//!    [`domain`] (routing decisions, the clock, percent-decoding), [`cd`] (CloudFront continuous
+//!    deployment: policy model, rules, the signed session cookie), [`evidently`] (the Evidently model,
+//!    segment patterns, evaluation engine, exposures, events and statistics), [`limits`] (input
+//!    constraints generated from the AWS service models).
+//! 2. **Support**: [`files`] (bounded, non-blocking reads of operator files), [`random`] (secrets and
+//!    ids from the OS generator), [`tls`] (certificates, SNI, client TLS), [`metrics`] (atomic counters,
+//!    Prometheus text), [`aws_models`] (`edgesplit install-models`).
+//! 3. **Config**: [`config`], the TOML file to a validated [`config::Config`], every error as
+//!    `FILE:LINE:COL: message`.
+//! 4. **Control plane**: [`plane`] (the state under one lock, every write, compiling and publishing the
+//!    [`plane::Snapshot`]), [`store`] (redb), [`routing`] (the routing table compiled into the snapshot).
+//! 5. **Data plane**, reading the snapshot only: [`server`] (accept, connection cap, TLS/ALPN, HTTP/1.1 +
+//!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge`] (Evidently evaluated
+//!    per request and injected as headers).
+//!    **Wire**, beside it: [`admin`] (the admin listener: `/healthz`, `/readyz`, `/metrics`, SigV4, the
+//!    CloudFront restXml and Evidently restJson APIs).
+//! 6. **App**: [`app`] (`Config -> running edgesplit`, the control loop: reload, drain), [`demo`],
+//!    [`telemetry`] (logging, the access log); `main.rs` parses flags.
 
 pub mod admin;
 pub mod app;

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             Ok(mut config) => {
                 // Rehearse everything the file declares against an empty, in-memory store.
                 config.store_path = None;
-                match edgesplit::plane::Plane::new(config, false) {
+                match edgesplit::plane::Plane::new(config) {
                     Ok(_) => {
                         println!("{}: ok", path.display());
                         ExitCode::SUCCESS
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             // a file whose declarations are invalid is a bad config (exit 2) and touches no store.
             let mut rehearsal = config.clone();
             rehearsal.store_path = None;
-            if let Err(errors) = edgesplit::plane::Plane::new(rehearsal, false) {
+            if let Err(errors) = edgesplit::plane::Plane::new(rehearsal) {
                 eprintln!("{errors}");
                 return ExitCode::from(2);
             }

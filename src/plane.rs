@@ -1,29 +1,54 @@
 //! The control plane: the authoritative state (the config file, the policies written through the API)
-//! and the one place that compiles it into a data-plane [`State`] and publishes it. Writers (a reload,
-//! an API call) serialise on a mutex the request path never touches; the request path only loads the
-//! published `ArcSwap`.
+//! and the one place that compiles it into a [`Snapshot`] and publishes it to its [`Subscriber`]s (the
+//! data plane) and to the API's evaluations. Writers (a reload, an API call) serialise on a mutex the
+//! request path never touches; readers only load a published `ArcSwap`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 
 use crate::admin::evidently::declare;
 use crate::cd::CdSettings;
 use crate::cd::cookie::CookieKey;
 use crate::cd::model::StoredPolicy;
-use crate::config::Config;
+use crate::config::{Config, Timeouts, UpstreamConfig};
+use crate::domain::clock::EvalClock;
+use crate::evidently::compile::EvSnapshot;
+use crate::evidently::exposure::ExposureLog;
 use crate::evidently::model::{EvState, Resource};
 use crate::metrics::Metrics;
-use crate::proxy::upstream::Clients;
-use crate::proxy::{Proxy, State};
-use crate::routing::{CompileInput, HealthRegistry, Snapshot};
+use crate::routing::{CompileInput, HealthRegistry, Routes};
 use crate::store::{Store, StoreError};
 
 pub struct Plane {
-    pub proxy: Arc<Proxy>,
     pub metrics: Arc<Metrics>,
     pub store: Store,
+    /// Experiment assignments made by evaluations, at the edge and in the API, for attributing events.
+    pub exposures: Arc<ExposureLog>,
+    /// The clock evaluations read.
+    pub clock: Arc<EvalClock>,
     health: HealthRegistry,
     state: Mutex<ControlState>,
+    published: ArcSwap<Snapshot>,
+    subscribers: Mutex<Vec<Arc<dyn Subscriber>>>,
+}
+
+/// What one state compiles to, swapped whole on every change: what the data plane routes and
+/// evaluates by, and what the API's evaluations read.
+pub struct Snapshot {
+    pub routes: Routes,
+    /// Evidently's features, compiled for evaluation.
+    pub evidently: EvSnapshot,
+    /// What the data plane's upstream clients are built from.
+    pub upstream: UpstreamConfig,
+    pub timeouts: Timeouts,
+}
+
+/// Something that follows the published snapshots: the data plane. Called under the plane's lock, in
+/// order, for every publish.
+pub trait Subscriber: Send + Sync {
+    fn publish(&self, snapshot: &Arc<Snapshot>);
 }
 
 /// What the control plane knows; changed only under the plane's lock.
@@ -36,7 +61,6 @@ pub struct ControlState {
     /// Evidently's projects, features, launches, experiments and segments.
     pub evidently: EvState,
     inline_epochs: HashMap<String, u64>,
-    clients: Arc<Clients>,
     cookie_key: CookieKey,
 }
 
@@ -50,7 +74,7 @@ struct InlineEpoch {
 
 impl Plane {
     /// Opens the store, loads the policies, compiles and publishes the first state.
-    pub fn new(config: Config, access_log: bool) -> Result<Plane, String> {
+    pub fn new(config: Config) -> Result<Plane, String> {
         // Keys and ids come from the OS generator: without it, edgesplit does not start.
         crate::random::check().map_err(|e| format!("the OS random generator failed: {e}"))?;
         let max_exposures = config.quotas.exposures;
@@ -70,23 +94,24 @@ impl Plane {
             }
         }
         let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
-        let clients = Arc::new(Clients::build(&config.upstream, &config.timeouts)?);
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
         let declared = config.declared.clone();
-        let mut st = ControlState {
-            dry_run: false,
-            config,
-            policies,
-            evidently,
-            inline_epochs: HashMap::new(),
-            clients,
-            cookie_key,
-        };
+        let mut st =
+            ControlState { dry_run: false, config, policies, evidently, inline_epochs: HashMap::new(), cookie_key };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
-        let first = compile(&st, &metrics, &health);
-        let proxy = Arc::new(Proxy::new(first, metrics.clone(), access_log, max_exposures));
-        let plane = Plane { proxy, metrics, store, health, state: Mutex::new(st) };
+        let published = ArcSwap::from_pointee(compile(&st, &metrics, &health));
+        let plane = Plane {
+            metrics,
+            store,
+            // An hour (spec 5.1), and a bounded number of assignments.
+            exposures: Arc::new(ExposureLog::new(3_600_000, max_exposures)),
+            clock: Arc::default(),
+            health,
+            state: Mutex::new(st),
+            published,
+            subscribers: Mutex::default(),
+        };
         {
             let mut st = plane.lock();
             // Rehearsed on a copy first, as a reload does: a file whose declarations fail against what the
@@ -105,9 +130,31 @@ impl Plane {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Compiles the state and makes it the one the next request sees.
+    /// Compiles the state and makes it the one the next request and the next API evaluation see.
     pub fn publish(&self, st: &ControlState) {
-        self.proxy.state.store(Arc::new(compile(st, &self.metrics, &self.health)));
+        let snapshot = Arc::new(compile(st, &self.metrics, &self.health));
+        self.published.store(snapshot.clone());
+        for s in self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            s.publish(&snapshot);
+        }
+    }
+
+    /// The snapshot published last.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.load_full()
+    }
+
+    /// Adds a follower of the published snapshots; it gets the current one at once.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+        let _st = self.lock();
+        s.publish(&self.published.load_full());
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    /// Moves the evaluation clock forward (tests of scheduled launch steps; the API and the edge both
+    /// follow it).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.clock.advance(by);
     }
 
     /// Writes Evidently resources (`put`) and deletes others (by store key) in one durable transaction,
@@ -141,9 +188,6 @@ impl Plane {
         rehearsal.dry_run = true;
         rehearsal.config = new.clone();
         declare::apply(self, &mut rehearsal, &declared).map_err(join)?;
-        if st.clients.built_from != (new.upstream.clone(), new.timeouts) {
-            st.clients = Arc::new(Clients::build(&new.upstream, &new.timeouts)?);
-        }
         if new.cd.cookie_key != st.config.cd.cookie_key {
             st.cookie_key = cookie_key(&new, &self.store).map_err(|e| e.to_string())?;
         }
@@ -190,7 +234,7 @@ fn update_inline_epochs(store: &Store, st: &mut ControlState) -> Result<(), Stor
     Ok(())
 }
 
-fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> State {
+fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Snapshot {
     let cd = CdSettings {
         key: st.cookie_key.clone(),
         cookie_name: st.config.cd.cookie_name.as_str().into(),
@@ -206,10 +250,10 @@ fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Sta
         cd,
         evidently: &evidently,
     };
-    State {
-        routes: Snapshot::compile(&st.config, input),
+    Snapshot {
+        routes: Routes::compile(&st.config, input),
         evidently,
-        clients: st.clients.clone(),
-        upstream_response: st.config.timeouts.upstream_response,
+        upstream: st.config.upstream.clone(),
+        timeouts: st.config.timeouts,
     }
 }

@@ -27,15 +27,11 @@ pub struct Origin {
 }
 
 /// Passive health of one origin: a refused connection marks it down for a while; the first request
-/// after that tries it again. Also counts the origin's open HTTP/1.1 connections, over all workers, for
-/// `upstream.max_connections_per_origin`. Kept across reloads (see [`HealthRegistry`]), so connections
-/// made before a reload still count.
+/// after that tries it again. Kept across reloads (see [`HealthRegistry`]).
 #[derive(Debug, Default)]
 pub struct Health {
     /// Unix milliseconds until which the origin is skipped; 0 when up.
     down_until_ms: AtomicU64,
-    /// Open connections to this origin (pooled, leased or still being set up).
-    pub open: std::sync::atomic::AtomicUsize,
 }
 
 impl Health {
@@ -115,8 +111,8 @@ pub struct Distribution {
     pub staging: Option<Pool>,
     /// The continuous deployment policy in force, compiled.
     pub rule: Rule,
-    /// Evidently decisions at the edge, if configured.
-    pub edge: Option<crate::edge::CompiledEdge>,
+    /// Evidently decisions at the edge, if configured: the data plane compiles them (`edge::compile_all`).
+    pub edge: Option<crate::config::EdgeEvidently>,
     pub metrics: Arc<DistMetrics>,
 }
 
@@ -159,7 +155,7 @@ pub fn policy_for<'a>(
 }
 
 /// Everything the data plane needs to route, compiled once per config change.
-pub struct Snapshot {
+pub struct Routes {
     exact: HashMap<Box<str>, usize>,
     /// `*.example.com` is stored as `example.com` and matches exactly one more label.
     wildcard: HashMap<Box<str>, usize>,
@@ -172,8 +168,8 @@ pub struct Snapshot {
     pub unrouted: Arc<crate::metrics::TargetMetrics>,
 }
 
-impl Snapshot {
-    pub fn compile(config: &Config, input: CompileInput<'_>) -> Snapshot {
+impl Routes {
+    pub fn compile(config: &Config, input: CompileInput<'_>) -> Routes {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut default = None;
@@ -202,11 +198,11 @@ impl Snapshot {
                 primary: Pool::compile(&d.primary, input.health),
                 staging: d.staging.as_ref().map(|s| Pool::compile(s, input.health)),
                 rule,
-                edge: d.edge.as_ref().map(|e| crate::edge::CompiledEdge::compile(e, input.evidently, input.metrics)),
+                edge: d.edge.clone(),
                 metrics: input.metrics.distribution(&d.id),
             });
         }
-        Snapshot {
+        Routes {
             exact,
             wildcard,
             default,
@@ -222,7 +218,7 @@ impl Snapshot {
         self.find_index(host).and_then(|i| self.distributions.get(i))
     }
 
-    /// The index in [`Snapshot::distributions`] of the distribution serving `host`.
+    /// The index in [`Routes::distributions`] of the distribution serving `host`.
     pub fn find_index(&self, host: &str) -> Option<usize> {
         let host = strip_port(host);
         let i = self.lookup(host).or_else(|| {
@@ -254,7 +250,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn snapshot(domains: &[&[&str]]) -> Snapshot {
+    fn snapshot(domains: &[&[&str]]) -> Routes {
         let mut text = String::from("[[listener]]\nlisten = \"127.0.0.1:0\"\n");
         for (i, ds) in domains.iter().enumerate() {
             let list: Vec<String> = ds.iter().map(|d| format!("\"{d}\"")).collect();
@@ -264,7 +260,7 @@ mod tests {
             ));
         }
         let config = crate::config::parse(&text, "t", Path::new(".")).unwrap();
-        Snapshot::compile(&config, test_input(&Metrics::default(), &HealthRegistry::default()))
+        Routes::compile(&config, test_input(&Metrics::default(), &HealthRegistry::default()))
     }
 
     fn test_input<'a>(metrics: &'a Metrics, health: &'a HealthRegistry) -> CompileInput<'a> {
@@ -286,7 +282,7 @@ mod tests {
         }
     }
 
-    fn id(s: &Snapshot, host: &str) -> Option<String> {
+    fn id(s: &Routes, host: &str) -> Option<String> {
         s.find(host).map(|d| d.id.to_string())
     }
 

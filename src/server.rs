@@ -263,7 +263,8 @@ fn configure(builder: &mut auto::Builder<TokioExecutor>, settings: &ListenerSett
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
+        // nginx's default: each stream may hold an origin connection.
+        .max_concurrent_streams(128);
 }
 
 async fn serve<I>(

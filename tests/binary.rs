@@ -185,7 +185,7 @@ fn run_exits_2_like_check_when_the_evidently_declarations_are_invalid() {
         dir.path(),
     )
     .unwrap();
-    drop(edgesplit::plane::Plane::new(first, false).unwrap());
+    drop(edgesplit::plane::Plane::new(first).unwrap());
     std::fs::write(&path, with(&format!("{PROJECT_AND_FEATURE}{}", running_launch("ramp-2")))).unwrap();
     let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -31,7 +31,7 @@ fn config() -> edgesplit::config::Config {
 
 /// A plane as `run` builds it, minus the exposure log's drain task (which `app::start` spawns).
 fn plane() -> Arc<Plane> {
-    Arc::new(Plane::new(config(), false).unwrap())
+    Arc::new(Plane::new(config()).unwrap())
 }
 
 /// One Evidently call, as the admin listener makes it: status and JSON body.
@@ -66,7 +66,7 @@ async fn put_project_events_waits_for_the_exposure_log_without_holding_up_writes
     let plane = plane();
     ok(&plane, Method::POST, "/projects", json!({ "name": "shop" })).await;
     // Queued, and never drained: the events' wait for the log lasts its whole 500 ms.
-    plane.proxy.exposures.record(Exposure {
+    plane.exposures.record(Exposure {
         project: "shop".into(),
         kind: RuleKind::Experiment,
         rule: "x".into(),

@@ -173,7 +173,7 @@ groupWeights = {{ stay = 0, go = 100000 }}
         staged += usize::from(side(&h) == "staging");
     }
     assert!(staged <= 12, "{staged} of 300 on staging at a 1 % step");
-    edge.handle.plane.proxy.advance_clock(std::time::Duration::from_secs(3601));
+    edge.handle.plane.advance_clock(std::time::Duration::from_secs(3601));
     for i in 0..20 {
         let (_, h, _) = get_with(&url, &[("x-user-id", &format!("u{i}"))]).await;
         assert_eq!(side(&h), "staging", "step 2: everyone on staging");
@@ -240,7 +240,7 @@ metricGoals = [{{ metricDefinition = {{ name = "spend", entityIdKey = "userDetai
     .unwrap();
     assert_eq!(api["reason"], "EXPERIMENT_RULE_MATCH");
 
-    let exposures = &edge.handle.plane.proxy.exposures;
+    let exposures = &edge.handle.plane.exposures;
     drained(exposures, 2).await;
     let edge_seen = exposures.latest("shop", "edge-user", now());
     assert_eq!(edge_seen.len(), 1, "{edge_seen:?}");
@@ -291,7 +291,7 @@ groupWeights = {{ ga = 50000, gb = 50000 }}
         assert_eq!(seen(&body, "x-evidently-watched").len(), 1, "{body}");
         assert_eq!(seen(&body, "x-evidently-plain").len(), 1, "both features are still evaluated: {body}");
     }
-    let exposures = &edge.handle.plane.proxy.exposures;
+    let exposures = &edge.handle.plane.exposures;
     drained(exposures, 5).await;
     // Settle a little longer: an exposure of the unmonitored launch would arrive with the others.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

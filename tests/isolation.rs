@@ -279,8 +279,9 @@ async fn past_the_per_origin_cap_a_request_is_a_quick_503_not_one_more_connectio
         }
     })
     .await;
-    let extra = "[upstream]\nmax_connections_per_origin = 2\n";
-    let (_edge, addr, admin) = run(&simple_config(&origin.url(), None, extra)).await;
+    // One worker: the cap is per worker.
+    let extra = format!("{ONE_WORKER}[upstream]\nmax_connections_per_origin = 2\n");
+    let (_edge, addr, admin) = run(&simple_config(&origin.url(), None, &extra)).await;
     let calls: Vec<_> = (0..6)
         .map(|_| {
             let url = format!("http://{addr}/");

@@ -96,7 +96,7 @@ fn fixture() -> &'static Fixture {
                 .unwrap_or_else(|e| panic!("the fixture config does not parse:\n{e}"))
         };
         let base = parse(BASE);
-        let full = Plane::new(parse(&format!("{BASE}{DECLARED}")), false)
+        let full = Plane::new(parse(&format!("{BASE}{DECLARED}")))
             .unwrap_or_else(|e| panic!("the fixture declarations do not apply:\n{e}"));
         let declared = full.lock().clone();
         Fixture { runtime, base, declared }
@@ -107,7 +107,7 @@ fn fixture() -> &'static Fixture {
 /// Applying the declarations costs a dozen store commits; copying their result in does not, and the
 /// store is only read back at start.
 fn fresh_plane(fx: &Fixture) -> Arc<Plane> {
-    let plane = Arc::new(Plane::new(fx.base.clone(), false).expect("plane"));
+    let plane = Arc::new(Plane::new(fx.base.clone()).expect("plane"));
     {
         let mut st = plane.lock();
         *st = fx.declared.clone();
@@ -132,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
     let plane = fresh_plane(fx);
     fx.runtime.block_on(async {
         // As `app::start` does: move recorded exposures into memory (PutProjectEvents waits for it).
-        let exposures = tokio::spawn(plane.proxy.exposures.clone().run());
+        let exposures = tokio::spawn(plane.exposures.clone().run());
         for raw in split(data, SEPARATOR).into_iter().take(MAX_CALLS) {
             let (line, body) = match raw.iter().position(|&b| b == b'\n') {
                 Some(at) => (&raw[..at], &raw[at + 1..]),

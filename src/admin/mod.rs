@@ -208,7 +208,7 @@ impl Admin {
             (true, "/metrics") => {
                 let mut body = self.plane.metrics.render();
                 body.push_str(&self.auth.render());
-                let x = &self.plane.proxy.exposures;
+                let x = &self.plane.exposures;
                 body.push_str(&format!(
                     "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
                      # TYPE edgesplit_exposures_total counter\n\

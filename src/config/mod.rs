@@ -223,7 +223,7 @@ pub struct Limits {
 pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub pool_max_idle_per_host: usize,
-    /// Open HTTP/1.1 connections to one origin, over all workers; a request past it is answered 503.
+    /// Exchanges in progress with one HTTP/1.1 origin, per worker; a request past it is answered 503.
     pub max_connections_per_origin: usize,
     /// How long an origin that refused a connection is skipped (passive health).
     pub unhealthy_for: Duration,

@@ -6,3 +6,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+/// The clock Evidently evaluations read, at the edge and in the API alike: the wall clock, plus a skew
+/// that only tests move (to cross a launch's scheduled step without sleeping).
+#[derive(Debug, Default)]
+pub struct EvalClock {
+    skew_ms: std::sync::atomic::AtomicI64,
+}
+
+impl EvalClock {
+    /// Unix milliseconds, as evaluations see them.
+    pub fn now_ms(&self) -> i64 {
+        now_ms() as i64 + self.skew_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the evaluation clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.skew_ms.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -30,15 +30,21 @@ use upstream::{Clients, UpBody};
 
 use crate::cd::{Outcome, cookie};
 use crate::config::UpstreamProtocol;
+use crate::domain::clock::EvalClock;
 use crate::domain::{Decision, Reason, Target};
+use crate::evidently::exposure::ExposureLog;
 use crate::metrics::{Metrics, UpstreamError};
-use crate::routing::{Origin, Pool, Snapshot};
+use crate::plane::{Snapshot, Subscriber};
+use crate::routing::{Origin, Pool};
 
-/// What one config compiles to for the data plane; swapped whole on every change.
+/// What the request path reads, swapped whole on every change: the control plane's snapshot, and the
+/// upstream clients built from it (rebuilt only when `[upstream]` or the upstream timeouts change, so a
+/// routing change keeps the warm connection pools).
 pub struct State {
-    pub routes: Snapshot,
-    /// Evidently's features, compiled for evaluation.
-    pub evidently: crate::evidently::compile::EvSnapshot,
+    pub snapshot: Arc<Snapshot>,
+    /// Each distribution's Evidently decisions at the edge, by distribution index, compiled from the
+    /// snapshot with their headers and counters ready.
+    pub edges: Box<[Option<crate::edge::CompiledEdge>]>,
     pub clients: Arc<Clients>,
     pub upstream_response: Duration,
 }
@@ -51,10 +57,30 @@ pub struct Proxy {
     /// Tunnels (WebSocket and other upgrades) run here so that shutdown drains them too.
     pub tasks: TaskTracker,
     /// Experiment assignments made by evaluations, here and in the API, for attributing events.
-    pub exposures: Arc<crate::evidently::exposure::ExposureLog>,
-    /// Added to the wall clock for Evidently evaluations (scheduled launch steps); 0 in production,
-    /// moved by tests through [`Proxy::advance_clock`].
-    clock_skew_ms: std::sync::atomic::AtomicI64,
+    pub exposures: Arc<ExposureLog>,
+    /// The clock Evidently evaluations read (the control plane's).
+    pub clock: Arc<EvalClock>,
+}
+
+impl Subscriber for Proxy {
+    /// Adopts a new snapshot, with new upstream clients only if their settings changed. Clients that
+    /// cannot be built (a CA file that became unreadable since the file was checked) keep the old ones.
+    fn publish(&self, snapshot: &Arc<Snapshot>) {
+        let current = self.state.load();
+        let clients = match Proxy::clients(snapshot, Some(&current.clients)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot build the upstream clients; keeping the previous ones");
+                current.clients.clone()
+            }
+        };
+        self.state.store(Arc::new(State {
+            edges: crate::edge::compile_all(&snapshot.routes, &snapshot.evidently, &self.metrics),
+            snapshot: snapshot.clone(),
+            clients,
+            upstream_response: snapshot.timeouts.upstream_response,
+        }));
+    }
 }
 
 /// Per client connection, shared by its requests and its idle watchdog.
@@ -131,10 +157,10 @@ impl Drop for Finish {
     fn drop(&mut self) {
         self.conn.activity.in_flight.fetch_sub(1, Relaxed);
         let elapsed = self.start.elapsed();
-        let dist = self.dist.and_then(|i| self.state.routes.distributions.get(i));
+        let dist = self.dist.and_then(|i| self.state.snapshot.routes.distributions.get(i));
         match dist {
             Some(d) => d.metrics.target(self.decision.target).record(self.status, elapsed),
-            None => self.state.routes.unrouted.record(self.status, elapsed),
+            None => self.state.snapshot.routes.unrouted.record(self.status, elapsed),
         }
         if let Some(a) = &self.access {
             tracing::info!(
@@ -210,15 +236,12 @@ fn aim(
 }
 
 impl Proxy {
-    /// The time Evidently evaluations see, in unix milliseconds.
-    pub fn now_ms(&self) -> i64 {
-        crate::domain::clock::now_ms() as i64 + self.clock_skew_ms.load(Relaxed)
-    }
-
-    /// Moves the evaluation clock forward (tests of scheduled launch steps; the API and the edge both
-    /// follow it).
-    pub fn advance_clock(&self, by: Duration) {
-        self.clock_skew_ms.fetch_add(by.as_millis() as i64, Relaxed);
+    /// `current`'s clients if they were built from the same settings, else new ones.
+    fn clients(snapshot: &Snapshot, current: Option<&Arc<Clients>>) -> Result<Arc<Clients>, String> {
+        match current {
+            Some(c) if c.built_from == (snapshot.upstream.clone(), snapshot.timeouts) => Ok(c.clone()),
+            _ => Ok(Arc::new(Clients::build(&snapshot.upstream, &snapshot.timeouts)?)),
+        }
     }
 
     /// One exchange with `origin`, bounded by the upstream response timeout. HTTP/1.1 (and every
@@ -235,7 +258,7 @@ impl Proxy {
         let exchange = async {
             if upgrade || protocol == UpstreamProtocol::Http1 {
                 let tls = origin.scheme == http::uri::Scheme::HTTPS;
-                let sent = state.clients.h1.send(tls, &origin.authority, &origin.health, req, upgrade, body_done);
+                let sent = state.clients.h1.send(tls, &origin.authority, req, upgrade, body_done);
                 return sent.await.map_err(|e| match e {
                     PoolError::Connect(e) => SendError::Connect(e),
                     PoolError::ClientBody(e) => SendError::ClientBody(e),
@@ -262,17 +285,29 @@ impl Proxy {
         }
     }
 
-    /// `max_exposures`: how many assignments the exposure memory keeps (`[evidently] max_exposures`).
-    pub fn new(state: State, metrics: Arc<Metrics>, access_log: bool, max_exposures: usize) -> Proxy {
-        Proxy {
+    /// The data plane on `snapshot`; it follows later ones once subscribed to the control plane. Fails
+    /// only if the upstream clients cannot be built (`ca_file`).
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        metrics: Arc<Metrics>,
+        access_log: bool,
+        exposures: Arc<ExposureLog>,
+        clock: Arc<EvalClock>,
+    ) -> Result<Proxy, String> {
+        let state = State {
+            edges: crate::edge::compile_all(&snapshot.routes, &snapshot.evidently, &metrics),
+            clients: Proxy::clients(&snapshot, None)?,
+            upstream_response: snapshot.timeouts.upstream_response,
+            snapshot,
+        };
+        Ok(Proxy {
             state: ArcSwap::from_pointee(state),
             metrics,
             access_log,
             tasks: TaskTracker::new(),
-            // An hour (spec 5.1), and a bounded number of assignments.
-            exposures: Arc::new(crate::evidently::exposure::ExposureLog::new(3_600_000, max_exposures)),
-            clock_skew_ms: std::sync::atomic::AtomicI64::new(0),
-        }
+            exposures,
+            clock,
+        })
     }
 
     /// Serves one request. Never fails: errors are answered here.
@@ -293,7 +328,7 @@ impl Proxy {
             })
         });
         let dist_index = match &host {
-            Ok(Some(h)) => h.to_str().ok().and_then(|h| state.routes.find_index(h)),
+            Ok(Some(h)) => h.to_str().ok().and_then(|h| state.snapshot.routes.find_index(h)),
             _ => None,
         };
         let mut finish = Finish {
@@ -311,7 +346,7 @@ impl Proxy {
             Ok(host) => host,
             Err(why) => return synthetic(StatusCode::BAD_REQUEST, why, finish),
         };
-        let Some(dist) = dist_index.and_then(|i| state.routes.distributions.get(i)) else {
+        let Some((i, dist)) = dist_index.and_then(|i| Some((i, state.snapshot.routes.distributions.get(i)?))) else {
             self.metrics.unrouted.fetch_add(1, Relaxed);
             return synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish);
         };
@@ -325,11 +360,11 @@ impl Proxy {
         let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
 
-        let cd = &state.routes.cd;
+        let cd = &state.snapshot.routes.cd;
         // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
-        let edge = dist.edge.as_ref().map(|e| {
+        let edge = state.edges.get(i).and_then(Option::as_ref).map(|e| {
             let (uri, method) = (req.uri().clone(), req.method().clone());
-            let now_ms = self.now_ms();
+            let now_ms = self.clock.now_ms();
             let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });
@@ -387,7 +422,7 @@ impl Proxy {
         let mut sent = self.send(&state, origin, protocol, Request::from_parts(parts, body), upgrade, body_done).await;
         let mut origin = origin;
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
-            origin.health.mark_down(state.routes.unhealthy_for_ms);
+            origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
             self.metrics.upstream_error(UpstreamError::Connect);
             tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, "Staging refused the connection; sending to primary");
             if let Some(primary) = dist.primary.pick_any()
@@ -412,7 +447,7 @@ impl Proxy {
                 sent
             }
             Err(SendError::Connect(e)) => {
-                origin.health.mark_down(state.routes.unhealthy_for_ms);
+                origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
                 self.metrics.upstream_error(UpstreamError::Connect);
                 tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
                 return synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish);

@@ -11,9 +11,12 @@
 //! A connection goes back only when the request body has been sent whole too: an origin may answer (a
 //! 401, a 413, a redirect) before reading an upload, and a client may then stall that upload. Reused, such
 //! a connection would make the next request, another client's, wait behind it; so it is let go instead
-//! (it closes once the upload ends or fails). And each origin has a cap on open connections, counted over
-//! all workers in its [`Health`]: past it a request fails at once ([`PoolError::Limit`], a 503) instead of
-//! opening one more socket for one client's hundred streams.
+//! (it closes once the upload ends or fails). And each worker has a cap on the exchanges in progress
+//! with one origin (`upstream.max_connections_per_origin`, like nginx's `max_conns` without a shared
+//! zone): past it a request fails at once ([`PoolError::Limit`], a 503) instead of opening one more
+//! socket for one client's hundred streams. It is counted in the same thread-local lists, so it costs no
+//! atomic operation; idle connections do not count (they are bounded by `pool_max_idle_per_host`), nor
+//! do upgraded connections once they are tunnels.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -30,7 +33,6 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::upstream::UpBody;
-use crate::routing::Health;
 
 /// Why an exchange failed: before any byte went out (the origin refused or did not answer the connect),
 /// or later.
@@ -38,7 +40,7 @@ pub enum PoolError {
     Connect(String),
     /// The client's request body failed (a malformed chunk, a client gone mid-upload).
     ClientBody(String),
-    /// The origin has `upstream.max_connections_per_origin` open connections and none idle here.
+    /// This worker has `upstream.max_connections_per_origin` exchanges in progress with the origin.
     Limit,
     Other(String),
 }
@@ -60,8 +62,8 @@ pub struct H1Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
-    /// Open connections per origin, over all workers (`upstream.max_connections_per_origin`).
-    max_open: usize,
+    /// Exchanges in progress per origin and worker (`upstream.max_connections_per_origin`).
+    max_active: usize,
     /// Tells this pool's idle connections from those of a pool replaced by a reload.
     id: u64,
 }
@@ -78,11 +80,25 @@ struct IdleConn {
     since: Instant,
 }
 
+/// One origin's connections on this worker.
+struct Slot {
+    key: Key,
+    idle: Vec<IdleConn>,
+    /// Exchanges in progress (leases out, connects under way).
+    active: usize,
+}
+
 #[derive(Default)]
 struct Idle {
     pool: u64,
     /// Few origins per worker: a scan beats hashing.
-    lists: Vec<(Key, Vec<IdleConn>)>,
+    slots: Vec<Slot>,
+}
+
+impl Idle {
+    fn slot(&mut self, key: &Key) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.key == *key)
+    }
 }
 
 thread_local! {
@@ -91,11 +107,28 @@ thread_local! {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// One exchange counted in its origin's `active` on this worker; counted out when dropped.
+struct Admission {
+    key: Key,
+    pool: u64,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool == self.pool
+                && let Some(slot) = idle.slot(&self.key)
+            {
+                slot.active = slot.active.saturating_sub(1);
+            }
+        });
+    }
+}
+
 /// A connection lent to one exchange. [`Lease::release`] puts it back once the response body has ended.
 pub struct Lease {
-    key: Key,
+    admission: Admission,
     sender: SendRequest<UpBody>,
-    pool: u64,
     max_idle: usize,
     /// Set once the request body has been handed over whole; `None` for a request with no body.
     body_done: Option<Arc<AtomicBool>>,
@@ -105,26 +138,21 @@ impl Lease {
     /// Returns the connection to this thread's idle list. Called only once the response body ended;
     /// otherwise the lease is dropped, and with it the connection.
     pub fn release(self) {
-        if self.sender.is_closed() || self.body_done.as_ref().is_some_and(|done| !done.load(Acquire)) {
+        let Lease { admission, sender, max_idle, body_done } = self;
+        if sender.is_closed() || body_done.as_ref().is_some_and(|done| !done.load(Acquire)) {
             return;
         }
         IDLE.with_borrow_mut(|idle| {
-            if idle.pool != self.pool {
+            if idle.pool != admission.pool {
                 return;
             }
-            let list = match idle.lists.iter_mut().position(|(k, _)| *k == self.key) {
-                Some(i) => &mut idle.lists[i].1,
-                None => {
-                    idle.lists.push((self.key, Vec::new()));
-                    // Just pushed: the list is there.
-                    let Some((_, l)) = idle.lists.last_mut() else { return };
-                    l
-                }
-            };
-            if list.len() < self.max_idle {
-                list.push(IdleConn { sender: self.sender, since: Instant::now() });
+            if let Some(slot) = idle.slot(&admission.key)
+                && slot.idle.len() < max_idle
+            {
+                slot.idle.push(IdleConn { sender, since: Instant::now() });
             }
         });
+        drop(admission);
     }
 }
 
@@ -134,7 +162,7 @@ impl H1Pool {
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
-        max_open: usize,
+        max_active: usize,
     ) -> H1Pool {
         let mut tls = tls.clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -143,7 +171,7 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             max_idle,
-            max_open,
+            max_active,
             id: NEXT_ID.fetch_add(1, Relaxed),
         }
     }
@@ -155,12 +183,12 @@ impl H1Pool {
         &self,
         tls: bool,
         authority: &Authority,
-        health: &Arc<Health>,
         req: Request<UpBody>,
         upgrade: bool,
         body_done: Option<Arc<AtomicBool>>,
     ) -> Result<(Response<Incoming>, Option<Lease>), PoolError> {
         let key = Key { tls, authority: authority.clone() };
+        let admission = self.admit(&key)?;
         let mut req = req;
         if !upgrade {
             while let Some(mut sender) = self.checkout(&key) {
@@ -168,7 +196,7 @@ impl H1Pool {
                     continue;
                 }
                 match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Some(self.lease(key, sender, body_done)))),
+                    Ok(resp) => return Ok((resp, Some(self.lease(admission, sender, body_done)))),
                     Err(mut e) => match e.take_message() {
                         // Refused before anything was written: the origin closed it while idle.
                         Some(r) => req = r,
@@ -179,29 +207,46 @@ impl H1Pool {
         }
         // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
         // several times larger, and moved around as such.
-        if health.open.fetch_add(1, Relaxed) >= self.max_open {
-            health.open.fetch_sub(1, Relaxed);
-            return Err(PoolError::Limit);
-        }
-        let open = OpenCount(health.clone());
-        let mut sender = Box::pin(self.connect(&key, open)).await?;
+        let mut sender = Box::pin(self.connect(&key)).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
-        Ok((resp, (!upgrade).then(|| self.lease(key, sender, body_done))))
+        Ok((resp, (!upgrade).then(|| self.lease(admission, sender, body_done))))
     }
 
-    fn lease(&self, key: Key, sender: SendRequest<UpBody>, body_done: Option<Arc<AtomicBool>>) -> Lease {
-        Lease { key, sender, pool: self.id, max_idle: self.max_idle, body_done }
+    fn lease(&self, admission: Admission, sender: SendRequest<UpBody>, body_done: Option<Arc<AtomicBool>>) -> Lease {
+        Lease { admission, sender, max_idle: self.max_idle, body_done }
+    }
+
+    /// Counts one more exchange with `key` on this worker, or refuses it at the cap. Also lets go of
+    /// the connections of a pool a reload replaced.
+    fn admit(&self, key: &Key) -> Result<Admission, PoolError> {
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool != self.id {
+                // The settings changed (reload): connections made under the old ones are let go.
+                *idle = Idle { pool: self.id, slots: Vec::new() };
+            }
+            let slot = match idle.slots.iter().position(|s| s.key == *key) {
+                Some(i) => &mut idle.slots[i],
+                None => {
+                    idle.slots.push(Slot { key: key.clone(), idle: Vec::new(), active: 0 });
+                    let last = idle.slots.len() - 1;
+                    &mut idle.slots[last]
+                }
+            };
+            if slot.active >= self.max_active {
+                return Err(PoolError::Limit);
+            }
+            slot.active += 1;
+            Ok(Admission { key: key.clone(), pool: self.id })
+        })
     }
 
     /// The most recently used idle connection to `key` that is still open and not past the idle timeout.
     fn checkout(&self, key: &Key) -> Option<SendRequest<UpBody>> {
         IDLE.with_borrow_mut(|idle| {
             if idle.pool != self.id {
-                // The settings changed (reload): connections made under the old ones are let go.
-                *idle = Idle { pool: self.id, lists: Vec::new() };
                 return None;
             }
-            let list = &mut idle.lists.iter_mut().find(|(k, _)| k == key)?.1;
+            let list = &mut idle.slot(key)?.idle;
             let now = Instant::now();
             // The oldest are at the front: drop those past the idle timeout.
             let stale = list.iter().take_while(|c| now.duration_since(c.since) > self.idle_timeout).count();
@@ -215,8 +260,7 @@ impl H1Pool {
         })
     }
 
-    /// A new connection; `open` (one count in the origin's open connections) lives as long as it.
-    async fn connect(&self, key: &Key, open: OpenCount) -> Result<SendRequest<UpBody>, PoolError> {
+    async fn connect(&self, key: &Key) -> Result<SendRequest<UpBody>, PoolError> {
         let port = if key.tls { 443 } else { 80 };
         let connected = tokio::time::timeout(self.connect_timeout, tcp_connect(&key.authority, port)).await;
         let stream = match connected {
@@ -228,7 +272,7 @@ impl H1Pool {
         if !key.tls {
             let (sender, conn) =
                 builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-            tokio::spawn(drive(conn, open));
+            tokio::spawn(drive(conn));
             return Ok(sender);
         }
         let name = pki_types::ServerName::try_from(key.authority.host().trim_matches(['[', ']']).to_string())
@@ -241,29 +285,19 @@ impl H1Pool {
         };
         let (sender, conn) =
             builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-        tokio::spawn(drive(conn, open));
+        tokio::spawn(drive(conn));
         Ok(sender)
     }
 }
 
-/// One count in an origin's open connections, given back when the connection ends (or never opens).
-struct OpenCount(Arc<Health>);
-
-impl Drop for OpenCount {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Relaxed);
-    }
-}
-
 /// Runs an origin connection to its end.
-async fn drive<T>(conn: http1::Connection<T, UpBody>, open: OpenCount)
+async fn drive<T>(conn: http1::Connection<T, UpBody>)
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     if let Err(e) = conn.with_upgrades().await {
         tracing::debug!(error = %e, "Origin connection closed with an error");
     }
-    drop(open);
 }
 
 /// Connects to the first address of `authority` that answers.

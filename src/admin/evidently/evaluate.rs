@@ -54,10 +54,10 @@ fn result(
     entity_id: &str,
     ctx: &Value,
 ) -> serde_json::Map<String, Value> {
-    let now_ms = plane.proxy.now_ms();
+    let now_ms = plane.clock.now_ms();
     let e = f.evaluate(entity_id, ctx, now_ms);
     if let Some(x) = Exposure::of(&project.into(), f, &e.details, entity_id, now_ms) {
-        plane.proxy.exposures.record(x);
+        plane.exposures.record(x);
     }
     let mut out = serde_json::Map::new();
     if let Some((name, value)) = f.variations.get(e.variation) {
@@ -80,7 +80,7 @@ fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
 }
 
 pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value> {
-    let state = plane.proxy.state.load();
+    let state = plane.snapshot();
     let project = project_name(&state.evidently, p)?;
     aws::FEATURE_NAME.check("feature", f)?;
     let b: EvaluateBody = call.json()?;
@@ -94,7 +94,7 @@ pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value>
 }
 
 pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
-    let state = plane.proxy.state.load();
+    let state = plane.snapshot();
     let project = project_name(&state.evidently, p)?;
     let b: BatchBody = call.json()?;
     let requests = b.requests.ok_or_else(|| invalid("requests", "is required"))?;

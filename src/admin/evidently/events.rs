@@ -51,7 +51,7 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
     let events = b.events.ok_or_else(|| invalid("events", "is required"))?;
     aws::EVENT_LIST.check("events", events.len())?;
     // Evaluations made just before are still in the exposure queue: let it drain (bounded), unlocked.
-    plane.proxy.exposures.settle(std::time::Duration::from_millis(500));
+    plane.exposures.settle(std::time::Duration::from_millis(500));
     let mut adds = Vec::new();
     let mut results = Vec::with_capacity(events.len());
     let mut failed = 0;
@@ -71,7 +71,7 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
                 aws::EVENT_TYPE.check("type", kind).map_err(|v| failure("ValidationException", v.to_string()))?;
             }
             match e.kind.as_deref() {
-                Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.proxy.exposures, &project, at, &data)),
+                Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.exposures, &project, at, &data)),
                 // The evaluation-event schema is unpublished: accepted, not attributed.
                 Some(EVALUATION) => {}
                 _ => return Err(failure("ValidationException", format!("type must be {CUSTOM} or {EVALUATION}"))),
