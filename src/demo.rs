@@ -122,7 +122,7 @@ pub fn seed_policy(plane: &Plane) -> Result<StoredPolicy, String> {
             single_header: None,
         }),
     };
-    crate::admin::cloudfront::create(plane, config).map_err(|e| format!("{}: {}", e.code, e.message))
+    crate::admin::cloudfront::create(plane, config).map_err(|e| format!("{}: {}", e.code.name(), e.message))
 }
 
 /// An origin that answers every request with `200`, an `x-origin: <side>` header and a plain-text body

@@ -18,20 +18,121 @@ use crate::plane::{ControlState, Plane};
 pub const PREFIX: &str = "/2020-05-31/";
 const NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
 
-/// A CloudFront error: HTTP status, code, message.
+/// Every error code the continuous deployment policy operations answer: the model's error shapes for
+/// those operations (a test holds them to the model), plus the few CloudFront answers outside it. The
+/// one place a status is picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CfCode {
+    AccessDenied,
+    ContinuousDeploymentPolicyAlreadyExists,
+    ContinuousDeploymentPolicyInUse,
+    InconsistentQuantities,
+    InvalidArgument,
+    InvalidIfMatchVersion,
+    NoSuchContinuousDeploymentPolicy,
+    PreconditionFailed,
+    StagingDistributionInUse,
+    TooManyContinuousDeploymentPolicies,
+    /// Not in the model: CloudFront's answer to a write with no body.
+    MissingBody,
+    /// Not in the model: a method the resource does not take (405) ...
+    MethodNotAllowed,
+    /// ... or a path edgesplit does not serve (404), both `InvalidArgument` on the wire.
+    NoSuchOperation,
+    /// A body past the admin listener's 1 MiB (413, `InvalidArgument`).
+    TooLarge,
+    /// Not in the model: the store refused the write (503).
+    ServiceUnavailable,
+    /// Not in the model: the write's thread died (500).
+    InternalError,
+}
+
+impl CfCode {
+    pub const ALL: [CfCode; 16] = [
+        CfCode::AccessDenied,
+        CfCode::ContinuousDeploymentPolicyAlreadyExists,
+        CfCode::ContinuousDeploymentPolicyInUse,
+        CfCode::InconsistentQuantities,
+        CfCode::InvalidArgument,
+        CfCode::InvalidIfMatchVersion,
+        CfCode::NoSuchContinuousDeploymentPolicy,
+        CfCode::PreconditionFailed,
+        CfCode::StagingDistributionInUse,
+        CfCode::TooManyContinuousDeploymentPolicies,
+        CfCode::MissingBody,
+        CfCode::MethodNotAllowed,
+        CfCode::NoSuchOperation,
+        CfCode::TooLarge,
+        CfCode::ServiceUnavailable,
+        CfCode::InternalError,
+    ];
+
+    /// The `<Code>` on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            CfCode::AccessDenied => "AccessDenied",
+            CfCode::ContinuousDeploymentPolicyAlreadyExists => "ContinuousDeploymentPolicyAlreadyExists",
+            CfCode::ContinuousDeploymentPolicyInUse => "ContinuousDeploymentPolicyInUse",
+            CfCode::InconsistentQuantities => "InconsistentQuantities",
+            CfCode::InvalidArgument | CfCode::MethodNotAllowed | CfCode::NoSuchOperation | CfCode::TooLarge => {
+                "InvalidArgument"
+            }
+            CfCode::InvalidIfMatchVersion => "InvalidIfMatchVersion",
+            CfCode::NoSuchContinuousDeploymentPolicy => "NoSuchContinuousDeploymentPolicy",
+            CfCode::PreconditionFailed => "PreconditionFailed",
+            CfCode::StagingDistributionInUse => "StagingDistributionInUse",
+            CfCode::TooManyContinuousDeploymentPolicies => "TooManyContinuousDeploymentPolicies",
+            CfCode::MissingBody => "MissingBody",
+            CfCode::ServiceUnavailable => "ServiceUnavailable",
+            CfCode::InternalError => "InternalError",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            CfCode::AccessDenied => StatusCode::FORBIDDEN,
+            CfCode::ContinuousDeploymentPolicyAlreadyExists
+            | CfCode::ContinuousDeploymentPolicyInUse
+            | CfCode::StagingDistributionInUse => StatusCode::CONFLICT,
+            CfCode::InconsistentQuantities
+            | CfCode::InvalidArgument
+            | CfCode::InvalidIfMatchVersion
+            | CfCode::TooManyContinuousDeploymentPolicies
+            | CfCode::MissingBody => StatusCode::BAD_REQUEST,
+            CfCode::NoSuchContinuousDeploymentPolicy | CfCode::NoSuchOperation => StatusCode::NOT_FOUND,
+            CfCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            CfCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            CfCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CfCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            CfCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A CloudFront error: its code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CfError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: CfCode,
     pub message: String,
 }
 
-fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> CfError {
-    CfError { status, code, message: message.into() }
+impl CfError {
+    pub fn new(code: CfCode, message: impl Into<String>) -> CfError {
+        CfError { code, message: message.into() }
+    }
+
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+}
+
+fn err(code: CfCode, message: impl Into<String>) -> CfError {
+    CfError::new(code, message)
 }
 
 fn invalid(message: impl Into<String>) -> CfError {
-    err(StatusCode::BAD_REQUEST, "InvalidArgument", message)
+    err(CfCode::InvalidArgument, message)
 }
 
 /// A member that breaks its shape's constraint in the model (`crate::limits::cloudfront`).
@@ -42,11 +143,7 @@ impl From<crate::limits::Violation> for CfError {
 }
 
 fn no_such(id: &str) -> CfError {
-    err(
-        StatusCode::NOT_FOUND,
-        "NoSuchContinuousDeploymentPolicy",
-        format!("The continuous deployment policy {id} does not exist."),
-    )
+    err(CfCode::NoSuchContinuousDeploymentPolicy, format!("The continuous deployment policy {id} does not exist."))
 }
 
 type CfResult<T> = Result<T, CfError>;
@@ -107,14 +204,11 @@ async fn route(plane: &Arc<Plane>, call: Call<'_>) -> CfResult<Response<Full<Byt
             *resp.status_mut() = StatusCode::NO_CONTENT;
             Ok(resp)
         }
-        (_, ["continuous-deployment-policy", ..]) => Err(err(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "InvalidArgument",
-            "That method is not supported on this resource.",
-        )),
+        (_, ["continuous-deployment-policy", ..]) => {
+            Err(err(CfCode::MethodNotAllowed, "That method is not supported on this resource."))
+        }
         _ => Err(err(
-            StatusCode::NOT_FOUND,
-            "InvalidArgument",
+            CfCode::NoSuchOperation,
             "edgesplit serves the continuous deployment policy operations of CloudFront only.",
         )),
     }
@@ -128,16 +222,12 @@ async fn blocking<T: Send + 'static>(
     let plane = plane.clone();
     tokio::task::spawn_blocking(move || f(&plane))
         .await
-        .unwrap_or_else(|_| Err(err(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The write was interrupted.")))
+        .unwrap_or_else(|_| Err(err(CfCode::InternalError, "The write was interrupted.")))
 }
 
 fn store_failed(e: crate::store::StoreError) -> CfError {
     tracing::error!(error = %e, "Store write failed");
-    err(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ServiceUnavailable",
-        "The policy could not be written to the store; nothing changed.",
-    )
+    err(CfCode::ServiceUnavailable, "The policy could not be written to the store; nothing changed.")
 }
 
 /// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits, from the OS generator (an ETag
@@ -185,8 +275,7 @@ fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -
         });
         if taken_by_policy || dist.inline_policy.is_some() {
             return Err(err(
-                StatusCode::CONFLICT,
-                "StagingDistributionInUse",
+                CfCode::StagingDistributionInUse,
                 format!("A continuous deployment policy for the staging distribution {name} already exists."),
             ));
         }
@@ -199,8 +288,7 @@ pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
     let mut st = plane.lock();
     if st.policies.len() >= st.config.cd.max_policies {
         return Err(err(
-            StatusCode::BAD_REQUEST,
-            "TooManyContinuousDeploymentPolicies",
+            CfCode::TooManyContinuousDeploymentPolicies,
             format!(
                 "You have reached the maximum number of continuous deployment policies ({}).",
                 st.config.cd.max_policies
@@ -224,15 +312,13 @@ pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
 fn check_if_match(p: &StoredPolicy, if_match: Option<&str>) -> CfResult<()> {
     let Some(tag) = if_match.map(str::trim).filter(|t| !t.is_empty()) else {
         return Err(err(
-            StatusCode::BAD_REQUEST,
-            "InvalidIfMatchVersion",
+            CfCode::InvalidIfMatchVersion,
             "The If-Match version is missing or not valid for the resource.",
         ));
     };
     if tag != p.etag {
         return Err(err(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
+            CfCode::PreconditionFailed,
             "The If-Match version does not match the current version of the resource.",
         ));
     }
@@ -264,8 +350,7 @@ fn delete(plane: &Plane, id: &str, if_match: Option<&str>) -> CfResult<()> {
     check_if_match(&old, if_match)?;
     if let Some(d) = st.config.distributions.iter().find(|d| d.policy_id.as_deref() == Some(id)) {
         return Err(err(
-            StatusCode::CONFLICT,
-            "ContinuousDeploymentPolicyInUse",
+            CfCode::ContinuousDeploymentPolicyInUse,
             format!(
                 "You cannot delete a continuous deployment policy that is associated with a primary distribution ({}).",
                 d.id
@@ -334,11 +419,7 @@ fn required<'a>(parent: &'a Node, name: &str) -> CfResult<&'a Node> {
 /// which need the distributions).
 pub fn parse_config(body: &[u8]) -> CfResult<PolicyConfig> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "MissingBody",
-            "This operation requires a body: a ContinuousDeploymentPolicyConfig.",
-        ));
+        return Err(err(CfCode::MissingBody, "This operation requires a body: a ContinuousDeploymentPolicyConfig."));
     }
     let text = std::str::from_utf8(body).map_err(|_| invalid("The request body is not UTF-8."))?;
     let root = xml::parse(text).map_err(invalid)?;
@@ -353,8 +434,7 @@ pub fn parse_config(body: &[u8]) -> CfResult<PolicyConfig> {
         .unwrap_or_default();
     if quantity != staging_dns_names.len() as i64 {
         return Err(err(
-            StatusCode::BAD_REQUEST,
-            "InconsistentQuantities",
+            CfCode::InconsistentQuantities,
             format!(
                 "The value of Quantity ({quantity}) and the number of Items ({}) do not match.",
                 staging_dns_names.len()
@@ -493,14 +573,14 @@ fn with_request_id(mut resp: Response<Full<Bytes>>, id: &str) -> Response<Full<B
 
 /// The wrapped rest-xml error body botocore parses into `client.exceptions.<Code>`.
 pub fn error_response(e: &CfError, request_id: &str) -> Response<Full<Bytes>> {
-    let kind = if e.status.is_server_error() { "Receiver" } else { "Sender" };
+    let kind = if e.status().is_server_error() { "Receiver" } else { "Sender" };
     let body = format!(
         "<ErrorResponse xmlns=\"{NS}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
-        e.code,
+        e.code.name(),
         esc(&e.message),
         esc(request_id)
     );
-    with_request_id(xml_response(e.status, body, None), request_id)
+    with_request_id(xml_response(e.status(), body, None), request_id)
 }
 
 #[cfg(test)]
@@ -523,7 +603,7 @@ mod tests {
 
     #[test]
     fn errors_have_cloudfront_codes() {
-        let code = |body: &str| parse_config(body.as_bytes()).unwrap_err().code;
+        let code = |body: &str| parse_config(body.as_bytes()).unwrap_err().code.name();
         assert_eq!(code(""), "MissingBody");
         assert_eq!(code("<ContinuousDeploymentPolicyConfig><Enabled>tru"), "InvalidArgument");
         assert_eq!(
@@ -534,6 +614,37 @@ mod tests {
         assert_eq!(code(&BOTO3_BODY.replace("<IdleTTL>300", "<IdleTTL>299")), "InvalidArgument");
         assert_eq!(code(&BOTO3_BODY.replace("<Enabled>true", "<Enabled>True")), "InvalidArgument");
         assert_eq!(code(&BOTO3_BODY.replace("SingleWeight</Type>", "SingleHeader</Type>")), "InvalidArgument");
+    }
+
+    #[test]
+    fn error_codes_are_the_models_errors_of_the_policy_operations() {
+        let model: serde_json::Value =
+            serde_json::from_str(include_str!("../../models/cloudfront/2020-05-31/service-2.json")).unwrap();
+        let mut declared = std::collections::BTreeMap::new();
+        for (name, op) in model["operations"].as_object().unwrap() {
+            if !name.contains("ContinuousDeploymentPolic") {
+                continue;
+            }
+            for e in op["errors"].as_array().unwrap() {
+                let shape = e["shape"].as_str().unwrap();
+                let status = model["shapes"][shape]["error"]["httpStatusCode"].as_u64().unwrap();
+                declared.insert(shape.to_string(), status);
+            }
+        }
+        let outside = [
+            CfCode::MissingBody,
+            CfCode::MethodNotAllowed,
+            CfCode::NoSuchOperation,
+            CfCode::TooLarge,
+            CfCode::ServiceUnavailable,
+            CfCode::InternalError,
+        ];
+        let ours: std::collections::BTreeMap<String, u64> = CfCode::ALL
+            .iter()
+            .filter(|c| !outside.contains(c))
+            .map(|c| (c.name().to_string(), u64::from(c.status().as_u16())))
+            .collect();
+        assert_eq!(ours, declared);
     }
 
     #[test]

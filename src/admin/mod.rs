@@ -160,7 +160,7 @@ impl Api {
     fn denied(self, message: String) -> Response<Full<Bytes>> {
         match self {
             Api::CloudFront => {
-                let e = cloudfront::CfError { status: StatusCode::FORBIDDEN, code: "AccessDenied", message };
+                let e = cloudfront::CfError::new(cloudfront::CfCode::AccessDenied, message);
                 cloudfront::error_response(&e, &request_id())
             }
             Api::Evidently => evidently::error_response(&evidently::access_denied(message)),
@@ -172,15 +172,14 @@ impl Api {
     fn too_large(self) -> Response<Full<Bytes>> {
         match self {
             Api::CloudFront => {
-                let e = cloudfront::CfError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    code: "InvalidArgument",
-                    message: format!("The request body is larger than {MAX_BODY} bytes or was cut short."),
-                };
+                let e = cloudfront::CfError::new(
+                    cloudfront::CfCode::TooLarge,
+                    format!("The request body is larger than {MAX_BODY} bytes or was cut short."),
+                );
                 cloudfront::error_response(&e, &request_id())
             }
             Api::Evidently => evidently::error_response(&evidently::EvError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: evidently::EvCode::TooLarge,
                 ..evidently::invalid("body", format!("is larger than {MAX_BODY} bytes or was cut short"))
             }),
         }
@@ -246,11 +245,10 @@ impl Admin {
             Api::CloudFront => {
                 let rest = path.strip_prefix(cloudfront::PREFIX).unwrap_or_default();
                 let Some(segments) = rest.split('/').map(percent_decode).collect::<Option<Vec<_>>>() else {
-                    let e = cloudfront::CfError {
-                        status: StatusCode::BAD_REQUEST,
-                        code: "InvalidArgument",
-                        message: "The path is not valid percent-encoding.".into(),
-                    };
+                    let e = cloudfront::CfError::new(
+                        cloudfront::CfCode::InvalidArgument,
+                        "The path is not valid percent-encoding.",
+                    );
                     return cloudfront::error_response(&e, &request_id());
                 };
                 let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);

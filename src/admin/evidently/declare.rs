@@ -50,7 +50,7 @@ pub fn apply(plane: &Plane, st: &mut ControlState, declared: &[Declared]) -> Res
         let unchanged = !st.dry_run && plane.store.meta(&k).ok().flatten().as_deref() == Some(print.as_slice());
         if let Err(e) = apply_one(plane, st, d, unchanged) {
             errors.push(ConfigError {
-                message: format!("[[{}]] `{}`: {}: {}", d.kind.table(), d.name, e.kind, e.message),
+                message: format!("[[{}]] `{}`: {}: {}", d.kind.table(), d.name, e.code.name(), e.message),
                 ..d.at.clone()
             });
             continue;

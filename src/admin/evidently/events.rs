@@ -88,11 +88,7 @@ pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
     }
     plane.store.add_results(&adds).map_err(|e| {
         tracing::error!(error = %e, "Store write failed");
-        EvError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableException",
-            "The events could not be stored; none were.",
-        )
+        EvError::new(EvCode::ServiceUnavailable, "The events could not be stored; none were.")
     })?;
     Ok(json!({ "eventResults": results, "failedEventCount": failed }))
 }

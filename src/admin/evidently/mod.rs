@@ -25,11 +25,74 @@ use crate::limits::evidently as aws;
 use crate::limits::{Range, Text, Violation};
 use crate::plane::{ControlState, Plane};
 
-/// An Evidently error: status, shape name, message and the shape's modelled fields.
+/// Every error shape Evidently's model declares; the one place a status is picked (a test holds both
+/// to the model's `httpStatusCode`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvCode {
+    Validation,
+    AccessDenied,
+    ResourceNotFound,
+    Conflict,
+    ServiceQuotaExceeded,
+    Throttling,
+    InternalServer,
+    ServiceUnavailable,
+    /// No operation has this method and path: a `ValidationException` (as edgesplit has always
+    /// answered, and the hostile-path tests hold), with the 404 that says what happened.
+    UnknownOperation,
+    /// A body past the admin listener's 1 MiB: a `ValidationException`, answered 413 as AWS's front
+    /// door answers an oversized request.
+    TooLarge,
+}
+
+impl EvCode {
+    pub const ALL: [EvCode; 10] = [
+        EvCode::Validation,
+        EvCode::AccessDenied,
+        EvCode::ResourceNotFound,
+        EvCode::Conflict,
+        EvCode::ServiceQuotaExceeded,
+        EvCode::Throttling,
+        EvCode::InternalServer,
+        EvCode::ServiceUnavailable,
+        EvCode::UnknownOperation,
+        EvCode::TooLarge,
+    ];
+
+    /// The shape's name: `X-Amzn-ErrorType` and `__type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvCode::Validation | EvCode::TooLarge | EvCode::UnknownOperation => "ValidationException",
+            EvCode::AccessDenied => "AccessDeniedException",
+            EvCode::ResourceNotFound => "ResourceNotFoundException",
+            EvCode::Conflict => "ConflictException",
+            EvCode::ServiceQuotaExceeded => "ServiceQuotaExceededException",
+            EvCode::Throttling => "ThrottlingException",
+            EvCode::InternalServer => "InternalServerException",
+            EvCode::ServiceUnavailable => "ServiceUnavailableException",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            EvCode::Validation => StatusCode::BAD_REQUEST,
+            EvCode::AccessDenied => StatusCode::FORBIDDEN,
+            EvCode::ResourceNotFound => StatusCode::NOT_FOUND,
+            EvCode::Conflict => StatusCode::CONFLICT,
+            EvCode::ServiceQuotaExceeded => StatusCode::PAYMENT_REQUIRED,
+            EvCode::Throttling => StatusCode::TOO_MANY_REQUESTS,
+            EvCode::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
+            EvCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            EvCode::UnknownOperation => StatusCode::NOT_FOUND,
+            EvCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+}
+
+/// An Evidently error: its code, message and the shape's modelled fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvError {
-    pub status: StatusCode,
-    pub kind: &'static str,
+    pub code: EvCode,
     pub message: String,
     pub fields: serde_json::Map<String, Value>,
 }
@@ -37,8 +100,13 @@ pub struct EvError {
 pub type EvResult<T> = Result<T, EvError>;
 
 impl EvError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> EvError {
-        EvError { status, kind, message: message.into(), fields: serde_json::Map::new() }
+    pub fn new(code: EvCode, message: impl Into<String>) -> EvError {
+        EvError { code, message: message.into(), fields: serde_json::Map::new() }
+    }
+
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     fn with(mut self, key: &str, value: impl Into<Value>) -> EvError {
@@ -50,7 +118,7 @@ impl EvError {
 /// `ValidationException` for one field (`reason: fieldValidationFailed`).
 pub fn invalid(field: &str, message: impl Into<String>) -> EvError {
     let message = message.into();
-    EvError::new(StatusCode::BAD_REQUEST, "ValidationException", format!("{field}: {message}"))
+    EvError::new(EvCode::Validation, format!("{field}: {message}"))
         .with("reason", "fieldValidationFailed")
         .with("fieldList", json!([{ "name": field, "message": message }]))
 }
@@ -60,47 +128,37 @@ pub fn invalid(field: &str, message: impl Into<String>) -> EvError {
 impl From<Violation> for EvError {
     fn from(v: Violation) -> EvError {
         let field = json!([{ "name": v.member, "message": v.requirement() }]);
-        EvError::new(StatusCode::BAD_REQUEST, "ValidationException", v.to_string())
-            .with("reason", "fieldValidationFailed")
-            .with("fieldList", field)
+        EvError::new(EvCode::Validation, v.to_string()).with("reason", "fieldValidationFailed").with("fieldList", field)
     }
 }
 
 /// `AccessDeniedException` (403): the request's signature or credentials were refused.
 pub fn access_denied(message: impl Into<String>) -> EvError {
-    EvError::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    EvError::new(EvCode::AccessDenied, message)
 }
 
 /// `ValidationException` for a body that is not the JSON the operation takes (`reason: cannotParse`).
 pub fn cannot_parse(message: impl Into<String>) -> EvError {
-    EvError::new(StatusCode::BAD_REQUEST, "ValidationException", message).with("reason", "cannotParse")
+    EvError::new(EvCode::Validation, message).with("reason", "cannotParse")
 }
 
 pub fn not_found(resource_type: &str, arn: &str, message: String) -> EvError {
-    EvError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
-        .with("resourceId", arn)
-        .with("resourceType", resource_type)
+    EvError::new(EvCode::ResourceNotFound, message).with("resourceId", arn).with("resourceType", resource_type)
 }
 
 pub fn conflict(resource_type: &str, arn: &str, message: impl Into<String>) -> EvError {
-    EvError::new(StatusCode::CONFLICT, "ConflictException", message)
-        .with("resourceId", arn)
-        .with("resourceType", resource_type)
+    EvError::new(EvCode::Conflict, message).with("resourceId", arn).with("resourceType", resource_type)
 }
 
 pub fn quota(resource_type: &str, message: impl Into<String>) -> EvError {
-    EvError::new(StatusCode::PAYMENT_REQUIRED, "ServiceQuotaExceededException", message)
+    EvError::new(EvCode::ServiceQuotaExceeded, message)
         .with("resourceType", resource_type)
         .with("serviceCode", "evidently")
 }
 
 fn store_failed(e: crate::store::StoreError) -> EvError {
     tracing::error!(error = %e, "Store write failed");
-    EvError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ServiceUnavailableException",
-        "The change could not be written to the store; nothing changed.",
-    )
+    EvError::new(EvCode::ServiceUnavailable, "The change could not be written to the store; nothing changed.")
 }
 
 /// The parsed call, owned so that a write can take it to a blocking thread.
@@ -145,10 +203,10 @@ pub async fn handle(plane: &Arc<Plane>, call: Call) -> Response<Full<Bytes>> {
 /// The error shape botocore resolves: `X-Amzn-ErrorType` plus `__type`, `message` and the modelled fields.
 pub fn error_response(e: &EvError) -> Response<Full<Bytes>> {
     let mut body = e.fields.clone();
-    body.insert("__type".into(), Value::String(e.kind.into()));
+    body.insert("__type".into(), Value::String(e.code.name().into()));
     body.insert("message".into(), Value::String(e.message.clone()));
-    let mut r = json_response(e.status, &Value::Object(body));
-    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.kind));
+    let mut r = json_response(e.status(), &Value::Object(body));
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.code.name()));
     with_request_id(r)
 }
 
@@ -272,8 +330,7 @@ async fn route(plane: &Arc<Plane>, call: Call) -> EvResult<Value> {
             write(plane, move |pl, st| tags_write(pl, st, &arn, &call, false)).await
         }
         _ => Err(EvError::new(
-            StatusCode::NOT_FOUND,
-            "ValidationException",
+            EvCode::UnknownOperation,
             format!("No Evidently operation is {m} {}.", call.segments.join("/")),
         )
         .with("reason", "unknownOperation")),
@@ -291,9 +348,7 @@ where
         f(&plane, &mut st)
     })
     .await
-    .unwrap_or_else(|_| {
-        Err(EvError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "The write was interrupted."))
-    })
+    .unwrap_or_else(|_| Err(EvError::new(EvCode::InternalServer, "The write was interrupted.")))
 }
 
 /// Runs a call off the async workers, without the plane's lock: for calls that wait or compute
@@ -303,9 +358,9 @@ where
     F: FnOnce(&Plane) -> EvResult<Value> + Send + 'static,
 {
     let plane = plane.clone();
-    tokio::task::spawn_blocking(move || f(&plane)).await.unwrap_or_else(|_| {
-        Err(EvError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "The call was interrupted."))
-    })
+    tokio::task::spawn_blocking(move || f(&plane))
+        .await
+        .unwrap_or_else(|_| Err(EvError::new(EvCode::InternalServer, "The call was interrupted.")))
 }
 
 /// Commits resource changes; a store failure is a 503 and nothing changed.
@@ -594,17 +649,35 @@ mod tests {
     const BASE: &str = "arn:aws:evidently:us-east-1:000000000000";
 
     #[test]
+    fn error_codes_are_the_models_shapes_with_their_statuses() {
+        let model: Value =
+            serde_json::from_str(include_str!("../../../models/evidently/2021-02-01/service-2.json")).unwrap();
+        let shapes = model["shapes"].as_object().unwrap();
+        let declared: std::collections::BTreeMap<&str, u64> = shapes
+            .iter()
+            .filter(|(_, s)| s.get("exception").is_some())
+            .map(|(n, s)| (n.as_str(), s["error"]["httpStatusCode"].as_u64().unwrap()))
+            .collect();
+        let ours: std::collections::BTreeMap<&str, u64> = EvCode::ALL
+            .iter()
+            .filter(|c| !matches!(c, EvCode::UnknownOperation | EvCode::TooLarge))
+            .map(|c| (c.name(), u64::from(c.status().as_u16())))
+            .collect();
+        assert_eq!(ours, declared);
+    }
+
+    #[test]
     fn references_by_name_or_by_an_arn_of_this_account_only() {
         assert_eq!(project_ref(BASE, "shop").unwrap(), "shop");
         assert_eq!(project_ref(BASE, &format!("{BASE}:project/shop")).unwrap(), "shop");
         assert_eq!(segment_ref(BASE, "segment", &format!("{BASE}:segment/s")).unwrap(), "s");
         // Regression: another account's or region's ARN named the local project of the same name.
-        let kind = |r: &str| project_ref(BASE, r).unwrap_err().kind;
+        let kind = |r: &str| project_ref(BASE, r).unwrap_err().code.name();
         assert_eq!(kind("arn:aws:evidently:us-east-1:999999999999:project/shop"), "ResourceNotFoundException");
         assert_eq!(kind("arn:aws:evidently:eu-west-1:000000000000:project/shop"), "ResourceNotFoundException");
         let e = segment_ref(BASE, "segment", "arn:aws:evidently:us-east-1:999999999999:segment/s").unwrap_err();
         assert_eq!(
-            (e.status, e.message.as_str()),
+            (e.status(), e.message.as_str()),
             (
                 StatusCode::NOT_FOUND,
                 "Segment does not exist with arn 'arn:aws:evidently:us-east-1:999999999999:segment/s'"

@@ -99,7 +99,7 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &Call) -> EvResult<Value> {
     let prefix = series_prefix(&project, RuleKind::Experiment, name, metric);
     let rows = plane.store.results(&prefix).map_err(|e| {
         tracing::error!(error = %e, "Store read failed");
-        EvError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "The results could not be read.")
+        EvError::new(EvCode::ServiceUnavailable, "The results could not be read.")
     })?;
     let mut by_arm: BTreeMap<String, BTreeMap<i64, Moments>> = BTreeMap::new();
     for (key, m) in rows {
