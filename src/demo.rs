@@ -122,7 +122,11 @@ pub fn seed_policy(plane: &Plane) -> Result<StoredPolicy, String> {
             single_header: None,
         }),
     };
-    crate::admin::cloudfront::create(plane, config).map_err(|e| format!("{}: {}", e.code.name(), e.message))
+    match plane.execute(crate::plane::command::Command::CreatePolicy { config }) {
+        Ok(crate::plane::command::Outcome::Policy(p)) => Ok(p),
+        Ok(other) => Err(format!("creating the demo's policy answered {other:?}")),
+        Err(e) => Err(format!("cannot create the demo's policy: {e:?}")),
+    }
 }
 
 /// An origin that answers every request with `200`, an `x-origin: <side>` header and a plain-text body

@@ -103,6 +103,32 @@ fn fallback(buf: &mut [u8]) {
     }
 }
 
+/// A random version-4 UUID, for resource ids and request ids.
+pub fn uuid() -> String {
+    let mut b = bytes16();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits. It must not be guessable:
+/// If-Match is what keeps two writers from overwriting each other blindly.
+pub fn etag() -> String {
+    const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut tag = String::with_capacity(14);
+    tag.push('E');
+    while tag.len() < 14 {
+        // 252 = 7 x 36: bytes above it are dropped so that every character is equally likely.
+        for b in bytes16() {
+            if b < 252 && tag.len() < 14 {
+                tag.push(ALPHABET[usize::from(b % 36)] as char);
+            }
+        }
+    }
+    tag
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

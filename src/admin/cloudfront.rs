@@ -13,7 +13,8 @@ use super::xml::{self, Node, esc};
 use crate::cd::model::{
     PolicyConfig, SingleHeader, SingleWeight, Stickiness, StoredPolicy, TrafficConfig, TrafficType,
 };
-use crate::plane::{ControlState, Plane};
+use crate::plane::command::{Command, DomainError, Outcome, ResourceKind};
+use crate::plane::{ExecuteError, Plane};
 
 pub const PREFIX: &str = "/2020-05-31/";
 const NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
@@ -230,137 +231,69 @@ fn store_failed(e: crate::store::StoreError) -> CfError {
     err(CfCode::ServiceUnavailable, "The policy could not be written to the store; nothing changed.")
 }
 
-/// A CloudFront-looking ETag: `E` and 13 upper-case letters and digits, from the OS generator (an ETag
-/// must not be guessable: If-Match is what keeps two writers from overwriting each other blindly).
-fn new_etag() -> String {
-    const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut tag = String::with_capacity(14);
-    tag.push('E');
-    while tag.len() < 14 {
-        // 252 = 7 x 36: bytes above it are dropped so that every character is equally likely.
-        for b in crate::random::bytes16() {
-            if b < 252 && tag.len() < 14 {
-                tag.push(ALPHABET[usize::from(b % 36)] as char);
-            }
-        }
-    }
-    tag
-}
-
-/// Checks the staging names against the distributions and the other policies.
-fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -> CfResult<()> {
-    if config.staging_dns_names.is_empty() {
-        return Err(invalid("StagingDistributionDnsNames must name one staging distribution."));
-    }
-    for (i, name) in config.staging_dns_names.iter().enumerate() {
-        if config.staging_dns_names[..i].iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            return Err(invalid(format!("The staging distribution DNS name {name} is listed twice.")));
-        }
-        let Some(dist) = st
-            .config
-            .distributions
-            .iter()
-            .find(|d| d.staging_dns_name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name)))
-        else {
-            return Err(invalid(format!("No staging distribution has the DNS name {name}.")));
-        };
-        if let Some(route) = dist.edge.as_ref().and_then(|e| e.route.as_ref()) {
-            return Err(invalid(format!(
-                "Distribution {} routes by the Evidently feature {}; a policy would have no effect there.",
-                dist.id, route.feature
-            )));
-        }
-        let taken_by_policy = st.policies.values().any(|p| {
-            Some(p.id.as_str()) != own_id && p.config.staging_dns_names.iter().any(|n| n.eq_ignore_ascii_case(name))
-        });
-        if taken_by_policy || dist.inline_policy.is_some() {
-            return Err(err(
-                CfCode::StagingDistributionInUse,
-                format!("A continuous deployment policy for the staging distribution {name} already exists."),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Creates a policy as `CreateContinuousDeploymentPolicy` does (the demo seeds its policy this way).
+/// Creates a policy as `CreateContinuousDeploymentPolicy` does.
 pub fn create(plane: &Plane, config: PolicyConfig) -> CfResult<StoredPolicy> {
-    let mut st = plane.lock();
-    if st.policies.len() >= st.config.cd.max_policies {
-        return Err(err(
-            CfCode::TooManyContinuousDeploymentPolicies,
-            format!(
-                "You have reached the maximum number of continuous deployment policies ({}).",
-                st.config.cd.max_policies
-            ),
-        ));
-    }
-    check_names(&st, &config, None)?;
-    let p = StoredPolicy {
-        id: crate::admin::uuid(),
-        etag: new_etag(),
-        last_modified_ms: crate::domain::clock::now_ms(),
-        config,
-        epoch: 0,
-    };
-    plane.store.put_policy(&p).map_err(store_failed)?;
-    st.policies.insert(p.id.clone(), p.clone());
-    plane.publish(&st);
-    Ok(p)
-}
-
-fn check_if_match(p: &StoredPolicy, if_match: Option<&str>) -> CfResult<()> {
-    let Some(tag) = if_match.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Err(err(
-            CfCode::InvalidIfMatchVersion,
-            "The If-Match version is missing or not valid for the resource.",
-        ));
-    };
-    if tag != p.etag {
-        return Err(err(
-            CfCode::PreconditionFailed,
-            "The If-Match version does not match the current version of the resource.",
-        ));
-    }
-    Ok(())
+    policy(plane.execute(Command::CreatePolicy { config }))
 }
 
 fn update(plane: &Plane, id: &str, if_match: Option<&str>, config: CfResult<PolicyConfig>) -> CfResult<StoredPolicy> {
-    let mut st = plane.lock();
-    let old = st.policies.get(id).cloned().ok_or_else(|| no_such(id))?;
-    check_if_match(&old, if_match)?;
-    let config = config?;
-    check_names(&st, &config, Some(id))?;
-    let p = StoredPolicy {
-        id: id.to_string(),
-        etag: new_etag(),
-        last_modified_ms: crate::domain::clock::now_ms(),
-        epoch: old.next_epoch(&config),
-        config,
+    let config = match config {
+        Ok(c) => c,
+        // The policy and the version named come before the body, as on CloudFront.
+        Err(e) => {
+            crate::plane::command::current_policy(&plane.lock(), id, if_match).map_err(from_domain)?;
+            return Err(e);
+        }
     };
-    plane.store.put_policy(&p).map_err(store_failed)?;
-    st.policies.insert(p.id.clone(), p.clone());
-    plane.publish(&st);
-    Ok(p)
+    let cmd = Command::UpdatePolicy { id: id.to_string(), if_match: if_match.map(str::to_string), config };
+    policy(plane.execute(cmd))
 }
 
 fn delete(plane: &Plane, id: &str, if_match: Option<&str>) -> CfResult<()> {
-    let mut st = plane.lock();
-    let old = st.policies.get(id).cloned().ok_or_else(|| no_such(id))?;
-    check_if_match(&old, if_match)?;
-    if let Some(d) = st.config.distributions.iter().find(|d| d.policy_id.as_deref() == Some(id)) {
-        return Err(err(
+    let cmd = Command::DeletePolicy { id: id.to_string(), if_match: if_match.map(str::to_string) };
+    plane.execute(cmd).map(drop).map_err(from_execute)
+}
+
+fn policy(r: Result<Outcome, ExecuteError>) -> CfResult<StoredPolicy> {
+    match r.map_err(from_execute)? {
+        Outcome::Policy(p) => Ok(p),
+        Outcome::Deleted => Err(err(CfCode::InternalError, "The write answered nothing.")),
+    }
+}
+
+fn from_execute(e: ExecuteError) -> CfError {
+    match e {
+        ExecuteError::Domain(e) => from_domain(e),
+        ExecuteError::Store(e) => store_failed(e),
+    }
+}
+
+/// The one map from the domain's errors to CloudFront's codes, with CloudFront's messages.
+fn from_domain(e: DomainError) -> CfError {
+    match e {
+        DomainError::NotFound { kind: ResourceKind::Policy, id } => no_such(&id),
+        DomainError::Invalid { field: _, message } => invalid(message),
+        DomainError::StagingInUse { name } => err(
+            CfCode::StagingDistributionInUse,
+            format!("A continuous deployment policy for the staging distribution {name} already exists."),
+        ),
+        DomainError::PolicyInUse { id: _, distribution } => err(
             CfCode::ContinuousDeploymentPolicyInUse,
             format!(
-                "You cannot delete a continuous deployment policy that is associated with a primary distribution ({}).",
-                d.id
+                "You cannot delete a continuous deployment policy that is associated with a primary distribution ({distribution})."
             ),
-        ));
+        ),
+        DomainError::Quota { kind: ResourceKind::Policy, limit } => err(
+            CfCode::TooManyContinuousDeploymentPolicies,
+            format!("You have reached the maximum number of continuous deployment policies ({limit})."),
+        ),
+        DomainError::VersionMissing => {
+            err(CfCode::InvalidIfMatchVersion, "The If-Match version is missing or not valid for the resource.")
+        }
+        DomainError::VersionMismatch => {
+            err(CfCode::PreconditionFailed, "The If-Match version does not match the current version of the resource.")
+        }
     }
-    plane.store.delete_policy(id).map_err(store_failed)?;
-    st.policies.remove(id);
-    plane.publish(&st);
-    Ok(())
 }
 
 fn list(plane: &Plane, query: Option<&str>) -> CfResult<Response<Full<Bytes>>> {
@@ -649,7 +582,7 @@ mod tests {
 
     #[test]
     fn etags_are_e_and_13_characters_and_distinct() {
-        let tags: std::collections::HashSet<String> = (0..10_000).map(|_| new_etag()).collect();
+        let tags: std::collections::HashSet<String> = (0..10_000).map(|_| crate::random::etag()).collect();
         assert_eq!(tags.len(), 10_000);
         for t in &tags {
             assert_eq!(t.len(), 14, "{t}");

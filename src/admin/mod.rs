@@ -341,14 +341,7 @@ pub fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A random version-4 UUID, for resource ids and request ids.
-pub fn uuid() -> String {
-    let mut b = crate::random::bytes16();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
+pub use crate::random::uuid;
 
 pub fn request_id() -> String {
     uuid()

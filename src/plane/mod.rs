@@ -3,6 +3,8 @@
 //! data plane) and to the API's evaluations. Writers (a reload, an API call) serialise on a mutex the
 //! request path never touches; readers only load a published `ArcSwap`.
 
+pub mod command;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -49,6 +51,15 @@ pub struct Snapshot {
 /// order, for every publish.
 pub trait Subscriber: Send + Sync {
     fn publish(&self, snapshot: &Arc<Snapshot>);
+}
+
+/// Why [`Plane::execute`] refused a command.
+#[derive(Debug)]
+pub enum ExecuteError {
+    /// The command breaks a rule; nothing was written.
+    Domain(command::DomainError),
+    /// The store refused the write (its source kept); nothing changed.
+    Store(StoreError),
 }
 
 /// What the control plane knows; changed only under the plane's lock.
@@ -123,6 +134,33 @@ impl Plane {
             plane.publish(&st);
         }
         Ok(plane)
+    }
+
+    /// The one writer for typed commands: locks, applies the command to the state (a pure function),
+    /// commits its changes to the store, applies them to the state, publishes. Nothing changes if the
+    /// store refuses the write.
+    pub fn execute(&self, cmd: command::Command) -> Result<command::Outcome, ExecuteError> {
+        let mut st = self.lock();
+        let applied = command::apply(&st, cmd, command::Fresh::now()).map_err(ExecuteError::Domain)?;
+        for change in &applied.changes {
+            match change {
+                command::Change::PutPolicy(p) => self.store.put_policy(p),
+                command::Change::DeletePolicy(id) => self.store.delete_policy(id),
+            }
+            .map_err(ExecuteError::Store)?;
+        }
+        for change in applied.changes {
+            match change {
+                command::Change::PutPolicy(p) => {
+                    st.policies.insert(p.id.clone(), p);
+                }
+                command::Change::DeletePolicy(id) => {
+                    st.policies.remove(&id);
+                }
+            }
+        }
+        self.publish(&st);
+        Ok(applied.outcome)
     }
 
     /// The control state, locked. Never hold it across an `.await`.
