@@ -10,8 +10,10 @@
 //! 4. Changing any one byte of a valid cookie (to any other ASCII byte) never verifies; the only change
 //!    that "verifies to the same session" is no change at all.
 //! 5. `find` and `strip` on the input as `Cookie` header lines (any bytes a header value may hold) never
-//!    panic; `find(name)` is the first `name=value` pair whose value is text; after `strip(name)`,
-//!    `find(name)` is `None` and every other cookie of every line is kept, in order.
+//!    panic; `find(name)` is the first `name=value` pair whose value is text; after `strip(name)`, no
+//!    pair, nor comma-separated piece of a pair, is named `name` in any case, every other cookie of every
+//!    line is kept, in order, and what is left is at most one line (several lines are joined with `; `,
+//!    as HTTP/2's cookie crumbs must be for an HTTP/1.1 hop); one line without `name` is left as it is.
 //!
 //! Input: the whole input is tried as a cookie value (2) and as `Cookie` lines split on `\n` (5); the
 //! same bytes are also read as a session, a key and a policy id (3, 4).
@@ -133,16 +135,42 @@ fn check_find_and_strip(headers: &HeaderMap, name: &str) {
     });
     assert_eq!(find(headers, name), expected, "find({name:?}) in {lines:?}");
 
-    // strip: every pair named `name` goes, everything else stays, line by line and in order.
+    // strip: every pair (or comma-separated piece of one) named `name` in any case goes, everything else
+    // stays, in order, on one line.
     let mut stripped = headers.clone();
     strip(&mut stripped, name);
     assert_eq!(find(&stripped, name), None, "find({name:?}) after strip");
-    let expected: Vec<Vec<&[u8]>> = lines
-        .iter()
-        .map(|l| pairs(l).into_iter().filter(|p| split_pair(p).0 != name.as_bytes()).collect::<Vec<_>>())
-        .filter(|ps| !ps.is_empty())
-        .collect();
+    let ours = |piece: &[u8]| split_pair(piece).0.eq_ignore_ascii_case(name.as_bytes());
+    let present =
+        lines.iter().any(|l| l.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name.as_bytes())));
     let kept: Vec<&[u8]> = stripped.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
-    let actual: Vec<Vec<&[u8]>> = kept.iter().map(|l| pairs(l)).filter(|ps| !ps.is_empty()).collect();
+    if !present && lines.len() == 1 {
+        assert_eq!(kept, lines, "strip({name:?}) changed a line without it");
+        return;
+    }
+    assert!(kept.len() <= 1, "strip({name:?}) left {} lines", kept.len());
+    let expected: Vec<Vec<u8>> = lines
+        .iter()
+        .flat_map(|l| pairs(l))
+        .filter_map(|p| {
+            if !present {
+                return Some(p.to_vec());
+            }
+            if ours(p) {
+                return None;
+            }
+            let pieces: Vec<&[u8]> = p.split(|&b| b == b',').filter(|piece| !ours(piece)).collect();
+            let joined = pieces.join(&b","[..]);
+            let joined = joined.trim_ascii();
+            (!joined.is_empty()).then(|| joined.to_vec())
+        })
+        .collect();
+    let actual: Vec<Vec<u8>> = kept.iter().flat_map(|l| pairs(l)).map(<[u8]>::to_vec).collect();
+    for p in &actual {
+        assert!(!ours(p), "strip({name:?}) left {p:?}");
+        for piece in p.split(|&b| b == b',') {
+            assert!(!ours(piece), "strip({name:?}) left {piece:?}");
+        }
+    }
     assert_eq!(actual, expected, "strip({name:?}) of {lines:?}");
 }

@@ -149,16 +149,17 @@ pub fn strip(headers: &mut HeaderMap, name: &str) {
                 push_pair(&mut joined, p);
                 continue;
             }
-            // Commas inside other cookies' values stay as they are; only a comma-separated piece named
-            // like ours goes.
-            let mut pieces = p.split(|&b| b == b',');
-            if !p.contains(&b',') {
-                if !pair(p).0.eq_ignore_ascii_case(name) {
-                    push_pair(&mut joined, p);
-                }
+            if pair(p).0.eq_ignore_ascii_case(name) {
                 continue;
             }
-            let kept: Vec<&[u8]> = pieces.by_ref().filter(|piece| !pair(piece).0.eq_ignore_ascii_case(name)).collect();
+            if !p.contains(&b',') {
+                push_pair(&mut joined, p);
+                continue;
+            }
+            // Commas inside other cookies' values stay as they are; only a comma-separated piece named
+            // like ours goes.
+            let kept: Vec<&[u8]> =
+                p.split(|&b| b == b',').filter(|piece| !pair(piece).0.eq_ignore_ascii_case(name)).collect();
             let kept = kept.join(&b","[..]);
             let kept = kept.trim_ascii();
             if !kept.is_empty() {
