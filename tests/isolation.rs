@@ -203,17 +203,8 @@ async fn an_http1_client_that_never_reads_releases_its_origin_connection_at_the_
     // It never reads: the origin's body must be cut (its connection closed) soon after `client_send`.
     wait_until("origin connection released", Duration::from_secs(10), || cut.0.load(Relaxed) == 1).await;
     // And the client's connection is closed: reading drains what was buffered, then ends.
-    let mut sink = vec![0u8; 1 << 20];
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match s.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the client connection stayed open:\n{}", edge.proc.log());
+    let closed = closed_within(&mut s, Duration::from_secs(10)).await;
+    assert!(closed, "the client connection stayed open:\n{}", edge.proc.log());
     let (_, _, m) = get(&format!("http://{admin}/metrics")).await;
     assert!(m.contains("edgesplit_send_timeouts_total 1"), "{m}");
     // Another client is served as usual.

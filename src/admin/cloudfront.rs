@@ -68,6 +68,20 @@ impl CfCode {
         CfCode::InternalError,
     ];
 
+    /// Whether the model declares it as an error of the policy operations (the rest are CloudFront's
+    /// answers outside the model).
+    pub fn in_model(self) -> bool {
+        !matches!(
+            self,
+            CfCode::MissingBody
+                | CfCode::MethodNotAllowed
+                | CfCode::NoSuchOperation
+                | CfCode::TooLarge
+                | CfCode::ServiceUnavailable
+                | CfCode::InternalError
+        )
+    }
+
     /// The `<Code>` on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -564,17 +578,9 @@ mod tests {
                 declared.insert(shape.to_string(), status);
             }
         }
-        let outside = [
-            CfCode::MissingBody,
-            CfCode::MethodNotAllowed,
-            CfCode::NoSuchOperation,
-            CfCode::TooLarge,
-            CfCode::ServiceUnavailable,
-            CfCode::InternalError,
-        ];
         let ours: std::collections::BTreeMap<String, u64> = CfCode::ALL
             .iter()
-            .filter(|c| !outside.contains(c))
+            .filter(|c| c.in_model())
             .map(|c| (c.name().to_string(), u64::from(c.status().as_u16())))
             .collect();
         assert_eq!(ours, declared);

@@ -251,14 +251,7 @@ origins = ["http://127.0.0.1:2"]
     fn run(st: &mut ControlState, cmd: Command, n: u64) -> Result<Outcome, DomainError> {
         let applied = apply(st, cmd, fresh(n))?;
         for c in applied.changes {
-            match c {
-                Change::PutPolicy(p) => {
-                    st.policies.insert(p.id.clone(), p);
-                }
-                Change::DeletePolicy(id) => {
-                    st.policies.remove(&id);
-                }
-            }
+            st.commit(c);
         }
         Ok(applied.outcome)
     }

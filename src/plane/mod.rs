@@ -75,6 +75,20 @@ pub struct ControlState {
     cookie_key: CookieKey,
 }
 
+impl ControlState {
+    /// Applies one committed change to the state.
+    fn commit(&mut self, change: command::Change) {
+        match change {
+            command::Change::PutPolicy(p) => {
+                self.policies.insert(p.id.clone(), p);
+            }
+            command::Change::DeletePolicy(id) => {
+                self.policies.remove(&id);
+            }
+        }
+    }
+}
+
 /// The stored record of a file-written policy's session generation.
 #[derive(PartialEq, serde::Serialize, serde::Deserialize)]
 struct InlineEpoch {
@@ -150,14 +164,7 @@ impl Plane {
             .map_err(ExecuteError::Store)?;
         }
         for change in applied.changes {
-            match change {
-                command::Change::PutPolicy(p) => {
-                    st.policies.insert(p.id.clone(), p);
-                }
-                command::Change::DeletePolicy(id) => {
-                    st.policies.remove(&id);
-                }
-            }
+            st.commit(change);
         }
         self.publish(&st);
         Ok(applied.outcome)
