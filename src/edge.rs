@@ -16,15 +16,19 @@ use crate::cd::cookie;
 use crate::config::{ContextAttr, EdgeEvidently, EntitySource};
 use crate::domain::{Decision, Reason, Target};
 use crate::evidently::compile::EvSnapshot;
-use crate::evidently::engine::{CompiledFeature, Reason as EvReason};
+use crate::evidently::engine::{CompiledFeature, EvalReason};
 use crate::evidently::exposure::{Exposure, ExposureLog};
 use crate::metrics::Metrics;
 use crate::routing::Routes;
 
-const REASONS: [EvReason; 4] =
-    [EvReason::EntityOverridesMatch, EvReason::LaunchRuleMatch, EvReason::ExperimentRuleMatch, EvReason::Default];
+const REASONS: [EvalReason; 4] = [
+    EvalReason::EntityOverridesMatch,
+    EvalReason::LaunchRuleMatch,
+    EvalReason::ExperimentRuleMatch,
+    EvalReason::Default,
+];
 
-fn reason_index(r: EvReason) -> usize {
+fn reason_index(r: EvalReason) -> usize {
     REASONS.iter().position(|x| *x == r).unwrap_or(3)
 }
 

@@ -18,7 +18,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use edgesplit::admin::evidently::{Call, handle};
+use edgesplit::admin::evidently::{EvCall, handle};
 use edgesplit::evidently::events::{BUCKET_SECS, result_key};
 use edgesplit::evidently::exposure::{Exposure, RuleKind};
 use edgesplit::plane::Plane;
@@ -37,7 +37,7 @@ fn plane() -> Arc<Plane> {
 /// One Evidently call, as the admin listener makes it: status and JSON body.
 async fn call(plane: &Arc<Plane>, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
     let segments = path.trim_start_matches('/').split('/').map(str::to_string).collect();
-    let call = Call { method, segments, query: Vec::new(), body: Bytes::from(body.to_string()) };
+    let call = EvCall { method, segments, query: Vec::new(), body: Bytes::from(body.to_string()) };
     let resp = handle(plane, call).await;
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();

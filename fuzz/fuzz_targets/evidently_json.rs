@@ -18,7 +18,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use edgesplit::admin::evidently::{self, Call};
+use edgesplit::admin::evidently::{self, EvCall};
 use edgesplit::admin::percent_decode;
 use edgesplit::config::Config;
 use edgesplit::plane::{ControlState, Plane};
@@ -152,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
             let response = match segments {
                 None => evidently::error_response(&evidently::invalid("path", "is not valid percent-encoding")),
                 Some(segments) => {
-                    let call = Call { method, segments, query: edgesplit::admin::parts_query(query), body: Bytes::copy_from_slice(body) };
+                    let call = EvCall { method, segments, query: edgesplit::admin::parts_query(query), body: Bytes::copy_from_slice(body) };
                     evidently::handle(&plane, call).await
                 }
             };

@@ -164,7 +164,7 @@ fn no_such(id: &str) -> CfError {
 type CfResult<T> = Result<T, CfError>;
 
 /// What the router hands an operation.
-pub struct Call<'a> {
+pub struct CfCall<'a> {
     pub method: &'a Method,
     /// Path segments after `/2020-05-31/`, percent-decoded.
     pub segments: Vec<String>,
@@ -174,7 +174,7 @@ pub struct Call<'a> {
 }
 
 /// Serves one CloudFront call; never fails.
-pub async fn handle(plane: &Arc<Plane>, call: Call<'_>) -> Response<Full<Bytes>> {
+pub async fn handle(plane: &Arc<Plane>, call: CfCall<'_>) -> Response<Full<Bytes>> {
     let request_id = crate::admin::request_id();
     match route(plane, call).await {
         Ok(resp) => with_request_id(resp, &request_id),
@@ -182,7 +182,7 @@ pub async fn handle(plane: &Arc<Plane>, call: Call<'_>) -> Response<Full<Bytes>>
     }
 }
 
-async fn route(plane: &Arc<Plane>, call: Call<'_>) -> CfResult<Response<Full<Bytes>>> {
+async fn route(plane: &Arc<Plane>, call: CfCall<'_>) -> CfResult<Response<Full<Bytes>>> {
     let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match (call.method.clone(), segs.as_slice()) {
         (Method::POST, ["continuous-deployment-policy"]) => {

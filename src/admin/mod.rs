@@ -253,7 +253,7 @@ impl Admin {
                 };
                 let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let call =
-                    cloudfront::Call { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
+                    cloudfront::CfCall { method: &parts.method, segments, query: parts.uri.query(), if_match, body };
                 cloudfront::handle(&self.plane, call).await
             }
             Api::Evidently => {
@@ -264,7 +264,7 @@ impl Admin {
                     return evidently::error_response(&e);
                 };
                 let query: Vec<(String, String)> = parts_query(parts.uri.query());
-                let call = evidently::Call { method: parts.method, segments, query, body };
+                let call = evidently::EvCall { method: parts.method, segments, query, body };
                 evidently::handle(&self.plane, call).await
             }
         }

@@ -290,7 +290,7 @@ pub struct EdgeRoute {
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    pub origins: Vec<Origin>,
+    pub origins: Vec<OriginUrl>,
     pub host: Option<HeaderValue>,
     pub protocol: UpstreamProtocol,
 }
@@ -303,12 +303,12 @@ pub enum UpstreamProtocol {
 
 /// One origin server, `http://` or `https://` with an authority and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub struct OriginUrl {
     pub scheme: Scheme,
     pub authority: Authority,
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for OriginUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}", self.scheme, self.authority)
     }

@@ -856,7 +856,7 @@ fn validate_pool(pool: &Spanned<FilePool>, p: &mut Problems<'_>) -> PoolConfig {
     PoolConfig { origins, host, protocol }
 }
 
-fn parse_origin(s: &str) -> Result<Origin, String> {
+fn parse_origin(s: &str) -> Result<OriginUrl, String> {
     let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::HTTP,
@@ -870,7 +870,7 @@ fn parse_origin(s: &str) -> Result<Origin, String> {
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!("origin `{s}` must be scheme://host[:port] with no path or query"));
     }
-    Ok(Origin { scheme, authority })
+    Ok(OriginUrl { scheme, authority })
 }
 
 #[cfg(test)]

@@ -35,17 +35,17 @@
 //!
 //! [`CompiledFeature::evaluate`] applies, first match wins:
 //!
-//! 1. entity override → [`Reason::EntityOverridesMatch`], details `{}`;
-//! 2. `evaluationStrategy = DEFAULT_VARIATION` → the default variation, [`Reason::Default`], `{}`;
+//! 1. entity override → [`EvalReason::EntityOverridesMatch`], details `{}`;
+//! 2. `evaluationStrategy = DEFAULT_VARIATION` → the default variation, [`EvalReason::Default`], `{}`;
 //! 3. the running launch, using the step in force (the last one with `startTime <= now`; none → the launch
 //!    contributes nothing): its segment overrides in ascending `evaluationOrder`, the first whose segment matches
 //!    the evaluation context assigning by its weights (stage `launch-segment-{evaluationOrder}`); an unassigned
 //!    bucket, or a group of another feature, moves on to the next override and then to the step's default split
-//!    (stage `launch`); → [`Reason::LaunchRuleMatch`], `{"launch":L,"group":G}`. A default-split bucket that is
+//!    (stage `launch`); → [`EvalReason::LaunchRuleMatch`], `{"launch":L,"group":G}`. A default-split bucket that is
 //!    unassigned or lands on another feature's group is "not in the launch for this feature";
 //! 4. the running experiment, when its segment (if any) matches: enrolment, then treatment (a treatment of another
-//!    feature means "not in the experiment") → [`Reason::ExperimentRuleMatch`], `{"experiment":E,"treatment":T}`;
-//! 5. the default variation → [`Reason::Default`], `{}`.
+//!    feature means "not in the experiment") → [`EvalReason::ExperimentRuleMatch`], `{"experiment":E,"treatment":T}`;
+//! 5. the default variation → [`EvalReason::Default`], `{}`.
 //!
 //! Evaluation does not allocate (the details borrow the names; JSON is produced only by [`Details::to_json`]) and
 //! never panics: an index from the compiled data that is out of range is treated as "no match".
@@ -147,21 +147,21 @@ pub struct Treatment {
 
 /// Why a variation was served (the `reason` of EvaluateFeature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub enum EvalReason {
     EntityOverridesMatch,
     LaunchRuleMatch,
     ExperimentRuleMatch,
     Default,
 }
 
-impl Reason {
+impl EvalReason {
     /// The wire string.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::EntityOverridesMatch => "ENTITY_OVERRIDES_MATCH",
-            Reason::LaunchRuleMatch => "LAUNCH_RULE_MATCH",
-            Reason::ExperimentRuleMatch => "EXPERIMENT_RULE_MATCH",
-            Reason::Default => "DEFAULT",
+            EvalReason::EntityOverridesMatch => "ENTITY_OVERRIDES_MATCH",
+            EvalReason::LaunchRuleMatch => "LAUNCH_RULE_MATCH",
+            EvalReason::ExperimentRuleMatch => "EXPERIMENT_RULE_MATCH",
+            EvalReason::Default => "DEFAULT",
         }
     }
 }
@@ -206,7 +206,7 @@ impl Details<'_> {
 pub struct Evaluation<'a> {
     /// Index into [`CompiledFeature::variations`].
     pub variation: usize,
-    pub reason: Reason,
+    pub reason: EvalReason,
     pub details: Details<'a>,
 }
 
@@ -220,7 +220,7 @@ impl CompiledFeature {
         if let Some(&variation) = self.overrides.get(entity_id)
             && variation < self.variations.len()
         {
-            return Evaluation { variation, reason: Reason::EntityOverridesMatch, details: Details::Empty };
+            return Evaluation { variation, reason: EvalReason::EntityOverridesMatch, details: Details::Empty };
         }
         if !self.default_only {
             if let Some(launch) = &self.launch
@@ -228,7 +228,7 @@ impl CompiledFeature {
             {
                 return Evaluation {
                     variation,
-                    reason: Reason::LaunchRuleMatch,
+                    reason: EvalReason::LaunchRuleMatch,
                     details: Details::Launch { launch: &launch.name, group },
                 };
             }
@@ -237,12 +237,12 @@ impl CompiledFeature {
             {
                 return Evaluation {
                     variation,
-                    reason: Reason::ExperimentRuleMatch,
+                    reason: EvalReason::ExperimentRuleMatch,
                     details: Details::Experiment { experiment: &experiment.name, treatment },
                 };
             }
         }
-        Evaluation { variation: self.default_variation, reason: Reason::Default, details: Details::Empty }
+        Evaluation { variation: self.default_variation, reason: EvalReason::Default, details: Details::Empty }
     }
 
     /// The launch's verdict for this feature: (variation, group name), or `None` when the entity is not in it.
@@ -571,10 +571,10 @@ mod tests {
 
     #[test]
     fn reasons_and_details_json() {
-        assert_eq!(Reason::EntityOverridesMatch.as_str(), "ENTITY_OVERRIDES_MATCH");
-        assert_eq!(Reason::LaunchRuleMatch.as_str(), "LAUNCH_RULE_MATCH");
-        assert_eq!(Reason::ExperimentRuleMatch.as_str(), "EXPERIMENT_RULE_MATCH");
-        assert_eq!(Reason::Default.as_str(), "DEFAULT");
+        assert_eq!(EvalReason::EntityOverridesMatch.as_str(), "ENTITY_OVERRIDES_MATCH");
+        assert_eq!(EvalReason::LaunchRuleMatch.as_str(), "LAUNCH_RULE_MATCH");
+        assert_eq!(EvalReason::ExperimentRuleMatch.as_str(), "EXPERIMENT_RULE_MATCH");
+        assert_eq!(EvalReason::Default.as_str(), "DEFAULT");
 
         assert_eq!(Details::Empty.to_json(), "{}");
         assert_eq!(Details::Launch { launch: "L1", group: "G1" }.to_json(), r#"{"launch":"L1","group":"G1"}"#);
@@ -653,7 +653,7 @@ mod tests {
     fn no_rules_serves_the_default() {
         let f = feature();
         let e = f.evaluate("anyone", &Value::Null, NOW);
-        assert_eq!(e, Evaluation { variation: 0, reason: Reason::Default, details: Details::Empty });
+        assert_eq!(e, Evaluation { variation: 0, reason: EvalReason::Default, details: Details::Empty });
     }
 
     #[test]
@@ -663,7 +663,7 @@ mod tests {
         let (mut a, mut b) = (0, 0);
         for id in ids(100_000) {
             let e = f.evaluate(&id, &Value::Null, NOW);
-            assert_eq!(e.reason, Reason::LaunchRuleMatch);
+            assert_eq!(e.reason, EvalReason::LaunchRuleMatch);
             match e.details {
                 Details::Launch { launch: "L", group: "A" } => {
                     assert_eq!(e.variation, 1);
@@ -697,7 +697,7 @@ mod tests {
                 assert_eq!((e.variation, e.details), (2, Details::Launch { launch: "L", group: "B" }));
                 seen[0] += 1;
             } else if sample_bucket < 50_000 {
-                assert_eq!(e.reason, Reason::ExperimentRuleMatch);
+                assert_eq!(e.reason, EvalReason::ExperimentRuleMatch);
                 let t = bucket("E-salt", "experiment-treatment", &id);
                 let expected = if t < 50_000 { (3, "T1") } else { (0, "T2") };
                 assert_eq!(
@@ -706,7 +706,7 @@ mod tests {
                 );
                 seen[1] += 1;
             } else {
-                assert_eq!(e, Evaluation { variation: 0, reason: Reason::Default, details: Details::Empty });
+                assert_eq!(e, Evaluation { variation: 0, reason: EvalReason::Default, details: Details::Empty });
                 seen[2] += 1;
             }
         }
@@ -745,7 +745,7 @@ mod tests {
         let mut seen = [0usize; 3];
         for id in ids(10_000) {
             let e = f.evaluate(&id, &chrome(), NOW);
-            assert_eq!(e.reason, Reason::LaunchRuleMatch);
+            assert_eq!(e.reason, EvalReason::LaunchRuleMatch);
             let first = bucket("L-salt", "launch-segment-1", &id);
             let second = bucket("L-salt", "launch-segment-3", &id);
             let expected = if first < 40_000 {
@@ -798,7 +798,7 @@ mod tests {
         for id in ids(1000) {
             assert_eq!(f.evaluate(&id, &chrome(), NOW).details, Details::Launch { launch: "L", group: "A" });
             // No default split in the step: outside the segment, the launch contributes nothing.
-            assert_eq!(f.evaluate(&id, &Value::Null, NOW).reason, Reason::Default);
+            assert_eq!(f.evaluate(&id, &Value::Null, NOW).reason, EvalReason::Default);
         }
     }
 
@@ -810,8 +810,10 @@ mod tests {
             vec![step(1_000, &[100_000, 0]), step(2_000, &[0, 100_000])],
         ));
         let group_at = |now: i64| match f.evaluate("user-7", &Value::Null, now) {
-            Evaluation { reason: Reason::LaunchRuleMatch, details: Details::Launch { group, .. }, .. } => Some(group),
-            Evaluation { reason: Reason::Default, variation: 0, details: Details::Empty } => None,
+            Evaluation { reason: EvalReason::LaunchRuleMatch, details: Details::Launch { group, .. }, .. } => {
+                Some(group)
+            }
+            Evaluation { reason: EvalReason::Default, variation: 0, details: Details::Empty } => None,
             other => panic!("unexpected {other:?}"),
         };
         assert_eq!(group_at(i64::MIN), None);
@@ -870,17 +872,17 @@ mod tests {
         for id in ids(1000) {
             assert_eq!(
                 f.evaluate(&id, &chrome(), NOW),
-                Evaluation { variation: 2, reason: Reason::Default, details: Details::Empty }
+                Evaluation { variation: 2, reason: EvalReason::Default, details: Details::Empty }
             );
         }
         assert_eq!(
             f.evaluate("vip", &chrome(), NOW),
-            Evaluation { variation: 3, reason: Reason::EntityOverridesMatch, details: Details::Empty }
+            Evaluation { variation: 3, reason: EvalReason::EntityOverridesMatch, details: Details::Empty }
         );
         // With ALL_RULES the launch takes everyone but the override.
         f.default_only = false;
-        assert_eq!(f.evaluate("user-1", &Value::Null, NOW).reason, Reason::LaunchRuleMatch);
-        assert_eq!(f.evaluate("vip", &Value::Null, NOW).reason, Reason::EntityOverridesMatch);
+        assert_eq!(f.evaluate("user-1", &Value::Null, NOW).reason, EvalReason::LaunchRuleMatch);
+        assert_eq!(f.evaluate("vip", &Value::Null, NOW).reason, EvalReason::EntityOverridesMatch);
     }
 
     #[test]
@@ -890,9 +892,9 @@ mod tests {
         f.launch = Some(launch(vec![group("A", Some(1))], vec![step(0, &[100_000])]));
         assert_eq!(
             f.evaluate("user-1", &Value::Null, NOW),
-            Evaluation { variation: 0, reason: Reason::EntityOverridesMatch, details: Details::Empty }
+            Evaluation { variation: 0, reason: EvalReason::EntityOverridesMatch, details: Details::Empty }
         );
-        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, Reason::LaunchRuleMatch);
+        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, EvalReason::LaunchRuleMatch);
     }
 
     #[test]
@@ -904,8 +906,8 @@ mod tests {
         let (mut t1, mut t2) = (0, 0);
         for id in ids(10_000) {
             // Outside the segment (or without a context): not in the experiment.
-            assert_eq!(f.evaluate(&id, &Value::Null, NOW).reason, Reason::Default);
-            assert_eq!(f.evaluate(&id, &json!({"Browser": "Safari"}), NOW).reason, Reason::Default);
+            assert_eq!(f.evaluate(&id, &Value::Null, NOW).reason, EvalReason::Default);
+            assert_eq!(f.evaluate(&id, &json!({"Browser": "Safari"}), NOW).reason, EvalReason::Default);
             let e = f.evaluate(&id, &chrome(), NOW);
             let point = u64::from(bucket("E-salt", "experiment-treatment", &id)) * 4 / 100_000;
             match e.details {
@@ -928,12 +930,12 @@ mod tests {
         if let Some(exp) = f.experiment.as_mut() {
             exp.sampling_rate = 0;
         }
-        assert!(ids(1000).all(|id| f.evaluate(&id, &chrome(), NOW).reason == Reason::Default));
+        assert!(ids(1000).all(|id| f.evaluate(&id, &chrome(), NOW).reason == EvalReason::Default));
         if let Some(exp) = f.experiment.as_mut() {
             exp.sampling_rate = 100_000;
             exp.treatments.iter_mut().for_each(|t| t.weight = 0);
         }
-        assert!(ids(1000).all(|id| f.evaluate(&id, &chrome(), NOW).reason == Reason::Default));
+        assert!(ids(1000).all(|id| f.evaluate(&id, &chrome(), NOW).reason == EvalReason::Default));
     }
 
     #[test]
@@ -948,7 +950,7 @@ mod tests {
                 assert_eq!((e.variation, e.details), (1, Details::Experiment { experiment: "E", treatment: "Mine" }));
                 seen[0] += 1;
             } else {
-                assert_eq!(e, Evaluation { variation: 0, reason: Reason::Default, details: Details::Empty });
+                assert_eq!(e, Evaluation { variation: 0, reason: EvalReason::Default, details: Details::Empty });
                 seen[1] += 1;
             }
         }
@@ -972,18 +974,18 @@ mod tests {
         for id in ids(10_000) {
             let at_low = low.evaluate(&id, &Value::Null, NOW);
             let at_high = high.evaluate(&id, &Value::Null, NOW);
-            if at_low.reason == Reason::ExperimentRuleMatch {
+            if at_low.reason == EvalReason::ExperimentRuleMatch {
                 enrolled_low += 1;
                 // Raising the rate never changes an enrolled entity's treatment.
                 assert_eq!(at_high, at_low, "{id}");
             } else {
-                assert_eq!(at_low, Evaluation { variation: 0, reason: Reason::Default, details: Details::Empty });
+                assert_eq!(at_low, Evaluation { variation: 0, reason: EvalReason::Default, details: Details::Empty });
             }
-            if at_high.reason == Reason::ExperimentRuleMatch {
+            if at_high.reason == EvalReason::ExperimentRuleMatch {
                 enrolled_high += 1;
             }
             // Lowering the rate: either the same treatment or back to the default.
-            assert!(at_low == at_high || at_low.reason == Reason::Default, "{id}: {at_high:?} became {at_low:?}");
+            assert!(at_low == at_high || at_low.reason == EvalReason::Default, "{id}: {at_high:?} became {at_low:?}");
         }
         assert!((1_800..=2_200).contains(&enrolled_low), "{enrolled_low}");
         assert!((4_700..=5_300).contains(&enrolled_high), "{enrolled_high}");
@@ -1007,7 +1009,7 @@ mod tests {
             Some(experiment(u32::MAX, vec![treatment("T1", Some(1), u32::MAX), treatment("T2", Some(2), u32::MAX)]));
         assert_eq!(f.evaluate("user-1", &Value::Null, NOW).details, Details::Launch { launch: "L", group: "A" });
         f.launch = None;
-        assert_eq!(f.evaluate("user-1", &Value::Null, NOW).reason, Reason::ExperimentRuleMatch);
+        assert_eq!(f.evaluate("user-1", &Value::Null, NOW).reason, EvalReason::ExperimentRuleMatch);
     }
 
     #[test]
@@ -1020,7 +1022,7 @@ mod tests {
         for id in ids(1000) {
             assert_eq!(
                 f.evaluate(&id, &Value::Null, NOW),
-                Evaluation { variation: 0, reason: Reason::Default, details: Details::Empty }
+                Evaluation { variation: 0, reason: EvalReason::Default, details: Details::Empty }
             );
         }
         // Fewer weights than groups: the missing ones weigh 0.
@@ -1031,9 +1033,9 @@ mod tests {
         );
         // No groups, no steps.
         f.launch = Some(launch(Vec::new(), vec![step(0, &[100_000])]));
-        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, Reason::Default);
+        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, EvalReason::Default);
         f.launch = Some(launch(Vec::new(), Vec::new()));
         f.experiment = Some(experiment(100_000, Vec::new()));
-        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, Reason::Default);
+        assert_eq!(f.evaluate("user-2", &Value::Null, NOW).reason, EvalReason::Default);
     }
 }

@@ -12,8 +12,8 @@ use super::*;
 use crate::config::{ConfigError, Declared, DeclaredKind};
 use crate::evidently::model::RunStatus;
 
-fn call(method: Method, body: Value) -> Call {
-    Call {
+fn call(method: Method, body: Value) -> EvCall {
+    EvCall {
         method,
         segments: Vec::new(),
         query: Vec::new(),

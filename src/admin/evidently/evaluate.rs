@@ -79,7 +79,7 @@ fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
     Ok(name)
 }
 
-pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value> {
+pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &EvCall) -> EvResult<Value> {
     let state = plane.snapshot();
     let project = project_name(&state.evidently, p)?;
     aws::FEATURE_NAME.check("feature", f)?;
@@ -93,7 +93,7 @@ pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &Call) -> EvResult<Value>
     Ok(Value::Object(result(plane, &project, feature, &entity_id, &ctx)))
 }
 
-pub fn batch(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
+pub fn batch(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
     let state = plane.snapshot();
     let project = project_name(&state.evidently, p)?;
     let b: BatchBody = call.json()?;

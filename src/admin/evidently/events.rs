@@ -40,7 +40,7 @@ fn millis(v: &Option<Value>) -> Option<i64> {
 }
 
 /// Call it off the async workers, without the plane's lock (see the module doc).
-pub fn put(plane: &Plane, p: &str, call: &Call) -> EvResult<Value> {
+pub fn put(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
     let (project, metric_rules) = {
         let st = plane.lock();
         let project = find_project(&st, p)?.name.clone();

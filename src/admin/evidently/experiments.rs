@@ -306,7 +306,7 @@ pub fn find<'a>(st: &'a ControlState, p: &str, name: &str) -> EvResult<&'a Exper
 
 // === operations ===
 
-pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = required("name", b.name)?;
@@ -362,7 +362,7 @@ pub fn get(st: &ControlState, p: &str, name: &str) -> EvResult<Value> {
     Ok(json!({ "experiment": view(st, find(st, p, name)?) }))
 }
 
-pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn list(st: &ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let status = status_filter(call, &aws::EXPERIMENT_STATUS)?;
     let items = st
@@ -376,7 +376,7 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     Ok(listing("experiments", page.into_iter().map(|x| view(st, x)).collect::<Vec<_>>(), next))
 }
 
-pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut x = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
     check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
@@ -465,7 +465,7 @@ pub fn delete(plane: &Plane, st: &mut ControlState, p: &str, name: &str) -> EvRe
     Ok(json!({}))
 }
 
-pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut x = find(st, p, name)?.clone();
     let b: StartBody = call.json()?;
     let analysis = timestamp("analysisCompleteTime", &required("analysisCompleteTime", b.analysis_complete_time)?)?;
@@ -504,7 +504,7 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &C
     Ok(json!({ "startedTime": t }))
 }
 
-pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut x = find(st, p, name)?.clone();
     let (state, reason) = stop_body(call, &aws::EXPERIMENT_STOP_DESIRED_STATE)?;
     if x.status != RunStatus::Running {

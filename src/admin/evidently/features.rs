@@ -159,7 +159,7 @@ pub fn find<'a>(st: &'a ControlState, p: &str, f: &str) -> EvResult<&'a Feature>
     })
 }
 
-pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
@@ -205,7 +205,7 @@ pub fn get(st: &ControlState, p: &str, f: &str) -> EvResult<Value> {
     Ok(json!({ "feature": view(st, find(st, p, f)?) }))
 }
 
-pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn list(st: &ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let items = st.evidently.features.iter().filter(|(k, _)| k.0 == project).map(|(k, v)| (k.1.clone(), v)).collect();
     let (page, next) = page(call, items, &aws::MAX_FEATURES, 50)?;
@@ -230,7 +230,7 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     Ok(listing("features", features, next))
 }
 
-pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut f = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
     check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;

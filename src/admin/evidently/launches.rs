@@ -155,7 +155,7 @@ pub(super) fn metric_definition(field: &str, c: MetricDefinitionConfig) -> EvRes
 }
 
 /// The `status` filter of ListLaunches (`LaunchStatus`) and ListExperiments (`ExperimentStatus`).
-pub(super) fn status_filter<'c>(call: &'c Call, statuses: &Text) -> EvResult<Option<&'c str>> {
+pub(super) fn status_filter<'c>(call: &'c EvCall, statuses: &Text) -> EvResult<Option<&'c str>> {
     let status = call.query("status");
     check_opt(statuses, "status", status)?;
     Ok(status)
@@ -163,7 +163,7 @@ pub(super) fn status_filter<'c>(call: &'c Call, statuses: &Text) -> EvResult<Opt
 
 /// The body of StopLaunch and StopExperiment (`desired` is `LaunchStopDesiredState` or
 /// `ExperimentStopDesiredState`): the final state (COMPLETED when omitted) and the reason.
-pub(super) fn stop_body(call: &Call, desired: &Text) -> EvResult<(RunStatus, Option<String>)> {
+pub(super) fn stop_body(call: &EvCall, desired: &Text) -> EvResult<(RunStatus, Option<String>)> {
     let b: StopBody = call.json()?;
     check_opt(desired, "desiredState", b.desired_state.as_deref())?;
     let state = match b.desired_state.as_deref() {
@@ -424,7 +424,7 @@ pub fn find<'a>(st: &'a ControlState, p: &str, name: &str) -> EvResult<&'a Launc
 
 // === operations ===
 
-pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn create(plane: &Plane, st: &mut ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let b: CreateBody = call.json()?;
     let name = required("name", b.name)?;
@@ -473,7 +473,7 @@ pub fn get(st: &ControlState, p: &str, name: &str) -> EvResult<Value> {
     Ok(json!({ "launch": view(st, find(st, p, name)?) }))
 }
 
-pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
+pub fn list(st: &ControlState, p: &str, call: &EvCall) -> EvResult<Value> {
     let project = find_project(st, p)?.name.clone();
     let status = status_filter(call, &aws::LAUNCH_STATUS)?;
     let items = st
@@ -487,7 +487,7 @@ pub fn list(st: &ControlState, p: &str, call: &Call) -> EvResult<Value> {
     Ok(listing("launches", page.into_iter().map(|l| view(st, l)).collect::<Vec<_>>(), next))
 }
 
-pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn update(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut l = find(st, p, name)?.clone();
     let b: UpdateBody = call.json()?;
     check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
@@ -563,7 +563,7 @@ pub fn start(plane: &Plane, st: &mut ControlState, p: &str, name: &str) -> EvRes
     Ok(json!({ "launch": view(st, &l) }))
 }
 
-pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn stop(plane: &Plane, st: &mut ControlState, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let mut l = find(st, p, name)?.clone();
     let (state, reason) = stop_body(call, &aws::LAUNCH_STOP_DESIRED_STATE)?;
     if l.status != RunStatus::Running {

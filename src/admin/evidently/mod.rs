@@ -162,14 +162,14 @@ fn store_failed(e: crate::store::StoreError) -> EvError {
 }
 
 /// The parsed call, owned so that a write can take it to a blocking thread.
-pub struct Call {
+pub struct EvCall {
     pub method: Method,
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
     pub body: Bytes,
 }
 
-impl Call {
+impl EvCall {
     /// The body as `T`; an empty body reads as `{}`.
     pub fn json<T: DeserializeOwned>(&self) -> EvResult<T> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
@@ -193,7 +193,7 @@ pub fn owns(path: &str) -> bool {
 }
 
 /// Serves one Evidently call; never fails.
-pub async fn handle(plane: &Arc<Plane>, call: Call) -> Response<Full<Bytes>> {
+pub async fn handle(plane: &Arc<Plane>, call: EvCall) -> Response<Full<Bytes>> {
     match route(plane, call).await {
         Ok(v) => with_request_id(json_response(StatusCode::OK, &v)),
         Err(e) => error_response(&e),
@@ -224,7 +224,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(plane: &Arc<Plane>, call: Call) -> EvResult<Value> {
+async fn route(plane: &Arc<Plane>, call: EvCall) -> EvResult<Value> {
     let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     let m = call.method.clone();
     match (&m, segs.as_slice()) {
@@ -506,7 +506,7 @@ pub fn find_project<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a crate::ev
 /// One page of a sorted listing: `maxResults` (the operation's shape, e.g. `MaxProjects`; `default` when
 /// absent) after `nextToken`.
 pub fn page<'a, T>(
-    call: &Call,
+    call: &EvCall,
     items: Vec<(String, &'a T)>,
     max_results: &Range<i64>,
     default: usize,
@@ -593,7 +593,7 @@ struct TagBody {
 }
 
 /// TagResource (merge) and UntagResource (`?tagKeys=`).
-fn tags_write(plane: &Plane, st: &mut ControlState, arn: &str, call: &Call, add: bool) -> EvResult<Value> {
+fn tags_write(plane: &Plane, st: &mut ControlState, arn: &str, call: &EvCall, add: bool) -> EvResult<Value> {
     use crate::evidently::model::Resource;
     let key = arn_key(st, arn)?;
     let mut tags = tags_of(st, &key).unwrap_or_default();

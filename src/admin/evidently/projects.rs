@@ -106,7 +106,7 @@ fn check_data_delivery(cloud_watch_logs: &Option<Value>, s3: &Option<Value>) -> 
     }
 }
 
-pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Value> {
+pub fn create(plane: &Plane, st: &mut ControlState, call: &EvCall) -> EvResult<Value> {
     let b: CreateBody = call.json()?;
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
     aws::PROJECT_NAME.check("name", &name)?;
@@ -147,7 +147,7 @@ pub fn get(st: &ControlState, r: &str) -> EvResult<Value> {
     Ok(json!({ "project": view(st, p) }))
 }
 
-pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
+pub fn list(st: &ControlState, call: &EvCall) -> EvResult<Value> {
     let items: Vec<(String, &Project)> = st.evidently.projects.iter().map(|(k, v)| (k.clone(), v)).collect();
     let (page, next) = page(call, items, &aws::MAX_PROJECTS, 50)?;
     let projects: Vec<Value> = page
@@ -164,7 +164,7 @@ pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
     Ok(listing("projects", projects, next))
 }
 
-pub fn update(plane: &Plane, st: &mut ControlState, r: &str, call: &Call) -> EvResult<Value> {
+pub fn update(plane: &Plane, st: &mut ControlState, r: &str, call: &EvCall) -> EvResult<Value> {
     let mut p = find_project(st, r)?.clone();
     let b: UpdateBody = call.json()?;
     check_opt(&aws::DESCRIPTION, "description", b.description.as_deref())?;
@@ -179,7 +179,7 @@ pub fn update(plane: &Plane, st: &mut ControlState, r: &str, call: &Call) -> EvR
     Ok(json!({ "project": view(st, &p) }))
 }
 
-pub fn update_data_delivery(plane: &Plane, st: &mut ControlState, r: &str, call: &Call) -> EvResult<Value> {
+pub fn update_data_delivery(plane: &Plane, st: &mut ControlState, r: &str, call: &EvCall) -> EvResult<Value> {
     let mut p = find_project(st, r)?.clone();
     let b: DataDeliveryBody = call.json()?;
     p.data_delivery = check_data_delivery(&b.cloud_watch_logs, &b.s3_destination)?;

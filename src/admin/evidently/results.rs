@@ -36,7 +36,7 @@ struct Body {
 }
 
 /// Call it off the async workers, without the plane's lock (see the module doc).
-pub fn get(plane: &Plane, p: &str, name: &str, call: &Call) -> EvResult<Value> {
+pub fn get(plane: &Plane, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let body = call.json::<Body>();
     let (project, x) = {
         let st = plane.lock();

@@ -69,7 +69,7 @@ fn find<'a>(st: &'a ControlState, r: &str) -> EvResult<&'a Segment> {
     })
 }
 
-pub fn create(plane: &Plane, st: &mut ControlState, call: &Call) -> EvResult<Value> {
+pub fn create(plane: &Plane, st: &mut ControlState, call: &EvCall) -> EvResult<Value> {
     let b: CreateBody = call.json()?;
     let name = b.name.ok_or_else(|| invalid("name", "is required"))?;
     aws::SEGMENT_NAME.check("name", &name)?;
@@ -98,7 +98,7 @@ pub fn get(st: &ControlState, r: &str) -> EvResult<Value> {
     Ok(json!({ "segment": view(st, find(st, r)?) }))
 }
 
-pub fn list(st: &ControlState, call: &Call) -> EvResult<Value> {
+pub fn list(st: &ControlState, call: &EvCall) -> EvResult<Value> {
     let items = st.evidently.segments.iter().map(|(k, v)| (k.clone(), v)).collect();
     let (page, next) = page(call, items, &aws::MAX_SEGMENTS, 50)?;
     Ok(listing("segments", page.into_iter().map(|s| view(st, s)).collect::<Vec<_>>(), next))
@@ -123,7 +123,7 @@ fn time_string(t: Option<f64>) -> Option<String> {
     })
 }
 
-pub fn references(st: &ControlState, r: &str, call: &Call) -> EvResult<Value> {
+pub fn references(st: &ControlState, r: &str, call: &EvCall) -> EvResult<Value> {
     let name = find(st, r)?.name.clone();
     let kind = call.query("type").ok_or_else(|| invalid("type", "is required: EXPERIMENT or LAUNCH"))?;
     aws::SEGMENT_REFERENCE_RESOURCE_TYPE.check("type", kind)?;
@@ -169,7 +169,7 @@ pub fn references(st: &ControlState, r: &str, call: &Call) -> EvResult<Value> {
     Ok(listing("referencedBy", cleaned, next))
 }
 
-pub fn test_pattern(call: &Call) -> EvResult<Value> {
+pub fn test_pattern(call: &EvCall) -> EvResult<Value> {
     let b: TestBody = call.json()?;
     let pattern = compile("pattern", &b.pattern.ok_or_else(|| invalid("pattern", "is required"))?)?;
     let payload_text = b.payload.ok_or_else(|| invalid("payload", "is required"))?;
