@@ -110,7 +110,10 @@ impl Workers {
                 };
                 crate::proxy::worker::set(i);
                 let _ = tx.send(Ok(rt.handle().clone()));
-                rt.block_on(stop.cancelled());
+                rt.block_on(async {
+                    tokio::spawn(return_freed_memory());
+                    stop.cancelled().await
+                });
             })?;
             handles.push(rx.recv().map_err(|_| io::Error::other("a worker thread died at start"))??);
         }
@@ -135,6 +138,32 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+thread_local! {
+    /// Client connections this worker has closed.
+    static CLOSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// mimalloc returns freed pages to the OS lazily, on a later allocation or free by the same thread, once
+/// its purge delay (1 s) has passed: a worker that goes quiet right after its connections close would
+/// keep their memory for good. So once a second, for three seconds after connections closed, the worker
+/// asks mimalloc to collect what is past the delay. Costs one timer wake-up a second per worker.
+async fn return_freed_memory() {
+    let (mut seen, mut ticks_left) = (0, 0u32);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let closed = CLOSED.get();
+        if closed != seen {
+            (seen, ticks_left) = (closed, 3);
+        }
+        if ticks_left > 0 {
+            ticks_left -= 1;
+            alloc_ctl::collect(false);
+        }
     }
 }
 
@@ -212,6 +241,7 @@ async fn accept_loop(
             ctx2.proxy.metrics.connections_total.fetch_add(1, Relaxed);
             serve_tcp(stream, addr, &settings, &ctx2).await;
             ctx2.proxy.metrics.open_connections.fetch_sub(1, Relaxed);
+            CLOSED.set(CLOSED.get().wrapping_add(1));
         });
     }
 }
