@@ -37,6 +37,7 @@ impl From<String> for Fail {
 
 fn main() -> Result<(), Fail> {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/naming.rs");
     let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| Fail("OUT_DIR is not set (cargo sets it)".into()))?;
     for (module, path) in MODELS {
         println!("cargo:rerun-if-changed={path}");
@@ -82,22 +83,9 @@ fn generate(path: &str, model: &Value) -> Result<String, String> {
     Ok(out)
 }
 
-/// `TagKey` -> `TAG_KEY`, `S3BucketSafeName` -> `S3_BUCKET_SAFE_NAME`, `FunctionARN` -> `FUNCTION_ARN`.
-fn constant_name(shape: &str) -> String {
-    let chars: Vec<char> = shape.chars().collect();
-    let mut out = String::new();
-    for (i, c) in chars.iter().enumerate() {
-        if i > 0 && c.is_ascii_uppercase() {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
-                out.push('_');
-            }
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
+#[path = "build/naming.rs"]
+mod naming;
+use naming::constant_name;
 
 fn unsigned(shape: &str, def: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     match def.get(key) {

@@ -39,22 +39,9 @@ fn constrained(def: &Value) -> bool {
     ["min", "max", "pattern", "enum"].iter().any(|k| def.get(k).is_some())
 }
 
-/// The same naming as build.rs: `TagKey` -> `TAG_KEY`, `FunctionARN` -> `FUNCTION_ARN`.
-fn constant_name(shape: &str) -> String {
-    let chars: Vec<char> = shape.chars().collect();
-    let mut out = String::new();
-    for (i, c) in chars.iter().enumerate() {
-        if i > 0 && c.is_ascii_uppercase() {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
-                out.push('_');
-            }
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
+#[path = "../build/naming.rs"]
+mod naming;
+use naming::constant_name;
 
 fn usize_of(v: &Value) -> Option<usize> {
     v.as_u64().map(|n| usize::try_from(n).unwrap())

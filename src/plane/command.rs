@@ -190,36 +190,20 @@ mod tests {
     use super::*;
     use crate::cd::model::{SingleWeight, TrafficConfig, TrafficType};
 
-    /// A state from a config file with two staging distributions (`s1`, `s2`), one whose staging is
-    /// routed by a feature (`routed`), and one with a policy written in the file (`inline`).
+    /// A state from a config file with two distributions whose staging DNS names are `s1.test` and
+    /// `s2.test`.
     fn state(max_policies: usize) -> ControlState {
-        let text = format!(
-            r#"
-[[listener]]
-name = "http"
-listen = "127.0.0.1:0"
-[admin]
-auth = "none"
-[continuous_deployment]
-max_policies = {max_policies}
-[[distribution]]
-id = "one"
-domains = ["one.test"]
-staging_dns_name = "s1.test"
-[distribution.primary]
-origins = ["http://127.0.0.1:1"]
-[distribution.staging]
-origins = ["http://127.0.0.1:2"]
-[[distribution]]
-id = "two"
-domains = ["two.test"]
-staging_dns_name = "s2.test"
-[distribution.primary]
-origins = ["http://127.0.0.1:1"]
-[distribution.staging]
-origins = ["http://127.0.0.1:2"]
-"#
+        let mut text = format!(
+            "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n[admin]\nauth = \"none\"\n\
+             [continuous_deployment]\nmax_policies = {max_policies}\n"
         );
+        for (id, staging) in [("one", "s1.test"), ("two", "s2.test")] {
+            text.push_str(&format!(
+                "[[distribution]]\nid = \"{id}\"\ndomains = [\"{id}.test\"]\nstaging_dns_name = \"{staging}\"\n\
+                 [distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n\
+                 [distribution.staging]\norigins = [\"http://127.0.0.1:2\"]\n"
+            ));
+        }
         let config = crate::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
         ControlState {
             dry_run: false,
