@@ -84,8 +84,6 @@ fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-pub use crate::proxy::worker::{MAX_WORKERS, worker_index};
-
 /// The data plane's threads: one single-threaded tokio runtime per core, each accepting on its own
 /// SO_REUSEPORT socket of every listener and serving its connections start to finish, nginx style.
 /// A request, its client connection and its pooled origin connection stay on one thread, so nothing on
@@ -96,11 +94,11 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` workers (at least one, at most [`MAX_WORKERS`]).
+    /// Starts `n` workers (at least one, at most [`crate::proxy::worker::MAX_WORKERS`]).
     pub fn start(n: usize) -> io::Result<Workers> {
         let stop = CancellationToken::new();
         let mut handles = Vec::new();
-        for i in 0..n.clamp(1, MAX_WORKERS) {
+        for i in 0..n.clamp(1, crate::proxy::worker::MAX_WORKERS) {
             let (tx, rx) = std::sync::mpsc::channel();
             let stop = stop.clone();
             std::thread::Builder::new().name(format!("edgesplit-w{i}")).spawn(move || {

@@ -32,21 +32,24 @@ enum Kind {
 
 impl ProxyBody {
     pub fn upstream(body: Incoming, finish: Finish, lease: Option<Lease>) -> Self {
-        ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false, waiting: false }.waiting()
+        let mut b = ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false, waiting: false };
+        b.wait_for_client();
+        b
     }
 
     pub fn full(bytes: Bytes, finish: Option<Finish>) -> Self {
         let kind = Kind::Full(Some(bytes).filter(|b| !b.is_empty()));
-        ProxyBody { kind, finish, lease: None, ended: false, waiting: false }.waiting()
+        let mut b = ProxyBody { kind, finish, lease: None, ended: false, waiting: false };
+        b.wait_for_client();
+        b
     }
 
-    /// Starts waiting for the client to take the first frame.
-    fn waiting(mut self) -> Self {
+    /// Starts waiting for the client to take the next frame (or the first).
+    fn wait_for_client(&mut self) {
         if let Some(f) = &self.finish {
             f.conn.activity.wait_for_client();
             self.waiting = true;
         }
-        self
     }
 }
 
@@ -89,12 +92,7 @@ impl Body for ProxyBody {
         }
         match &polled {
             Poll::Ready(None) => this.ended = true,
-            Poll::Ready(Some(Ok(_))) => {
-                if let Some(f) = &this.finish {
-                    f.conn.activity.wait_for_client();
-                    this.waiting = true;
-                }
-            }
+            Poll::Ready(Some(Ok(_))) => this.wait_for_client(),
             _ => {}
         }
         polled

@@ -188,10 +188,11 @@ impl H1Pool {
         body_done: Option<Arc<AtomicBool>>,
     ) -> Result<(Response<Incoming>, Option<Lease>), PoolError> {
         let key = Key { tls, authority: authority.clone() };
-        let admission = self.admit(&key)?;
+        // One look at this worker's lists admits the exchange and takes the first idle connection.
+        let (admission, mut first) = self.admit(&key, !upgrade)?;
         let mut req = req;
         if !upgrade {
-            while let Some(mut sender) = self.checkout(&key) {
+            while let Some(mut sender) = first.take().or_else(|| self.checkout(&key)) {
                 if sender.ready().await.is_err() {
                     continue;
                 }
@@ -216,9 +217,10 @@ impl H1Pool {
         Lease { admission, sender, max_idle: self.max_idle, body_done }
     }
 
-    /// Counts one more exchange with `key` on this worker, or refuses it at the cap. Also lets go of
-    /// the connections of a pool a reload replaced.
-    fn admit(&self, key: &Key) -> Result<Admission, PoolError> {
+    /// Counts one more exchange with `key` on this worker, or refuses it at the cap, and with `idle`
+    /// takes the most recent usable idle connection too. Also lets go of the connections of a pool a
+    /// reload replaced.
+    fn admit(&self, key: &Key, idle_too: bool) -> Result<(Admission, Option<SendRequest<UpBody>>), PoolError> {
         IDLE.with_borrow_mut(|idle| {
             if idle.pool != self.id {
                 // The settings changed (reload): connections made under the old ones are let go.
@@ -236,7 +238,8 @@ impl H1Pool {
                 return Err(PoolError::Limit);
             }
             slot.active += 1;
-            Ok(Admission { key: key.clone(), pool: self.id })
+            let sender = if idle_too { self.take_idle(&mut slot.idle) } else { None };
+            Ok((Admission { key: key.clone(), pool: self.id }, sender))
         })
     }
 
@@ -247,17 +250,23 @@ impl H1Pool {
                 return None;
             }
             let list = &mut idle.slot(key)?.idle;
-            let now = Instant::now();
-            // The oldest are at the front: drop those past the idle timeout.
-            let stale = list.iter().take_while(|c| now.duration_since(c.since) > self.idle_timeout).count();
-            list.drain(..stale);
-            while let Some(c) = list.pop() {
-                if !c.sender.is_closed() {
-                    return Some(c.sender);
-                }
-            }
-            None
+            self.take_idle(list)
         })
+    }
+
+    /// The most recently used connection of an idle list that is still open and not past the idle
+    /// timeout; the stale ones are dropped on the way.
+    fn take_idle(&self, list: &mut Vec<IdleConn>) -> Option<SendRequest<UpBody>> {
+        let now = Instant::now();
+        // The oldest are at the front: drop those past the idle timeout.
+        let stale = list.iter().take_while(|c| now.duration_since(c.since) > self.idle_timeout).count();
+        list.drain(..stale);
+        while let Some(c) = list.pop() {
+            if !c.sender.is_closed() {
+                return Some(c.sender);
+            }
+        }
+        None
     }
 
     async fn connect(&self, key: &Key) -> Result<SendRequest<UpBody>, PoolError> {
