@@ -29,7 +29,9 @@ use edgesplit::routing::{CompileInput, HealthRegistry, Routes};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PROJECT: &str = "shop";
-const ARN_BASE: &str = "arn:aws:evidently:us-east-1:000000000000";
+fn arns() -> edgesplit::evidently::arn::Arns {
+    edgesplit::evidently::arn::Arns::new("us-east-1", "000000000000")
+}
 
 /// How big an Evidently project is.
 #[derive(Clone, Copy)]
@@ -332,7 +334,7 @@ fn evidently(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile evidently");
     for (label, size) in [("1x", BASE), ("4x", BASE.times(4))] {
         let st = ev_state(size);
-        let snapshot = compile(&st, ARN_BASE);
+        let snapshot = compile(&st, &arns());
         let features = snapshot.projects.get(PROJECT).map_or(0, HashMap::len);
         assert_eq!(features, size.features);
         let launch = snapshot.feature(PROJECT, "feature-0").and_then(|f| f.launch.as_ref()).unwrap();
@@ -341,7 +343,8 @@ fn evidently(c: &mut Criterion) {
             "{label}: {} features, {} launches x 3 steps x 6 overrides, {} experiments, {} segments, {} entity overrides",
             size.features, size.launches, size.experiments, size.segments, size.entity_overrides
         );
-        group.bench_function(name, |b| b.iter(|| compile(black_box(&st), ARN_BASE)));
+        let arns = arns();
+        group.bench_function(name, |b| b.iter(|| compile(black_box(&st), &arns)));
     }
     group.finish();
 
@@ -352,10 +355,11 @@ fn evidently(c: &mut Criterion) {
     let names: Vec<&str> = projects.iter().map(String::as_str).collect();
     let st = ev_state_with(&names, AT_QUOTA);
     assert_eq!((st.features.len(), st.launches.len(), st.experiments.len()), (1_000, 5_000, 5_000));
-    let snapshot = compile(&st, ARN_BASE);
+    let snapshot = compile(&st, &arns());
     assert!(snapshot.feature("project-9", "feature-0").is_some_and(|f| f.launch.is_some()));
     group.bench_function("10 projects x (100 features, 500 launches, 500 experiments; 50 + 50 running)", |b| {
-        b.iter(|| compile(black_box(&st), ARN_BASE))
+        let arns = arns();
+        b.iter(|| compile(black_box(&st), &arns))
     });
     group.finish();
 }
@@ -364,7 +368,7 @@ fn routing(c: &mut Criterion) {
     let distributions = 100;
     let text = config_text(distributions);
     let config = edgesplit::config::parse(&text, "bench.toml", Path::new(".")).unwrap();
-    let evidently = compile(&ev_state(BASE), ARN_BASE);
+    let evidently = compile(&ev_state(BASE), &arns());
     let (metrics, health, policies) = (Metrics::default(), HealthRegistry::default(), api_policies(distributions));
     let epochs: HashMap<String, u64> = config.distributions.iter().map(|d| (d.id.clone(), 0)).collect();
 

@@ -16,6 +16,31 @@ const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("eviden
 /// Experiment and launch metric moments by series bucket (see `evidently::events::result_key`).
 const RESULTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("results");
 
+/// The tables a [`Row`] writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// CloudFront policies by id, as JSON.
+    Policies = 0,
+    /// Evidently resources by `Resource::key`, as JSON.
+    Evidently = 1,
+    /// Bookkeeping: the cookie key, session epochs, declaration fingerprints.
+    Meta = 2,
+}
+
+/// One row to put (`value`) or delete (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub table: Table,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Row {
+    pub fn policy(p: &StoredPolicy) -> Row {
+        Row { table: Table::Policies, key: p.id.clone(), value: Some(serde_json::to_vec(p).unwrap_or_default()) }
+    }
+}
+
 /// A store failure: the write did not happen.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
@@ -165,23 +190,6 @@ impl Store {
         })
     }
 
-    /// Writes and deletes Evidently resources in one transaction: all or nothing, on disk on return.
-    pub fn write_evidently(&self, put: &[(String, Vec<u8>)], delete: &[String]) -> Result<(), StoreError> {
-        self.with(|db| {
-            let tx = db.begin_write().map_err(err)?;
-            {
-                let mut table = tx.open_table(EVIDENTLY).map_err(err)?;
-                for (k, v) in put {
-                    table.insert(k.as_str(), v.as_slice()).map_err(err)?;
-                }
-                for k in delete {
-                    table.remove(k.as_str()).map_err(err)?;
-                }
-            }
-            tx.commit().map_err(err)
-        })
-    }
-
     pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(err)?;
@@ -195,24 +203,24 @@ impl Store {
         })
     }
 
-    pub fn put_policy(&self, p: &StoredPolicy) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(p).map_err(err)?;
+    /// Writes `rows` in one transaction: all or nothing, on disk on return.
+    pub fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
         self.with(|db| {
             let tx = db.begin_write().map_err(err)?;
             {
-                let mut table = tx.open_table(POLICIES).map_err(err)?;
-                table.insert(p.id.as_str(), bytes.as_slice()).map_err(err)?;
-            }
-            tx.commit().map_err(err)
-        })
-    }
-
-    pub fn delete_policy(&self, id: &str) -> Result<(), StoreError> {
-        self.with(|db| {
-            let tx = db.begin_write().map_err(err)?;
-            {
-                let mut table = tx.open_table(POLICIES).map_err(err)?;
-                table.remove(id).map_err(err)?;
+                let mut tables = [
+                    tx.open_table(POLICIES).map_err(err)?,
+                    tx.open_table(EVIDENTLY).map_err(err)?,
+                    tx.open_table(META).map_err(err)?,
+                ];
+                for row in rows {
+                    let table = &mut tables[row.table as usize];
+                    match &row.value {
+                        Some(v) => table.insert(row.key.as_str(), v.as_slice()).map(drop),
+                        None => table.remove(row.key.as_str()).map(drop),
+                    }
+                    .map_err(err)?;
+                }
             }
             tx.commit().map_err(err)
         })
@@ -227,14 +235,7 @@ impl Store {
     }
 
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.with(|db| {
-            let tx = db.begin_write().map_err(err)?;
-            {
-                let mut table = tx.open_table(META).map_err(err)?;
-                table.insert(key, value).map_err(err)?;
-            }
-            tx.commit().map_err(err)
-        })
+        self.write(&[Row { table: Table::Meta, key: key.to_string(), value: Some(value.to_vec()) }])
     }
 
     /// The cookie signing key kept in the store, made (32 bytes from the OS generator) on first use.
@@ -267,7 +268,7 @@ mod tests {
         };
         let key = {
             let s = Store::open(dir.path()).unwrap();
-            s.put_policy(&p).unwrap();
+            s.write(&[Row::policy(&p)]).unwrap();
             s.cookie_key().unwrap()
         };
         let s = Store::open(dir.path()).unwrap();
@@ -277,8 +278,12 @@ mod tests {
         assert_eq!(key.len(), 32);
         assert_ne!(key, [0u8; 32]);
         assert_ne!(Store::in_memory().unwrap().cookie_key().unwrap(), key);
-        s.delete_policy("p1").unwrap();
+        // Rows of several tables in one write.
+        let resource = Row { table: Table::Evidently, key: "project/x".into(), value: Some(b"{}".to_vec()) };
+        let delete = Row { table: Table::Policies, key: "p1".into(), value: None };
+        s.write(&[delete, resource]).unwrap();
         assert!(s.policies().unwrap().is_empty());
+        assert_eq!(s.evidently().unwrap(), vec![("project/x".to_string(), b"{}".to_vec())]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::xml::{self, Node, esc};
 use crate::cd::model::{
     PolicyConfig, SingleHeader, SingleWeight, Stickiness, StoredPolicy, TrafficConfig, TrafficType,
 };
-use crate::plane::command::{Command, DomainError, Outcome, ResourceKind};
+use crate::plane::command::{Command, DomainError, Outcome, ResourceId};
 use crate::plane::{ExecuteError, Plane};
 
 pub const PREFIX: &str = "/2020-05-31/";
@@ -271,7 +271,7 @@ fn delete(plane: &Plane, id: &str, if_match: Option<&str>) -> CfResult<()> {
 fn policy(r: Result<Outcome, ExecuteError>) -> CfResult<StoredPolicy> {
     match r.map_err(from_execute)? {
         Outcome::Policy(p) => Ok(p),
-        Outcome::Deleted => Err(err(CfCode::InternalError, "The write answered nothing.")),
+        Outcome::Resource(_) | Outcome::Deleted => Err(err(CfCode::InternalError, "The write answered no policy.")),
     }
 }
 
@@ -285,8 +285,31 @@ fn from_execute(e: ExecuteError) -> CfError {
 /// The one map from the domain's errors to CloudFront's codes, with CloudFront's messages.
 fn from_domain(e: DomainError) -> CfError {
     match e {
-        DomainError::NotFound { kind: ResourceKind::Policy, id } => no_such(&id),
+        DomainError::NotFound(ResourceId::Policy(id)) => no_such(&id),
+        DomainError::Exists(ResourceId::Policy(id)) => err(
+            CfCode::ContinuousDeploymentPolicyAlreadyExists,
+            format!("A continuous deployment policy with the id {id} already exists."),
+        ),
         DomainError::Invalid { field: _, message } => invalid(message),
+        DomainError::Constraint(v) => invalid(v.to_string()),
+        DomainError::Conflict { resource: _, message } => invalid(message),
+        // Evidently's resources: no policy command names one.
+        e @ (DomainError::NotFound(
+            ResourceId::Project(_)
+            | ResourceId::Feature(..)
+            | ResourceId::Launch(..)
+            | ResourceId::Experiment(..)
+            | ResourceId::Segment(_)
+            | ResourceId::Arn(..),
+        )
+        | DomainError::Exists(
+            ResourceId::Project(_)
+            | ResourceId::Feature(..)
+            | ResourceId::Launch(..)
+            | ResourceId::Experiment(..)
+            | ResourceId::Segment(_)
+            | ResourceId::Arn(..),
+        )) => err(CfCode::InternalError, e.to_string()),
         DomainError::StagingInUse { name } => err(
             CfCode::StagingDistributionInUse,
             format!("A continuous deployment policy for the staging distribution {name} already exists."),
@@ -297,7 +320,7 @@ fn from_domain(e: DomainError) -> CfError {
                 "You cannot delete a continuous deployment policy that is associated with a primary distribution ({distribution})."
             ),
         ),
-        DomainError::Quota { kind: ResourceKind::Policy, limit } => err(
+        DomainError::Quota { kind: _, scope: _, limit } => err(
             CfCode::TooManyContinuousDeploymentPolicies,
             format!("You have reached the maximum number of continuous deployment policies ({limit})."),
         ),

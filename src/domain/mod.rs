@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod decision;
+pub mod error;
 pub mod text;
 
 pub use decision::{Decision, Reason, Target};

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::arn::Arns;
 use super::engine::{
     CompiledExperiment, CompiledFeature, CompiledLaunch, LaunchGroup, SegmentOverride, Step, Treatment,
 };
@@ -14,8 +15,8 @@ use super::pattern::Pattern;
 #[derive(Default)]
 pub struct EvSnapshot {
     pub projects: HashMap<String, HashMap<String, Arc<CompiledFeature>>>,
-    /// `arn:aws:evidently:{region}:{account}`, for ARNs in answers.
-    pub arn_base: String,
+    /// The account's ARNs, for answers.
+    pub arns: Arns,
 }
 
 impl EvSnapshot {
@@ -24,8 +25,7 @@ impl EvSnapshot {
     }
 }
 
-/// ARN prefix `arn:aws:evidently:{region}:{account}`.
-pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
+pub fn compile(st: &EvState, arns: &Arns) -> EvSnapshot {
     // Each segment's pattern is parsed on its first compile only (`Segment::compiled`).
     let patterns: HashMap<&str, Arc<Pattern>> =
         st.segments.iter().filter_map(|(name, s)| Some((name.as_str(), Arc::clone(s.compiled()?)))).collect();
@@ -108,8 +108,8 @@ pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
                 .collect(),
         });
         let compiled = CompiledFeature {
-            project_arn: format!("{arn_base}:project/{project}").into(),
-            feature_arn: format!("{arn_base}:project/{project}/feature/{name}").into(),
+            project_arn: arns.project(project).into(),
+            feature_arn: arns.feature(project, name).into(),
             name: name.as_str().into(),
             variations: f.variations.iter().map(|v| (Arc::from(v.name.as_str()), v.value.clone())).collect(),
             default_variation: index(&f.default_variation).unwrap_or(0),
@@ -120,5 +120,5 @@ pub fn compile(st: &EvState, arn_base: &str) -> EvSnapshot {
         };
         projects.entry(project.clone()).or_default().insert(name.clone(), Arc::new(compiled));
     }
-    EvSnapshot { projects, arn_base: arn_base.to_string() }
+    EvSnapshot { projects, arns: arns.clone() }
 }

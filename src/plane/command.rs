@@ -1,17 +1,24 @@
 //! Typed commands and the pure state machine that applies them (issue 15): `apply` is a function of the
 //! state, the command and [`Fresh`] (the clock and the new ids), with no I/O. It returns the [`Change`]s
 //! to commit and what to answer, or a typed [`DomainError`]; [`super::Plane::execute`] is the one writer
-//! that locks, applies, commits the changes to the store, then publishes. Each wire protocol maps
-//! `DomainError` to its own codes, exhaustively.
+//! that locks, applies, commits the changes to the store in one transaction, then publishes. Each wire
+//! protocol maps `DomainError` to its own codes, exhaustively.
 //!
-//! Today: CloudFront's continuous deployment policies. Evidently's resources still go through their
-//! restJson handlers, which write through the plane's older helpers; they move here next.
+//! CloudFront's continuous deployment policies are ruled here; Evidently's resources in
+//! [`super::evidently`], whose inputs arrive decoded and checked against the service model
+//! (`evidently::input`).
 
 use crate::cd::model::{PolicyConfig, StoredPolicy};
+pub use crate::domain::error::{DomainError, QuotaScope, ResourceId, ResourceKind};
+use crate::evidently::input::{
+    ExperimentPatch, FeaturePatch, LaunchPatch, NewExperiment, NewFeature, NewLaunch, NewProject, ProjectPatch, Stop,
+};
+use crate::evidently::model::{Experiment, Launch, Resource, Segment, Tags};
 
 use super::ControlState;
+use super::evidently as ev;
 
-/// A change to the control state.
+/// A change to the control state. Names arrive resolved (a project ARN already read as its name).
 #[derive(Debug)]
 pub enum Command {
     CreatePolicy {
@@ -26,6 +33,89 @@ pub enum Command {
     DeletePolicy {
         id: String,
         if_match: Option<String>,
+    },
+    CreateProject(NewProject),
+    UpdateProject {
+        project: String,
+        patch: ProjectPatch,
+    },
+    /// UpdateProjectDataDelivery: `None` delivers nowhere.
+    SetDataDelivery {
+        project: String,
+        data_delivery: Option<serde_json::Value>,
+    },
+    DeleteProject {
+        project: String,
+    },
+    CreateFeature {
+        project: String,
+        feature: NewFeature,
+    },
+    UpdateFeature {
+        project: String,
+        feature: String,
+        patch: FeaturePatch,
+    },
+    DeleteFeature {
+        project: String,
+        feature: String,
+    },
+    /// A segment decoded with its pattern compiled; its times are the command's.
+    CreateSegment(Segment),
+    DeleteSegment {
+        segment: String,
+    },
+    CreateLaunch {
+        project: String,
+        launch: NewLaunch,
+    },
+    UpdateLaunch {
+        project: String,
+        launch: String,
+        patch: LaunchPatch,
+    },
+    DeleteLaunch {
+        project: String,
+        launch: String,
+    },
+    StartLaunch {
+        project: String,
+        launch: String,
+    },
+    StopLaunch {
+        project: String,
+        launch: String,
+        stop: Stop,
+    },
+    CreateExperiment {
+        project: String,
+        experiment: NewExperiment,
+    },
+    UpdateExperiment {
+        project: String,
+        experiment: String,
+        patch: ExperimentPatch,
+    },
+    DeleteExperiment {
+        project: String,
+        experiment: String,
+    },
+    StartExperiment {
+        project: String,
+        experiment: String,
+        /// Epoch seconds.
+        analysis_complete_time: f64,
+    },
+    StopExperiment {
+        project: String,
+        experiment: String,
+        stop: Stop,
+    },
+    /// TagResource (`add`) and UntagResource (`remove`).
+    Retag {
+        resource: ResourceId,
+        add: Tags,
+        remove: Vec<String>,
     },
 }
 
@@ -43,57 +133,31 @@ impl Fresh {
     pub fn now() -> Fresh {
         Fresh { now_ms: crate::domain::clock::now_ms(), id: crate::random::uuid(), etag: crate::random::etag() }
     }
+
+    /// The time in epoch seconds, as Evidently's timestamps are.
+    pub fn seconds(&self) -> f64 {
+        self.now_ms as f64 / 1000.0
+    }
 }
 
-/// What a command changes, in the order it is committed.
+/// What a command changes; all of one command's changes commit in one store transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     PutPolicy(StoredPolicy),
     DeletePolicy(String),
+    /// An Evidently resource, written whole.
+    PutResource(Resource),
+    /// An Evidently resource, by its store key (`Resource::key`).
+    DeleteResource(String),
 }
 
 /// What a command answers with, once committed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Policy(StoredPolicy),
+    /// The Evidently resource as written.
+    Resource(Resource),
     Deleted,
-}
-
-/// The kinds of resource a domain error can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceKind {
-    Policy,
-}
-
-/// Why a command was refused. Every variant is mapped by each wire protocol, with no catch-all arm.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainError {
-    NotFound {
-        kind: ResourceKind,
-        id: String,
-    },
-    /// A field that breaks a rule of the domain; `message` says which and why.
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    /// The staging distribution is already another policy's, or the file's.
-    StagingInUse {
-        name: String,
-    },
-    /// The policy is named by a distribution in the config file.
-    PolicyInUse {
-        id: String,
-        distribution: String,
-    },
-    Quota {
-        kind: ResourceKind,
-        limit: usize,
-    },
-    /// A write that must name the version it read did not.
-    VersionMissing,
-    /// The version named is not the current one.
-    VersionMismatch,
 }
 
 /// The changes and the answer of one applied command.
@@ -103,17 +167,28 @@ pub struct Applied {
     pub outcome: Outcome,
 }
 
+impl Applied {
+    fn put(r: Resource) -> Applied {
+        Applied { changes: vec![Change::PutResource(r.clone())], outcome: Outcome::Resource(r) }
+    }
+
+    fn delete(key: String) -> Applied {
+        Applied { changes: vec![Change::DeleteResource(key)], outcome: Outcome::Deleted }
+    }
+}
+
 /// Applies `cmd` to `st`: the changes to commit, or why not. Pure.
 pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, DomainError> {
-    match cmd {
+    let (e, q, t) = (&st.evidently, &st.config.quotas, fresh.seconds());
+    Ok(match cmd {
         Command::CreatePolicy { config } => {
             let limit = st.config.cd.max_policies;
             if st.policies.len() >= limit {
-                return Err(DomainError::Quota { kind: ResourceKind::Policy, limit });
+                return Err(DomainError::Quota { kind: ResourceKind::Policy, scope: QuotaScope::Account, limit });
             }
             check_names(st, &config, None)?;
             let p = StoredPolicy { id: fresh.id, etag: fresh.etag, last_modified_ms: fresh.now_ms, config, epoch: 0 };
-            Ok(Applied { changes: vec![Change::PutPolicy(p.clone())], outcome: Outcome::Policy(p) })
+            Applied { changes: vec![Change::PutPolicy(p.clone())], outcome: Outcome::Policy(p) }
         }
         Command::UpdatePolicy { id, if_match, config } => {
             let old = current_policy(st, &id, if_match.as_deref())?;
@@ -125,16 +200,65 @@ pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, D
                 last_modified_ms: fresh.now_ms,
                 config,
             };
-            Ok(Applied { changes: vec![Change::PutPolicy(p.clone())], outcome: Outcome::Policy(p) })
+            Applied { changes: vec![Change::PutPolicy(p.clone())], outcome: Outcome::Policy(p) }
         }
         Command::DeletePolicy { id, if_match } => {
             current_policy(st, &id, if_match.as_deref())?;
             if let Some(d) = st.config.distributions.iter().find(|d| d.policy_id.as_deref() == Some(id.as_str())) {
                 return Err(DomainError::PolicyInUse { id, distribution: d.id.clone() });
             }
-            Ok(Applied { changes: vec![Change::DeletePolicy(id)], outcome: Outcome::Deleted })
+            Applied { changes: vec![Change::DeletePolicy(id)], outcome: Outcome::Deleted }
         }
-    }
+        Command::CreateProject(p) => Applied::put(Resource::Project(ev::create_project(e, q, p, t)?)),
+        Command::UpdateProject { project, patch } => {
+            Applied::put(Resource::Project(ev::update_project(e, &project, patch, t)?))
+        }
+        Command::SetDataDelivery { project, data_delivery } => {
+            Applied::put(Resource::Project(ev::set_data_delivery(e, &project, data_delivery, t)?))
+        }
+        Command::DeleteProject { project } => Applied::delete(ev::delete_project(e, &project)?),
+        Command::CreateFeature { project, feature } => {
+            Applied::put(Resource::Feature(ev::create_feature(e, q, &project, feature, t)?))
+        }
+        Command::UpdateFeature { project, feature, patch } => {
+            Applied::put(Resource::Feature(ev::update_feature(e, &project, &feature, patch, t)?))
+        }
+        Command::DeleteFeature { project, feature } => Applied::delete(ev::delete_feature(e, &project, &feature)?),
+        Command::CreateSegment(s) => Applied::put(Resource::Segment(ev::create_segment(e, q, s, t)?)),
+        Command::DeleteSegment { segment } => Applied::delete(ev::delete_segment(e, &segment)?),
+        Command::CreateLaunch { project, launch } => {
+            Applied::put(Resource::Launch(ev::create_launch(e, q, &project, launch, t)?))
+        }
+        Command::UpdateLaunch { project, launch, patch } => {
+            Applied::put(Resource::Launch(ev::update_launch(e, &project, &launch, patch, t)?))
+        }
+        Command::DeleteLaunch { project, launch } => Applied::delete(ev::delete::<Launch>(e, &project, &launch)?),
+        Command::StartLaunch { project, launch } => {
+            let l = ev::find::<Launch>(e, &project, &launch)?.clone();
+            Applied::put(Resource::Launch(ev::start(e, q, l, t)?))
+        }
+        Command::StopLaunch { project, launch, stop } => {
+            let l = ev::find::<Launch>(e, &project, &launch)?.clone();
+            Applied::put(Resource::Launch(ev::stop(l, stop, t)?))
+        }
+        Command::CreateExperiment { project, experiment } => {
+            Applied::put(Resource::Experiment(ev::create_experiment(e, q, &project, experiment, t)?))
+        }
+        Command::UpdateExperiment { project, experiment, patch } => {
+            Applied::put(Resource::Experiment(ev::update_experiment(e, &project, &experiment, patch, t)?))
+        }
+        Command::DeleteExperiment { project, experiment } => {
+            Applied::delete(ev::delete::<Experiment>(e, &project, &experiment)?)
+        }
+        Command::StartExperiment { project, experiment, analysis_complete_time } => Applied::put(Resource::Experiment(
+            ev::start_experiment(e, q, &project, &experiment, analysis_complete_time, t)?,
+        )),
+        Command::StopExperiment { project, experiment, stop } => {
+            let x = ev::find::<Experiment>(e, &project, &experiment)?.clone();
+            Applied::put(Resource::Experiment(ev::stop(x, stop, t)?))
+        }
+        Command::Retag { resource, add, remove } => Applied::put(ev::retag(e, &resource, add, &remove)?),
+    })
 }
 
 /// The policy `id`, if the caller named its current version.
@@ -143,7 +267,7 @@ pub fn current_policy<'a>(
     id: &str,
     if_match: Option<&str>,
 ) -> Result<&'a StoredPolicy, DomainError> {
-    let p = st.policies.get(id).ok_or_else(|| DomainError::NotFound { kind: ResourceKind::Policy, id: id.into() })?;
+    let p = st.policies.get(id).ok_or_else(|| DomainError::NotFound(ResourceId::Policy(id.into())))?;
     match if_match.map(str::trim).filter(|t| !t.is_empty()) {
         None => Err(DomainError::VersionMissing),
         Some(tag) if tag != p.etag => Err(DomainError::VersionMismatch),
@@ -153,7 +277,7 @@ pub fn current_policy<'a>(
 
 /// The staging names against the distributions and the other policies.
 fn check_names(st: &ControlState, config: &PolicyConfig, own_id: Option<&str>) -> Result<(), DomainError> {
-    let invalid = |message: String| DomainError::Invalid { field: "StagingDistributionDnsNames", message };
+    let invalid = |message: String| DomainError::invalid("StagingDistributionDnsNames", message);
     if config.staging_dns_names.is_empty() {
         return Err(invalid("StagingDistributionDnsNames must name one staging distribution.".into()));
     }
@@ -206,7 +330,6 @@ mod tests {
         }
         let config = crate::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
         ControlState {
-            dry_run: false,
             config,
             policies: Default::default(),
             evidently: Default::default(),
@@ -257,7 +380,7 @@ mod tests {
         }
         run(&mut st, Command::CreatePolicy { config: config(&["s2.test"], 0.1, true) }, 4).unwrap();
         let full = run(&mut st, Command::CreatePolicy { config: config(&["s2.test"], 0.1, true) }, 5);
-        assert_eq!(full, Err(DomainError::Quota { kind: ResourceKind::Policy, limit: 2 }));
+        assert_eq!(full, Err(DomainError::Quota { kind: ResourceKind::Policy, scope: QuotaScope::Account, limit: 2 }));
     }
 
     #[test]
@@ -278,10 +401,7 @@ mod tests {
         let Ok(Outcome::Policy(p)) = run(&mut st, update(Some("E2"), false), 3) else { panic!() };
         assert_eq!((p.etag.as_str(), p.epoch), ("E3", 1));
         let missing = Command::DeletePolicy { id: "nope".into(), if_match: Some("E3".into()) };
-        assert_eq!(
-            run(&mut st, missing, 4),
-            Err(DomainError::NotFound { kind: ResourceKind::Policy, id: "nope".into() })
-        );
+        assert_eq!(run(&mut st, missing, 4), Err(DomainError::NotFound(ResourceId::Policy("nope".into()))));
         let stale = Command::DeletePolicy { id: "id1".into(), if_match: Some("E2".into()) };
         assert_eq!(run(&mut st, stale, 4), Err(DomainError::VersionMismatch));
         let delete = Command::DeletePolicy { id: "id1".into(), if_match: Some("E3".into()) };

@@ -4,13 +4,14 @@
 //! request path never touches; readers only load a published `ArcSwap`.
 
 pub mod command;
+mod declare;
+pub mod evidently;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
-use crate::admin::evidently::declare;
 use crate::cd::CdSettings;
 use crate::cd::cookie::CookieKey;
 use crate::cd::model::StoredPolicy;
@@ -21,7 +22,7 @@ use crate::evidently::exposure::ExposureLog;
 use crate::evidently::model::{EvState, Resource};
 use crate::metrics::Metrics;
 use crate::routing::{CompileInput, HealthRegistry, Routes};
-use crate::store::{Store, StoreError};
+use crate::store::{Row, Store, StoreError, Table};
 
 pub struct Plane {
     pub metrics: Arc<Metrics>,
@@ -62,11 +63,18 @@ pub enum ExecuteError {
     Store(StoreError),
 }
 
+impl std::fmt::Display for ExecuteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecuteError::Domain(e) => write!(f, "{e}"),
+            ExecuteError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// What the control plane knows; changed only under the plane's lock.
 #[derive(Clone)]
 pub struct ControlState {
-    /// A rehearsal: Evidently writes change this copy only, never the store (see `declare`).
-    pub dry_run: bool,
     pub config: Config,
     pub policies: BTreeMap<String, StoredPolicy>,
     /// Evidently's projects, features, launches, experiments and segments.
@@ -85,8 +93,38 @@ impl ControlState {
             command::Change::DeletePolicy(id) => {
                 self.policies.remove(&id);
             }
+            command::Change::PutResource(r) => self.evidently.put(r),
+            command::Change::DeleteResource(key) => self.evidently.remove(&key),
         }
     }
+}
+
+/// The store rows of one command's changes.
+fn rows(changes: &[command::Change]) -> Vec<Row> {
+    let evidently = |key: String, value| Row { table: Table::Evidently, key, value };
+    changes
+        .iter()
+        .map(|c| match c {
+            command::Change::PutPolicy(p) => Row::policy(p),
+            command::Change::DeletePolicy(id) => Row { table: Table::Policies, key: id.clone(), value: None },
+            command::Change::PutResource(r) => evidently(r.key(), Some(r.to_json())),
+            command::Change::DeleteResource(key) => evidently(key.clone(), None),
+        })
+        .collect()
+}
+
+/// Applies `cmd` to `st`, committing its changes to `store` first, in one transaction (`None`: a
+/// rehearsal on a copy, which writes nothing). Nothing changes if the command is refused or the store
+/// fails.
+fn run(store: Option<&Store>, st: &mut ControlState, cmd: command::Command) -> Result<command::Outcome, ExecuteError> {
+    let applied = command::apply(st, cmd, command::Fresh::now()).map_err(ExecuteError::Domain)?;
+    if let Some(store) = store {
+        store.write(&rows(&applied.changes)).map_err(ExecuteError::Store)?;
+    }
+    for change in applied.changes {
+        st.commit(change);
+    }
+    Ok(applied.outcome)
 }
 
 /// The stored record of a file-written policy's session generation.
@@ -122,8 +160,7 @@ impl Plane {
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
         let declared = config.declared.clone();
-        let mut st =
-            ControlState { dry_run: false, config, policies, evidently, inline_epochs: HashMap::new(), cookie_key };
+        let mut st = ControlState { config, policies, evidently, inline_epochs: HashMap::new(), cookie_key };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let published = ArcSwap::from_pointee(compile(&st, &metrics, &health));
         let plane = Plane {
@@ -141,10 +178,8 @@ impl Plane {
             let mut st = plane.lock();
             // Rehearsed on a copy first, as a reload does: a file whose declarations fail against what the
             // store holds is refused before any of them is written.
-            let mut rehearsal = st.clone();
-            rehearsal.dry_run = true;
-            declare::apply(&plane, &mut rehearsal, &declared).map_err(join)?;
-            declare::apply(&plane, &mut st, &declared).map_err(join)?;
+            declare::apply(None, &mut st.clone(), &declared).map_err(join)?;
+            declare::apply(Some(&plane.store), &mut st, &declared).map_err(join)?;
             plane.publish(&st);
         }
         Ok(plane)
@@ -154,20 +189,20 @@ impl Plane {
     /// commits its changes to the store, applies them to the state, publishes. Nothing changes if the
     /// store refuses the write.
     pub fn execute(&self, cmd: command::Command) -> Result<command::Outcome, ExecuteError> {
+        self.execute_then(cmd, |_, outcome| outcome)
+    }
+
+    /// [`Plane::execute`], then `answer` reads the outcome with the state the command left, under the
+    /// same lock (an API's answer counts what the write made, and nothing written after it).
+    pub fn execute_then<T>(
+        &self,
+        cmd: command::Command,
+        answer: impl FnOnce(&ControlState, command::Outcome) -> T,
+    ) -> Result<T, ExecuteError> {
         let mut st = self.lock();
-        let applied = command::apply(&st, cmd, command::Fresh::now()).map_err(ExecuteError::Domain)?;
-        for change in &applied.changes {
-            match change {
-                command::Change::PutPolicy(p) => self.store.put_policy(p),
-                command::Change::DeletePolicy(id) => self.store.delete_policy(id),
-            }
-            .map_err(ExecuteError::Store)?;
-        }
-        for change in applied.changes {
-            st.commit(change);
-        }
+        let outcome = run(Some(&self.store), &mut st, cmd)?;
         self.publish(&st);
-        Ok(applied.outcome)
+        Ok(answer(&st, outcome))
     }
 
     /// The control state, locked. Never hold it across an `.await`.
@@ -202,26 +237,6 @@ impl Plane {
         self.clock.advance(by);
     }
 
-    /// Writes Evidently resources (`put`) and deletes others (by store key) in one durable transaction,
-    /// then applies them to `st` and publishes. Nothing changes if the store write fails.
-    pub fn write_evidently(
-        &self,
-        st: &mut ControlState,
-        put: Vec<Resource>,
-        delete: Vec<String>,
-    ) -> Result<(), StoreError> {
-        let rows: Vec<(String, Vec<u8>)> = put.iter().map(|r| (r.key(), r.to_json())).collect();
-        self.store.write_evidently(&rows, &delete)?;
-        for k in &delete {
-            st.evidently.remove(k);
-        }
-        for r in put {
-            st.evidently.put(r);
-        }
-        self.publish(st);
-        Ok(())
-    }
-
     /// Adopts a new config file (already validated): new upstream clients only if their settings
     /// changed, so warm connection pools survive; then publishes.
     pub fn apply_config(&self, new: Config) -> Result<(), String> {
@@ -230,15 +245,14 @@ impl Plane {
         // Rehearse the declared Evidently resources on a copy first: a file whose declarations fail is
         // rejected whole, with positions, before anything changes.
         let mut rehearsal = st.clone();
-        rehearsal.dry_run = true;
         rehearsal.config = new.clone();
-        declare::apply(self, &mut rehearsal, &declared).map_err(join)?;
+        declare::apply(None, &mut rehearsal, &declared).map_err(join)?;
         if new.cd.cookie_key != st.config.cd.cookie_key {
             st.cookie_key = cookie_key(&new, &self.store).map_err(|e| e.to_string())?;
         }
         st.config = new;
         update_inline_epochs(&self.store, &mut st).map_err(|e| e.to_string())?;
-        declare::apply(self, &mut st, &declared).map_err(join)?;
+        declare::apply(Some(&self.store), &mut st, &declared).map_err(join)?;
         self.publish(&st);
         Ok(())
     }
@@ -285,8 +299,8 @@ fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Sna
         cookie_name: st.config.cd.cookie_name.as_str().into(),
         cache_control_private: st.config.cd.cache_control_private,
     };
-    let arn_base = format!("arn:aws:evidently:{}:{}", st.config.region, st.config.account_id);
-    let evidently = crate::evidently::compile::compile(&st.evidently, &arn_base);
+    let arns = crate::evidently::arn::Arns::new(&st.config.region, &st.config.account_id);
+    let evidently = crate::evidently::compile::compile(&st.evidently, &arns);
     let input = CompileInput {
         metrics,
         health,

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::domain::error::ResourceId;
 use crate::evidently::compile::EvSnapshot;
 use crate::evidently::engine::CompiledFeature;
 use crate::evidently::exposure::Exposure;
@@ -34,7 +35,7 @@ fn context(field: &str, text: &Option<String>) -> EvResult<Value> {
     let Some(text) = text else { return Ok(Value::Null) };
     let v: Value = serde_json::from_str(text).map_err(|e| invalid(field, format!("is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(invalid(field, "must be a JSON object"));
+        return Err(invalid(field, "must be a JSON object").into());
     }
     Ok(v)
 }
@@ -71,10 +72,9 @@ fn result(
 
 /// The project's name, checked against the snapshot (no lock).
 fn project_name(snapshot: &EvSnapshot, p: &str) -> EvResult<String> {
-    let name = project_ref(&snapshot.arn_base, p)?;
+    let name = project_ref(&snapshot.arns, p)?;
     if !snapshot.projects.contains_key(&name) {
-        let arn = format!("{}:project/{name}", snapshot.arn_base);
-        return Err(not_found("project", &arn, format!("Project does not exist with arn '{arn}'")));
+        return Err(DomainError::NotFound(ResourceId::Project(name)).into());
     }
     Ok(name)
 }
@@ -87,8 +87,7 @@ pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &EvCall) -> EvResult<Valu
     let entity_id = entity("entityId", b.entity_id)?;
     let ctx = context("evaluationContext", &b.evaluation_context)?;
     let Some(feature) = state.evidently.feature(&project, f) else {
-        let arn = format!("{}:project/{project}/feature/{f}", state.evidently.arn_base);
-        return Err(not_found("feature", &arn, format!("Feature does not exist with arn '{arn}'")));
+        return Err(DomainError::NotFound(ResourceId::Feature(project, f.to_string())).into());
     };
     Ok(Value::Object(result(plane, &project, feature, &entity_id, &ctx)))
 }
@@ -99,14 +98,14 @@ pub fn batch(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
     let b: BatchBody = call.json()?;
     let requests = b.requests.ok_or_else(|| invalid("requests", "is required"))?;
     aws::EVALUATION_REQUESTS_LIST.check("requests", requests.len())?;
-    let arn_base = format!("{}:project/{project}", state.evidently.arn_base);
+    let project_arn = state.evidently.arns.project(&project);
     let mut results = Vec::with_capacity(requests.len());
     for (i, r) in requests.into_iter().enumerate() {
         let entity_id = entity(&format!("requests[{i}].entityId"), r.entity_id)?;
         let feature = r.feature.ok_or_else(|| invalid(&format!("requests[{i}].feature"), "is required"))?;
         aws::FEATURE_NAME.check(&format!("requests[{i}].feature"), &feature)?;
         let ctx = context(&format!("requests[{i}].evaluationContext"), &r.evaluation_context)?;
-        let feature_arn = format!("{arn_base}/feature/{feature}");
+        let feature_arn = state.evidently.arns.feature(&project, &feature);
         let mut item = match state.evidently.feature(&project, &feature) {
             Some(f) => result(plane, &project, f, &entity_id, &ctx),
             None => {
@@ -117,7 +116,7 @@ pub fn batch(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
         };
         item.insert("entityId".into(), json!(entity_id));
         item.insert("feature".into(), json!(feature_arn));
-        item.insert("project".into(), json!(arn_base));
+        item.insert("project".into(), json!(project_arn));
         results.push(Value::Object(item));
     }
     Ok(json!({ "results": results }))

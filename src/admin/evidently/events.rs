@@ -40,12 +40,11 @@ fn millis(v: &Option<Value>) -> Option<i64> {
 }
 
 /// Call it off the async workers, without the plane's lock (see the module doc).
-pub fn put(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
-    let (project, metric_rules) = {
+pub fn put(plane: &Plane, project: &str, call: &EvCall) -> EvResult<Value> {
+    let metric_rules = {
         let st = plane.lock();
-        let project = find_project(&st, p)?.name.clone();
-        let metric_rules = rules(&st.evidently, &project);
-        (project, metric_rules)
+        crate::plane::evidently::project(&st.evidently, project)?;
+        rules(&st.evidently, project)
     };
     let b: Body = call.json()?;
     let events = b.events.ok_or_else(|| invalid("events", "is required"))?;
@@ -71,7 +70,7 @@ pub fn put(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
                 aws::EVENT_TYPE.check("type", kind).map_err(|v| failure("ValidationException", v.to_string()))?;
             }
             match e.kind.as_deref() {
-                Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.exposures, &project, at, &data)),
+                Some(CUSTOM) => adds.extend(attribute(&metric_rules, &plane.exposures, project, at, &data)),
                 // The evaluation-event schema is unpublished: accepted, not attributed.
                 Some(EVALUATION) => {}
                 _ => return Err(failure("ValidationException", format!("type must be {CUSTOM} or {EVALUATION}"))),

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::evidently::events::{BUCKET_SECS, series_prefix};
 use crate::evidently::exposure::RuleKind;
+use crate::evidently::model::Experiment;
 use crate::evidently::stats::{Moments, bayes, srm_p_value, welch};
 
 #[derive(Deserialize)]
@@ -36,27 +37,20 @@ struct Body {
 }
 
 /// Call it off the async workers, without the plane's lock (see the module doc).
-pub fn get(plane: &Plane, p: &str, name: &str, call: &EvCall) -> EvResult<Value> {
+pub fn get(plane: &Plane, project: &str, name: &str, call: &EvCall) -> EvResult<Value> {
     let body = call.json::<Body>();
-    let (project, x) = {
-        let st = plane.lock();
-        let project = find_project(&st, p)?.name.clone();
-        aws::EXPERIMENT_NAME.check("experiment", name)?;
-        let x = st.evidently.experiments.get(&(project.clone(), name.to_string())).cloned().ok_or_else(|| {
-            let arn = Arns(&st.config).experiment(&project, name);
-            not_found("experiment", &arn, format!("Experiment does not exist with arn '{arn}'"))
-        })?;
-        (project, x)
-    };
+    let x = crate::plane::evidently::find::<Experiment>(&plane.lock().evidently, project, name)?.clone();
     let b = body?;
     let metrics = b.metric_names.ok_or_else(|| invalid("metricNames", "is required"))?;
     aws::METRIC_NAME_LIST.check("metricNames", metrics.len())?;
     for (i, m) in metrics.iter().enumerate() {
         aws::CW_DIMENSION_SAFE_NAME.check(&format!("metricNames[{i}]"), m)?;
     }
-    let [metric] = metrics.as_slice() else { return Err(invalid("metricNames", "takes exactly one metric name")) };
+    let [metric] = metrics.as_slice() else {
+        return Err(invalid("metricNames", "takes exactly one metric name").into());
+    };
     if !x.metric_goals.iter().any(|g| &g.metric_definition.name == metric) {
-        return Err(invalid("metricNames", format!("`{metric}` is not a metric of this experiment")));
+        return Err(invalid("metricNames", format!("`{metric}` is not a metric of this experiment")).into());
     }
     let treatments = b.treatment_names.ok_or_else(|| invalid("treatmentNames", "is required"))?;
     aws::TREATMENT_NAME_LIST.check("treatmentNames", treatments.len())?;
@@ -64,9 +58,9 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &EvCall) -> EvResult<Value>
         aws::TREATMENT_NAME.check(&format!("treatmentNames[{i}]"), t)?;
     }
     if let Some(t) = treatments.iter().find(|t| !x.treatments.iter().any(|xt| &xt.name == *t)) {
-        return Err(invalid("treatmentNames", format!("`{t}` is not a treatment of this experiment")));
+        return Err(invalid("treatmentNames", format!("`{t}` is not a treatment of this experiment")).into());
     }
-    check_opt(&aws::EXPERIMENT_BASE_STAT, "baseStat", b.base_stat.as_deref())?;
+    input::check_opt(&aws::EXPERIMENT_BASE_STAT, "baseStat", b.base_stat.as_deref())?;
     // Every statistic the model names (BaseStat, TreatmentEffect, ConfidenceInterval, PValue) when none is asked.
     let stats = b
         .result_stats
@@ -81,9 +75,10 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &EvCall) -> EvResult<Value>
         aws::EXPERIMENT_REPORT_NAME.check(&format!("reportNames[{i}]"), r)?;
     }
     let start = b.start_time.or(x.started_time).unwrap_or(x.created_time).floor() as i64;
-    let end = b.end_time.unwrap_or_else(now).ceil() as i64;
+    let now = crate::domain::clock::now_ms() as f64 / 1000.0;
+    let end = b.end_time.unwrap_or(now).ceil() as i64;
     if end <= start {
-        return Err(invalid("endTime", "must be after startTime"));
+        return Err(invalid("endTime", "must be after startTime").into());
     }
     if let Some(period) = b.period {
         aws::RESULTS_PERIOD.check("period", period)?;
@@ -92,11 +87,13 @@ pub fn get(plane: &Plane, p: &str, name: &str, call: &EvCall) -> EvResult<Value>
     // The answer's `timestamps` is a `TimestampList`.
     let max_timestamps = aws::TIMESTAMP_LIST.max.unwrap_or(usize::MAX);
     if usize::try_from((end - start) / period).is_ok_and(|n| n > max_timestamps) {
-        return Err(invalid("period", format!("gives more than {max_timestamps} timestamps for this time range")));
+        return Err(
+            invalid("period", format!("gives more than {max_timestamps} timestamps for this time range")).into()
+        );
     }
 
     // Buckets per treatment, keyed by bucket start.
-    let prefix = series_prefix(&project, RuleKind::Experiment, name, metric);
+    let prefix = series_prefix(project, RuleKind::Experiment, name, metric);
     let rows = plane.store.results(&prefix).map_err(|e| {
         tracing::error!(error = %e, "Store read failed");
         EvError::new(EvCode::ServiceUnavailable, "The results could not be read.")
