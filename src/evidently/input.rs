@@ -884,6 +884,144 @@ impl StopBody {
     }
 }
 
+// === events and results ===
+
+/// PutProjectEvents' body.
+#[derive(Deserialize)]
+pub struct EventsBody {
+    pub events: Option<Vec<EventBody>>,
+}
+
+#[derive(Deserialize)]
+pub struct EventBody {
+    pub timestamp: Option<Value>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub data: Option<String>,
+}
+
+/// `EventType`'s values.
+pub const CUSTOM: &str = "aws.evidently.custom";
+pub const EVALUATION: &str = "aws.evidently.evaluation";
+
+/// One event, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Epoch milliseconds.
+    pub at_ms: i64,
+    /// A custom event, turned into metric values; an evaluation event is accepted and not attributed
+    /// (its schema is unpublished).
+    pub custom: bool,
+    /// A JSON object.
+    pub data: Value,
+}
+
+impl EventsBody {
+    /// The events, each decoded on its own: the call succeeds while single events may fail (one bad
+    /// event in a batch should not lose the others, edgesplit's choice for an `EventType` outside the
+    /// model's enum too).
+    pub fn decode(self) -> DomainResult<Vec<DomainResult<Event>>> {
+        let events = required("events", self.events)?;
+        aws::EVENT_LIST.check("events", events.len())?;
+        Ok(events.into_iter().map(EventBody::decode).collect())
+    }
+}
+
+impl EventBody {
+    fn decode(self) -> DomainResult<Event> {
+        let seconds = self.timestamp.as_ref().and_then(Value::as_f64).filter(|s| s.is_finite() && *s >= 0.0);
+        let at_ms = seconds
+            .map(|s| (s * 1000.0) as i64)
+            .ok_or_else(|| DomainError::invalid("timestamp", "must be epoch seconds"))?;
+        let text = required("data", self.data)?;
+        let data: Value =
+            serde_json::from_str(&text).map_err(|e| DomainError::invalid("data", format!("is not valid JSON: {e}")))?;
+        if !data.is_object() {
+            return Err(DomainError::invalid("data", "must be a JSON object"));
+        }
+        if let Some(kind) = self.kind.as_deref() {
+            aws::EVENT_TYPE.check("type", kind)?;
+        }
+        let custom = match self.kind.as_deref() {
+            Some(CUSTOM) => true,
+            Some(EVALUATION) => false,
+            _ => return Err(DomainError::invalid("type", format!("must be {CUSTOM} or {EVALUATION}"))),
+        };
+        Ok(Event { at_ms, custom, data })
+    }
+}
+
+/// GetExperimentResults' body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultsBody {
+    pub metric_names: Option<Vec<String>>,
+    pub treatment_names: Option<Vec<String>>,
+    pub base_stat: Option<String>,
+    pub result_stats: Option<Vec<String>>,
+    pub report_names: Option<Vec<String>>,
+    pub period: Option<i64>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+}
+
+/// What GetExperimentResults asks for, checked against the model (against the experiment: by the
+/// control plane).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsQuery {
+    pub metric: String,
+    pub treatments: Vec<String>,
+    /// `ExperimentResultRequestType`s: every one the model names when none is asked.
+    pub stats: Vec<String>,
+    pub reports: Vec<String>,
+    /// Seconds, a `ResultsPeriod`.
+    pub period: Option<i64>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+}
+
+impl ResultsBody {
+    pub fn decode(self) -> DomainResult<ResultsQuery> {
+        let metrics = required("metricNames", self.metric_names)?;
+        aws::METRIC_NAME_LIST.check("metricNames", metrics.len())?;
+        for (i, m) in metrics.iter().enumerate() {
+            aws::CW_DIMENSION_SAFE_NAME.check(&format!("metricNames[{i}]"), m)?;
+        }
+        let [metric] = <[String; 1]>::try_from(metrics)
+            .map_err(|_| DomainError::invalid("metricNames", "takes exactly one metric name"))?;
+        let treatments = required("treatmentNames", self.treatment_names)?;
+        aws::TREATMENT_NAME_LIST.check("treatmentNames", treatments.len())?;
+        for (i, t) in treatments.iter().enumerate() {
+            aws::TREATMENT_NAME.check(&format!("treatmentNames[{i}]"), t)?;
+        }
+        check_opt(&aws::EXPERIMENT_BASE_STAT, "baseStat", self.base_stat.as_deref())?;
+        let stats = self
+            .result_stats
+            .unwrap_or_else(|| aws::EXPERIMENT_RESULT_REQUEST_TYPE.values.iter().map(|s| s.to_string()).collect());
+        aws::EXPERIMENT_RESULT_REQUEST_TYPE_LIST.check("resultStats", stats.len())?;
+        for (i, s) in stats.iter().enumerate() {
+            aws::EXPERIMENT_RESULT_REQUEST_TYPE.check(&format!("resultStats[{i}]"), s)?;
+        }
+        let reports = self.report_names.unwrap_or_default();
+        aws::EXPERIMENT_REPORT_NAME_LIST.check("reportNames", reports.len())?;
+        for (i, r) in reports.iter().enumerate() {
+            aws::EXPERIMENT_REPORT_NAME.check(&format!("reportNames[{i}]"), r)?;
+        }
+        if let Some(period) = self.period {
+            aws::RESULTS_PERIOD.check("period", period)?;
+        }
+        Ok(ResultsQuery {
+            metric,
+            treatments,
+            stats,
+            reports,
+            period: self.period,
+            start_time: self.start_time,
+            end_time: self.end_time,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -954,6 +1092,11 @@ mod tests {
         assert_eq!(types, model);
         // The default strategy is one of the model's.
         assert!(aws::FEATURE_EVALUATION_STRATEGY.values.contains(&"ALL_RULES"));
+    }
+
+    #[test]
+    fn the_event_types_are_the_models() {
+        assert_eq!(aws::EVENT_TYPE.values, [EVALUATION, CUSTOM]);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 pub mod command;
 mod declare;
+mod events;
 pub mod evidently;
+pub mod results;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

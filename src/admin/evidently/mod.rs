@@ -355,8 +355,8 @@ async fn route(plane: &Arc<Plane>, arns: &Arns, call: EvCall) -> EvResult<Value>
             unlocked(plane, move |pl| results::get(pl, &p, &e, &call)).await
         }
         (&Method::POST, ["events", "projects", p]) => {
-            let p = project(p)?;
-            unlocked(plane, move |pl| events::put(pl, &p, &call)).await
+            let (p, arns) = (project(p)?, arns.clone());
+            unlocked(plane, move |pl| events::put(pl, &arns, &p, &call)).await
         }
         (&Method::POST, ["segments"]) => {
             let segment = call.json::<input::SegmentBody>()?.decode()?;

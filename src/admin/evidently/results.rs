@@ -1,215 +1,38 @@
-//! GetExperimentResults: statistics per treatment against the control, over time, from the moments
-//! PutProjectEvents stored (see `evidently::stats` for the methods).
-//!
-//! Each timestamp closes a `period`; the statistics at a timestamp are cumulative from `startTime`, as
-//! an experiment dashboard shows them. A timestamp appears once every requested treatment has at least
-//! two values (so every statistic exists); `details` says "Not enough events" below 100 events per
-//! treatment, and reports a sample-ratio mismatch when the event counts stray from the treatment
-//! weights (chi-square p < 0.001).
-//!
-//! It runs on a blocking thread and holds the plane's lock only to find the experiment (a copy is
-//! taken): the store read and the statistics run unlocked, so a large result set never holds up an
-//! admin write or a reload. The cumulative moments advance bucket by bucket as the timestamps do, so
-//! the work is linear in timestamps plus buckets, not their product.
+//! GetExperimentResults on the wire: the query decoded, the results computed by
+//! [`Plane::experiment_results`] (off the async workers, unlocked), and encoded.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::evidently::events::{BUCKET_SECS, series_prefix};
-use crate::evidently::exposure::RuleKind;
 use crate::evidently::model::Experiment;
-use crate::evidently::stats::{Moments, bayes, srm_p_value, welch};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Body {
-    metric_names: Option<Vec<String>>,
-    treatment_names: Option<Vec<String>>,
-    base_stat: Option<String>,
-    result_stats: Option<Vec<String>>,
-    report_names: Option<Vec<String>>,
-    period: Option<i64>,
-    start_time: Option<f64>,
-    end_time: Option<f64>,
-}
-
-/// Call it off the async workers, without the plane's lock (see the module doc).
 pub fn get(plane: &Plane, project: &str, name: &str, call: &EvCall) -> EvResult<Value> {
-    let body = call.json::<Body>();
-    let x = crate::plane::evidently::find::<Experiment>(&plane.lock().evidently, project, name)?.clone();
-    let b = body?;
-    let metrics = b.metric_names.ok_or_else(|| invalid("metricNames", "is required"))?;
-    aws::METRIC_NAME_LIST.check("metricNames", metrics.len())?;
-    for (i, m) in metrics.iter().enumerate() {
-        aws::CW_DIMENSION_SAFE_NAME.check(&format!("metricNames[{i}]"), m)?;
-    }
-    let [metric] = metrics.as_slice() else {
-        return Err(invalid("metricNames", "takes exactly one metric name").into());
-    };
-    if !x.metric_goals.iter().any(|g| &g.metric_definition.name == metric) {
-        return Err(invalid("metricNames", format!("`{metric}` is not a metric of this experiment")).into());
-    }
-    let treatments = b.treatment_names.ok_or_else(|| invalid("treatmentNames", "is required"))?;
-    aws::TREATMENT_NAME_LIST.check("treatmentNames", treatments.len())?;
-    for (i, t) in treatments.iter().enumerate() {
-        aws::TREATMENT_NAME.check(&format!("treatmentNames[{i}]"), t)?;
-    }
-    if let Some(t) = treatments.iter().find(|t| !x.treatments.iter().any(|xt| &xt.name == *t)) {
-        return Err(invalid("treatmentNames", format!("`{t}` is not a treatment of this experiment")).into());
-    }
-    input::check_opt(&aws::EXPERIMENT_BASE_STAT, "baseStat", b.base_stat.as_deref())?;
-    // Every statistic the model names (BaseStat, TreatmentEffect, ConfidenceInterval, PValue) when none is asked.
-    let stats = b
-        .result_stats
-        .unwrap_or_else(|| aws::EXPERIMENT_RESULT_REQUEST_TYPE.values.iter().map(|s| s.to_string()).collect());
-    aws::EXPERIMENT_RESULT_REQUEST_TYPE_LIST.check("resultStats", stats.len())?;
-    for (i, s) in stats.iter().enumerate() {
-        aws::EXPERIMENT_RESULT_REQUEST_TYPE.check(&format!("resultStats[{i}]"), s)?;
-    }
-    let reports = b.report_names.unwrap_or_default();
-    aws::EXPERIMENT_REPORT_NAME_LIST.check("reportNames", reports.len())?;
-    for (i, r) in reports.iter().enumerate() {
-        aws::EXPERIMENT_REPORT_NAME.check(&format!("reportNames[{i}]"), r)?;
-    }
-    let start = b.start_time.or(x.started_time).unwrap_or(x.created_time).floor() as i64;
-    let now = crate::domain::clock::now_ms() as f64 / 1000.0;
-    let end = b.end_time.unwrap_or(now).ceil() as i64;
-    if end <= start {
-        return Err(invalid("endTime", "must be after startTime").into());
-    }
-    if let Some(period) = b.period {
-        aws::RESULTS_PERIOD.check("period", period)?;
-    }
-    let period = b.period.unwrap_or(end - start).max(BUCKET_SECS);
-    // The answer's `timestamps` is a `TimestampList`.
-    let max_timestamps = aws::TIMESTAMP_LIST.max.unwrap_or(usize::MAX);
-    if usize::try_from((end - start) / period).is_ok_and(|n| n > max_timestamps) {
-        return Err(
-            invalid("period", format!("gives more than {max_timestamps} timestamps for this time range")).into()
-        );
-    }
-
-    // Buckets per treatment, keyed by bucket start.
-    let prefix = series_prefix(project, RuleKind::Experiment, name, metric);
-    let rows = plane.store.results(&prefix).map_err(|e| {
-        tracing::error!(error = %e, "Store read failed");
-        EvError::new(EvCode::ServiceUnavailable, "The results could not be read.")
+    // The experiment first: a missing one answers 404 whatever the body.
+    crate::plane::evidently::find::<Experiment>(&plane.lock().evidently, project, name)?;
+    let query = call.json::<input::ResultsBody>()?.decode()?;
+    let r = plane.experiment_results(project, name, query).map_err(|e| match Failure::from(e) {
+        Failure::Store(e) => {
+            tracing::error!(error = %e, "Store read failed");
+            EvError::new(EvCode::ServiceUnavailable, "The results could not be read.").into()
+        }
+        other => other,
     })?;
-    let mut by_arm: BTreeMap<String, BTreeMap<i64, Moments>> = BTreeMap::new();
-    for (key, m) in rows {
-        let rest = &key[prefix.len()..];
-        let Some((arm, bucket)) = rest.split_once('\u{1f}') else { continue };
-        let Ok(bucket) = bucket.parse::<i64>() else { continue };
-        by_arm.entry(arm.to_string()).or_default().insert(bucket, m);
-    }
-    let control =
-        x.control_treatment.clone().or_else(|| x.treatments.first().map(|t| t.name.clone())).unwrap_or_default();
-    let first_bucket = start.div_euclid(BUCKET_SECS) * BUCKET_SECS;
-    let empty = BTreeMap::new();
-    let buckets = |arm: &str| by_arm.get(arm).unwrap_or(&empty).range(first_bucket..).peekable();
-    // The moments of one arm's buckets from `first_bucket` up to (not including) `until`, summed in
-    // bucket order whether asked once (`cumulative`) or step by step as the timestamps advance.
-    let cumulative = |arm: &str, until: i64| -> Moments {
-        let mut total = Moments::default();
-        for (_, m) in buckets(arm).take_while(|(b, _)| **b < until) {
-            total.merge(m);
-        }
-        total
-    };
-    let mut running: BTreeMap<&str, (Moments, _)> = BTreeMap::new();
-    for arm in treatments.iter().chain(std::iter::once(&control)) {
-        running.entry(arm.as_str()).or_insert_with(|| (Moments::default(), buckets(arm)));
-    }
-    let mut advance = |arm: &str, until: i64| -> Moments {
-        let Some((total, rest)) = running.get_mut(arm) else { return Moments::default() };
-        while let Some((_, m)) = rest.next_if(|(b, _)| **b < until) {
-            total.merge(m);
-        }
-        *total
-    };
-
-    let mut timestamps = Vec::new();
-    let mut series: BTreeMap<(String, &'static str), Vec<f64>> = BTreeMap::new();
-    let mut t = start + period;
-    loop {
-        let at = t.min(end);
-        let control_m = advance(&control, at);
-        let arms: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), advance(n, at))).collect();
-        if arms.iter().all(|(_, m)| m.n >= 2) && control_m.n >= 2 {
-            timestamps.push(at as f64);
-            for (arm, m) in &arms {
-                let mut push = |stat: &'static str, v: f64| series.entry((arm.clone(), stat)).or_default().push(v);
-                if stats.iter().any(|s| s == "BaseStat") {
-                    push("Mean", m.mean().unwrap_or(0.0));
-                }
-                if *arm == control {
-                    continue;
-                }
-                if let Some(c) = welch(&control_m, m) {
-                    if stats.iter().any(|s| s == "TreatmentEffect") {
-                        push("TreatmentEffect", c.treatment_effect);
-                    }
-                    if stats.iter().any(|s| s == "ConfidenceInterval") {
-                        push("ConfidenceIntervalLowerBound", c.ci_lower);
-                        push("ConfidenceIntervalUpperBound", c.ci_upper);
-                    }
-                    if stats.iter().any(|s| s == "PValue") {
-                        push("PValue", c.p_value);
-                    }
-                }
-            }
-        }
-        if t >= end {
-            break;
-        }
-        t += period;
-    }
-    // A series shorter than `timestamps` (a comparison that was not computable at every point) would
-    // misalign: only whole series go out.
-    let results_data: Vec<Value> = series
-        .into_iter()
-        .filter(|(_, v)| v.len() == timestamps.len())
-        .map(|((arm, stat), values)| json!({ "metricName": metric, "treatmentName": arm, "resultStat": stat, "values": values }))
+    let metric = &r.metric;
+    let data: Vec<Value> = r
+        .series
+        .iter()
+        .map(
+            |s| json!({ "metricName": metric, "treatmentName": s.treatment, "resultStat": s.stat, "values": s.values }),
+        )
         .collect();
-
-    let totals: Vec<(String, Moments)> = treatments.iter().map(|n| (n.clone(), cumulative(n, end + 1))).collect();
-    let control_total = cumulative(&control, end + 1);
-    let mut report_list = Vec::new();
-    if !reports.is_empty() {
-        for (arm, m) in totals.iter().filter(|(a, _)| *a != control) {
-            if let Some(bz) = bayes(&control_total, m) {
-                let content = json!({
-                    "method": "normal approximation of each mean's posterior (flat prior), lift by the delta method",
-                    "threshold": 0.03,
-                    "probabilityIncrease": bz.p_increase,
-                    "probabilityDecrease": bz.p_decrease,
-                    "probabilityWithin": bz.p_within,
-                });
-                report_list.push(json!({ "metricName": metric, "treatmentName": arm, "reportName": "BayesianInference", "content": content.to_string() }));
-            }
-        }
-    }
-
-    let mut details = Vec::new();
-    if totals.iter().any(|(_, m)| m.n < 100) || control_total.n < 100 {
-        details
-            .push("Not enough events to generate results: at least 100 events per treatment are needed.".to_string());
-    }
-    let all: Vec<&str> = x.treatments.iter().map(|t| t.name.as_str()).collect();
-    let observed: Vec<u64> = all.iter().map(|n| cumulative(n, end + 1).n).collect();
-    let weights: Vec<f64> = all.iter().map(|n| *x.treatment_weights.get(*n).unwrap_or(&0) as f64).collect();
-    if observed.iter().sum::<u64>() >= 100
-        && let Some(p) = srm_p_value(&observed, &weights)
-        && p < 0.001
-    {
-        details.push(format!("Sample ratio mismatch: event counts {observed:?} do not fit the treatment weights (chi-square p = {p:.2e})."));
-    }
-    let mut out = json!({ "resultsData": results_data, "timestamps": timestamps, "reports": report_list });
-    if !details.is_empty() {
-        out["details"] = json!(details.join(" "));
+    let reports: Vec<Value> = r
+        .reports
+        .iter()
+        .map(|x| json!({ "metricName": metric, "treatmentName": x.treatment, "reportName": x.name, "content": x.content }))
+        .collect();
+    let mut out = json!({ "resultsData": data, "timestamps": r.timestamps, "reports": reports });
+    if let Some(d) = r.details {
+        out["details"] = json!(d);
     }
     Ok(out)
 }
