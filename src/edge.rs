@@ -106,9 +106,8 @@ pub struct CompiledEdge {
     project: Arc<str>,
     entity: Vec<EntitySource>,
     entity_cookie: Arc<str>,
-    /// `name=` and `; Max-Age=…; Path=/; HttpOnly; SameSite=Lax`: the issued cookie line around the id.
-    cookie_prefix: Box<str>,
-    cookie_suffix: Box<str>,
+    /// The issued entity cookie's lifetime, in seconds.
+    entity_cookie_max_age: u64,
     response_headers: bool,
     context: Vec<(String, ContextAttr)>,
     features: Vec<EdgeFeature>,
@@ -164,9 +163,7 @@ impl CompiledEdge {
             project: c.project.as_str().into(),
             entity: c.entity.clone(),
             entity_cookie: c.entity_cookie.as_str().into(),
-            cookie_prefix: format!("{}=", c.entity_cookie).into(),
-            cookie_suffix: format!("; Max-Age={}; Path=/; HttpOnly; SameSite=Lax", c.entity_cookie_max_age.as_secs())
-                .into(),
+            entity_cookie_max_age: c.entity_cookie_max_age.as_secs(),
             response_headers: c.response_headers,
             context: c.context.clone(),
             features,
@@ -264,17 +261,7 @@ impl CompiledEdge {
 
     /// The `Set-Cookie` value for a newly issued entity id.
     pub fn entity_cookie(&self, id: &str, secure: bool) -> Option<HeaderValue> {
-        const SECURE: &str = "; Secure";
-        let mut line =
-            String::with_capacity(self.cookie_prefix.len() + id.len() + self.cookie_suffix.len() + SECURE.len());
-        line.push_str(&self.cookie_prefix);
-        line.push_str(id);
-        line.push_str(&self.cookie_suffix);
-        if secure {
-            line.push_str(SECURE);
-        }
-        // The String's buffer becomes the header's, without a copy.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
+        cookie::set_cookie(&self.entity_cookie, self.entity_cookie_max_age, secure, |line| line.push_str(id))
     }
 }
 

@@ -259,6 +259,70 @@ impl Metrics {
 }
 
 /// A Prometheus label value: `\`, `"` and newlines escaped, as the text format requires.
+/// One group of one running launch's metric monitor, aggregated from the stored moments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorFigure {
+    pub project: String,
+    pub launch: String,
+    pub metric: String,
+    pub group: String,
+    pub events: u64,
+    pub mean: Option<f64>,
+}
+
+/// Figures kept outside the registry, gathered by their owners for one scrape.
+#[derive(Debug, Default)]
+pub struct Outside {
+    /// Admin API calls refused by the SigV4 check, by reason.
+    pub auth_denied: Vec<(&'static str, u64)>,
+    /// Experiment assignments recorded and dropped for event attribution.
+    pub exposures: (u64, u64),
+    /// Running launches' metric monitors.
+    pub monitors: Vec<MonitorFigure>,
+}
+
+impl Metrics {
+    /// The whole `/metrics` page: the registry's families, then those gathered outside it. Every
+    /// family's text is written in this module.
+    pub fn render_all(&self, outside: &Outside) -> String {
+        let mut out = self.render();
+        out.push_str(
+            "# HELP edgesplit_admin_auth_denied_total Admin API calls refused by the SigV4 check, by reason.\n\
+             # TYPE edgesplit_admin_auth_denied_total counter\n",
+        );
+        for (reason, n) in &outside.auth_denied {
+            let _ = writeln!(out, "edgesplit_admin_auth_denied_total{{reason=\"{reason}\"}} {n}");
+        }
+        let (recorded, dropped) = outside.exposures;
+        let _ = write!(
+            out,
+            "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
+             # TYPE edgesplit_exposures_total counter\n\
+             edgesplit_exposures_total{{result=\"recorded\"}} {recorded}\nedgesplit_exposures_total{{result=\"dropped\"}} {dropped}\n"
+        );
+        out.push_str(
+            "# HELP edgesplit_launch_metric_events_total Events attributed to a running launch's metric monitor, by group.\n\
+             # TYPE edgesplit_launch_metric_events_total counter\n\
+             # HELP edgesplit_launch_metric_mean Mean of a running launch's monitored metric, by group.\n\
+             # TYPE edgesplit_launch_metric_mean gauge\n",
+        );
+        for m in &outside.monitors {
+            let labels = format!(
+                "project=\"{}\",launch=\"{}\",metric=\"{}\",group=\"{}\"",
+                label(&m.project),
+                label(&m.launch),
+                label(&m.metric),
+                label(&m.group)
+            );
+            let _ = writeln!(out, "edgesplit_launch_metric_events_total{{{labels}}} {}", m.events);
+            if let Some(mean) = m.mean {
+                let _ = writeln!(out, "edgesplit_launch_metric_mean{{{labels}}} {mean}");
+            }
+        }
+        out
+    }
+}
+
 pub fn label(v: &str) -> std::borrow::Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return std::borrow::Cow::Borrowed(v);

@@ -119,15 +119,9 @@ impl Auth {
         !given.is_empty() && sigv4::token_matches(expected, given)
     }
 
-    fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP edgesplit_admin_auth_denied_total Admin API calls refused by the SigV4 check, by reason.\n\
-             # TYPE edgesplit_admin_auth_denied_total counter\n",
-        );
-        for (reason, n) in sigv4::Denied::REASONS.iter().zip(&self.denied) {
-            out.push_str(&format!("edgesplit_admin_auth_denied_total{{reason=\"{reason}\"}} {}\n", n.load(Relaxed)));
-        }
-        out
+    /// Calls refused, by reason (for `/metrics`).
+    fn denied(&self) -> Vec<(&'static str, u64)> {
+        sigv4::Denied::REASONS.iter().zip(&self.denied).map(|(reason, n)| (*reason, n.load(Relaxed))).collect()
     }
 }
 
@@ -205,18 +199,13 @@ impl Admin {
                 r
             }
             (true, "/metrics") => {
-                let mut body = self.plane.metrics.render();
-                body.push_str(&self.auth.render());
                 let x = &self.plane.exposures;
-                body.push_str(&format!(
-                    "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
-                     # TYPE edgesplit_exposures_total counter\n\
-                     edgesplit_exposures_total{{result=\"recorded\"}} {}\nedgesplit_exposures_total{{result=\"dropped\"}} {}\n",
-                    x.recorded.load(std::sync::atomic::Ordering::Relaxed),
-                    x.dropped.load(std::sync::atomic::Ordering::Relaxed)
-                ));
-                body.push_str(&launch_monitors(&self.plane));
-                let mut r = text(StatusCode::OK, body);
+                let outside = crate::metrics::Outside {
+                    auth_denied: self.auth.denied(),
+                    exposures: (x.recorded.load(Relaxed), x.dropped.load(Relaxed)),
+                    monitors: self.plane.launch_monitors(),
+                };
+                let mut r = text(StatusCode::OK, self.plane.metrics.render_all(&outside));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -276,56 +265,6 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
-}
-
-/// Running launches' metric monitors, aggregated from the stored moments: events and mean per group.
-fn launch_monitors(plane: &Plane) -> String {
-    use crate::evidently::events::series_prefix;
-    use crate::evidently::exposure::RuleKind;
-    use crate::evidently::model::RunStatus;
-    use crate::evidently::stats::Moments;
-    use std::fmt::Write;
-
-    let monitors: Vec<(String, String, String)> = {
-        let st = plane.lock();
-        st.evidently
-            .launches
-            .iter()
-            .filter(|(_, l)| l.status == RunStatus::Running)
-            .flat_map(|((p, name), l)| l.metric_monitors.iter().map(move |m| (p.clone(), name.clone(), m.name.clone())))
-            .collect()
-    };
-    let mut out = String::from(
-        "# HELP edgesplit_launch_metric_events_total Events attributed to a running launch's metric monitor, by group.\n\
-         # TYPE edgesplit_launch_metric_events_total counter\n\
-         # HELP edgesplit_launch_metric_mean Mean of a running launch's monitored metric, by group.\n\
-         # TYPE edgesplit_launch_metric_mean gauge\n",
-    );
-    for (project, launch, metric) in monitors {
-        let prefix = series_prefix(&project, RuleKind::Launch, &launch, &metric);
-        let Ok(rows) = plane.store.results(&prefix) else { continue };
-        let mut groups: std::collections::BTreeMap<String, Moments> = std::collections::BTreeMap::new();
-        for (key, m) in rows {
-            if let Some((group, _)) = key[prefix.len()..].split_once('\u{1f}') {
-                groups.entry(group.to_string()).or_default().merge(&m);
-            }
-        }
-        for (group, m) in groups {
-            use crate::metrics::label;
-            let labels = format!(
-                "project=\"{}\",launch=\"{}\",metric=\"{}\",group=\"{}\"",
-                label(&project),
-                label(&launch),
-                label(&metric),
-                label(&group)
-            );
-            let _ = writeln!(out, "edgesplit_launch_metric_events_total{{{labels}}} {}", m.n);
-            if let Some(mean) = m.mean() {
-                let _ = writeln!(out, "edgesplit_launch_metric_mean{{{labels}}} {mean}");
-            }
-        }
-    }
-    out
 }
 
 /// `a=1&b=2` as decoded pairs (a broken escape keeps the raw text).

@@ -118,6 +118,23 @@ fn pair(p: &[u8]) -> (&[u8], Option<&[u8]>) {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (the first one).
+/// The one place a `Set-Cookie` value is written (the session cookie here, the entity cookie at the
+/// edge): `name=VALUE; Max-Age=N; Path=/; HttpOnly; SameSite=Lax[; Secure]`, `value` writing VALUE, in one
+/// buffer that becomes the header's without a copy.
+pub fn set_cookie(name: &str, max_age: u64, secure: bool, value: impl FnOnce(&mut String)) -> Option<HeaderValue> {
+    let mut line = String::with_capacity(128);
+    line.push_str(name);
+    line.push('=');
+    value(&mut line);
+    line.push_str("; Max-Age=");
+    line.push_str(itoa::Buffer::new().format(max_age));
+    line.push_str("; Path=/; HttpOnly; SameSite=Lax");
+    if secure {
+        line.push_str("; Secure");
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
+}
+
 pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get_all(header::COOKIE).iter().find_map(|line| {
         line.as_bytes().split(|&b| b == b';').find_map(|p| match pair(p) {

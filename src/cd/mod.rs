@@ -119,18 +119,9 @@ impl Rule {
     pub fn set_cookie(&self, settings: &CdSettings, session: &Session, now: u64, secure: bool) -> Option<HeaderValue> {
         let Rule::Weight { sticky: Some(st), .. } = self else { return None };
         let max_age = st.idle.min(st.max.saturating_sub(now.saturating_sub(session.issued)));
-        // One buffer, handed to the header without a copy.
-        let mut line = String::with_capacity(128);
-        line.push_str(&settings.cookie_name);
-        line.push('=');
-        settings.key.encode_into(&st.policy_id, session, &mut line);
-        line.push_str("; Max-Age=");
-        line.push_str(itoa::Buffer::new().format(max_age));
-        line.push_str("; Path=/; HttpOnly; SameSite=Lax");
-        if secure {
-            line.push_str("; Secure");
-        }
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(line)).ok()
+        cookie::set_cookie(&settings.cookie_name, max_age, secure, |line| {
+            settings.key.encode_into(&st.policy_id, session, line)
+        })
     }
 }
 
