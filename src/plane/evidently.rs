@@ -842,3 +842,7 @@ pub fn start_experiment(
     x.analysis_complete_time = Some(analysis_complete_time);
     start(ev, q, x, t)
 }
+
+#[cfg(test)]
+#[path = "evidently_tests.rs"]
+mod tests;
