@@ -375,7 +375,7 @@ fn routing(c: &mut Criterion) {
     let snapshot = routing_compile(&config, &metrics, &health, &policies, &epochs, &evidently);
     assert_eq!(snapshot.distributions.len(), distributions + 1);
     assert!(snapshot.distributions.iter().filter(|d| d.edge.is_some()).count() >= distributions / 2);
-    let edges = edgesplit::edge::compile_all(&snapshot, &evidently, &metrics);
+    let edges = edgesplit::edge_evidently::compile_all(&snapshot, &evidently, &metrics);
     assert!(edges.iter().filter(|e| e.is_some()).count() >= distributions / 2);
     // Feature-routed distributions and the default have no policy; every other one has a sticky policy.
     let sticky = snapshot.distributions.iter().filter(|d| d.rule.is_sticky()).count();
@@ -386,7 +386,7 @@ fn routing(c: &mut Criterion) {
         // The routes and, as before the edge's compile moved to the data plane, the edges' headers too.
         b.iter(|| {
             let routes = routing_compile(black_box(&config), &metrics, &health, &policies, &epochs, &evidently);
-            let edges = edgesplit::edge::compile_all(&routes, &evidently, &metrics);
+            let edges = edgesplit::edge_evidently::compile_all(&routes, &evidently, &metrics);
             (routes, edges)
         })
     });

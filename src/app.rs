@@ -52,7 +52,7 @@ pub struct Handle {
 
 impl Handle {
     /// The bound address of each listener, by name.
-    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+    pub(crate) fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
         let l = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         l.iter().map(|l| (l.name.clone(), l.local)).collect()
     }

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 /// One file of a service model, relative to the models root.
 #[derive(Debug, Clone, Copy)]
-pub struct ModelFile {
+pub(crate) struct ModelFile {
     /// `<service>/<api version>/<file>`, botocore's layout.
     pub path: &'static str,
     pub contents: &'static [u8],
 }
 
 /// Every file `install` writes.
-pub const FILES: &[ModelFile] = &[
+pub(crate) const FILES: &[ModelFile] = &[
     ModelFile {
         path: "evidently/2021-02-01/service-2.json",
         contents: include_bytes!("../models/evidently/2021-02-01/service-2.json"),

@@ -22,7 +22,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::plane::Plane;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
-pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+pub(crate) const DEMO_TOML: &str = include_str!("../config/demo.toml");
 
 /// Where the demo's origins listen (they must match `config/demo.toml`).
 pub const PRIMARY_ORIGIN: &str = "127.0.0.1:18081";

@@ -16,10 +16,10 @@ use std::path::Path;
 
 /// Largest PEM file read (a certificate chain, a private key, a CA bundle): 1 MiB. Mozilla's whole
 /// root bundle is about 220 KB.
-pub const PEM_CAP: u64 = 1024 * 1024;
+pub(crate) const PEM_CAP: u64 = 1024 * 1024;
 
 /// Largest config file read: 4 MiB, room for thousands of distributions and Evidently declarations.
-pub const CONFIG_CAP: u64 = 4 * 1024 * 1024;
+pub(crate) const CONFIG_CAP: u64 = 4 * 1024 * 1024;
 
 /// Why a file was not read; the message names the path.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ fn kind(t: FileType) -> &'static str {
 
 /// Opens `path` for reading without blocking and checks the opened handle is a regular file no larger
 /// than `cap`. The handle is left in non-blocking mode, which changes nothing for a regular file.
-pub fn open_regular(path: &Path, cap: u64) -> Result<File, FileError> {
+pub(crate) fn open_regular(path: &Path, cap: u64) -> Result<File, FileError> {
     use std::os::unix::fs::OpenOptionsExt;
     not_a_device(path)?;
     let file = open_checked(path, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY))?;
@@ -70,7 +70,7 @@ pub fn open_regular(path: &Path, cap: u64) -> Result<File, FileError> {
 
 /// Opens (or creates) `path` for reading and writing, as a database file is: without blocking, and
 /// only if the opened handle is a regular file. No size cap: the file is the store's own.
-pub fn open_regular_rw(path: &Path) -> Result<File, FileError> {
+pub(crate) fn open_regular_rw(path: &Path) -> Result<File, FileError> {
     use std::os::unix::fs::OpenOptionsExt;
     not_a_device(path)?;
     open_checked(
@@ -110,7 +110,7 @@ fn open_checked(path: &Path, options: &OpenOptions) -> Result<File, FileError> {
 /// Why `path` cannot be the directory of a file named `name` opened by [`open_regular_rw`], as far as a
 /// `stat` tells (for `check`, which opens nothing): `path` exists and is not a directory, or the file
 /// exists and is not a regular file.
-pub fn check_dir_for(path: &Path, name: &str) -> Result<(), FileError> {
+pub(crate) fn check_dir_for(path: &Path, name: &str) -> Result<(), FileError> {
     if let Ok(meta) = std::fs::metadata(path)
         && !meta.is_dir()
     {

@@ -18,7 +18,7 @@
 //! 4. **Control plane**: [`plane`] (the state under one lock, every write, compiling and publishing the
 //!    [`plane::Snapshot`]), [`store`] (redb), [`routing`] (the routing table compiled into the snapshot).
 //! 5. **Data plane**, reading the snapshot only: [`server`] (accept, connection cap, TLS/ALPN, HTTP/1.1 +
-//!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge`] (Evidently evaluated
+//!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge_evidently`] (Evidently evaluated
 //!    per request and injected as headers).
 //!    **Wire**, beside it: [`admin`] (the admin listener: `/healthz`, `/readyz`, `/metrics`, SigV4, the
 //!    CloudFront restXml and Evidently restJson APIs).
@@ -32,7 +32,7 @@ pub mod cd;
 pub mod config;
 pub mod demo;
 pub mod domain;
-pub mod edge;
+pub mod edge_evidently;
 pub mod evidently;
 pub mod files;
 pub mod limits;

@@ -233,12 +233,12 @@ impl Text {
     }
 
     /// Checks a key of the map `member`.
-    pub fn check_key(&self, member: &str, key: &str) -> Result<(), Violation> {
+    pub(crate) fn check_key(&self, member: &str, key: &str) -> Result<(), Violation> {
         self.check(member, key).map_err(|v| v.part(Part::MapKey))
     }
 
     /// Checks a value of the map `member`.
-    pub fn check_map_value(&self, member: &str, value: &str) -> Result<(), Violation> {
+    pub(crate) fn check_map_value(&self, member: &str, value: &str) -> Result<(), Violation> {
         self.check(member, value).map_err(|v| v.part(Part::MapValue))
     }
 }
@@ -261,7 +261,8 @@ impl<T: PartialOrd + Copy + fmt::Display> Range<T> {
     }
 
     /// Checks a value of the map `member`.
-    pub fn check_map_value(&self, member: &str, value: T) -> Result<(), Violation> {
+    #[cfg(test)]
+    pub(crate) fn check_map_value(&self, member: &str, value: T) -> Result<(), Violation> {
         self.check(member, value).map_err(|v| v.part(Part::MapValue))
     }
 }
@@ -309,7 +310,7 @@ impl Violation {
     /// What the member must satisfy, in AWS's words: `Member must have length less than or equal to
     /// 127`, or `Map keys must satisfy constraint: [Member must ...]` for a map's keys. A
     /// `ValidationException`'s `fieldList` message.
-    pub fn requirement(&self) -> String {
+    pub(crate) fn requirement(&self) -> String {
         match self.part {
             Part::Whole => self.constraint.to_string(),
             Part::MapKey => format!("Map keys must satisfy constraint: [{}]", self.constraint),

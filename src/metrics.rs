@@ -21,7 +21,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Relaxed);
@@ -84,7 +84,7 @@ impl DistMetrics {
 
 /// Kinds of upstream failure, each a counter.
 #[derive(Debug, Clone, Copy)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     Connect = 0,
     Timeout = 1,
     Protocol = 2,
@@ -94,9 +94,6 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     const NAMES: [&'static str; 4] = ["connect", "timeout", "protocol", "limit"];
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
 }
 
 /// project → feature → variation → reason → counter. Nested, so that a compile finds the counters that
@@ -142,7 +139,7 @@ impl Metrics {
         variations.entry(variation.to_owned()).or_default().entry(reason).or_default().clone()
     }
 
-    pub fn upstream_error(&self, kind: UpstreamError) {
+    pub(crate) fn upstream_error(&self, kind: UpstreamError) {
         self.upstream_errors[kind as usize].fetch_add(1, Relaxed);
     }
 
@@ -151,7 +148,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
         let dists: Vec<(String, Arc<DistMetrics>)> = {
             let d = self.dists.lock().unwrap_or_else(|e| e.into_inner());
@@ -261,7 +258,7 @@ impl Metrics {
 /// A Prometheus label value: `\`, `"` and newlines escaped, as the text format requires.
 /// One group of one running launch's metric monitor, aggregated from the stored moments.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MonitorFigure {
+pub(crate) struct MonitorFigure {
     pub project: String,
     pub launch: String,
     pub metric: String,
@@ -272,7 +269,7 @@ pub struct MonitorFigure {
 
 /// Figures kept outside the registry, gathered by their owners for one scrape.
 #[derive(Debug, Default)]
-pub struct Outside {
+pub(crate) struct Outside {
     /// Admin API calls refused by the SigV4 check, by reason.
     pub auth_denied: Vec<(&'static str, u64)>,
     /// Experiment assignments recorded and dropped for event attribution.
@@ -284,7 +281,7 @@ pub struct Outside {
 impl Metrics {
     /// The whole `/metrics` page: the registry's families, then those gathered outside it. Every
     /// family's text is written in this module.
-    pub fn render_all(&self, outside: &Outside) -> String {
+    pub(crate) fn render_all(&self, outside: &Outside) -> String {
         let mut out = self.render();
         out.push_str(
             "# HELP edgesplit_admin_auth_denied_total Admin API calls refused by the SigV4 check, by reason.\n\

@@ -61,7 +61,7 @@ thread_local! {
 }
 
 /// 16 unguessable bytes (128 bits), for an id. No system call except once every 32 ids per thread.
-pub fn bytes16() -> [u8; 16] {
+pub(crate) fn bytes16() -> [u8; 16] {
     POOL.with_borrow_mut(|p| {
         if p.used + 16 > BUFFER {
             refill(&mut p.buf);

@@ -35,18 +35,18 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         let until = self.down_until_ms.load(Relaxed);
         until == 0 || until <= now_ms()
     }
 
-    pub fn mark_down(&self, for_ms: u64) {
+    pub(crate) fn mark_down(&self, for_ms: u64) {
         if for_ms > 0 {
             self.down_until_ms.store(now_ms() + for_ms, Relaxed);
         }
     }
 
-    pub fn mark_up(&self) {
+    pub(crate) fn mark_up(&self) {
         if self.down_until_ms.load(Relaxed) != 0 {
             self.down_until_ms.store(0, Relaxed);
         }
@@ -100,7 +100,7 @@ impl Pool {
 
     /// Like [`Pool::pick`], but when all are down it still returns one: the primary pool has no
     /// fallback, so trying a suspect origin beats failing outright.
-    pub fn pick_any(&self) -> Option<&Origin> {
+    pub(crate) fn pick_any(&self) -> Option<&Origin> {
         self.pick().or_else(|| self.origins.get(self.next.fetch_add(1, Relaxed) % self.origins.len().max(1)))
     }
 }
@@ -140,7 +140,7 @@ pub struct CompileInput<'a> {
 
 /// Which policy applies to a distribution (D2): the one written in the file, else the one pinned by
 /// id, else the API policy that lists the distribution's `staging_dns_name`.
-pub fn policy_for<'a>(
+pub(crate) fn policy_for<'a>(
     d: &crate::config::DistributionConfig,
     policies: &'a BTreeMap<String, StoredPolicy>,
 ) -> Option<&'a StoredPolicy> {

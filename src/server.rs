@@ -27,7 +27,7 @@ use crate::config::{Limits, ListenerConfig, Timeouts};
 use crate::proxy::{Activity, ConnInfo, Proxy};
 
 /// What every listener shares.
-pub struct ServerCtx {
+pub(crate) struct ServerCtx {
     pub proxy: Arc<Proxy>,
     /// One permit per open client connection (`limits.max_connections`).
     pub conns: Arc<Semaphore>,
@@ -40,7 +40,7 @@ pub struct ServerCtx {
 }
 
 /// Per-listener settings read at each accept, so a reload changes them without rebinding.
-pub struct ListenerSettings {
+pub(crate) struct ListenerSettings {
     pub tls: Option<TlsAcceptor>,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -54,7 +54,7 @@ impl ListenerSettings {
 }
 
 /// A bound listener with its accept loop running.
-pub struct RunningListener {
+pub(crate) struct RunningListener {
     pub name: String,
     /// The address as configured (port 0 stays 0), which identifies the listener across reloads.
     pub configured: SocketAddr,
@@ -72,7 +72,7 @@ impl RunningListener {
 }
 
 /// Binds `addr` with SO_REUSEADDR and a deep backlog.
-pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     bind_socket(addr, false)
 }
 
@@ -88,7 +88,7 @@ fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 /// SO_REUSEPORT socket of every listener and serving its connections start to finish, nginx style.
 /// A request, its client connection and its pooled origin connection stay on one thread, so nothing on
 /// the request path wakes another thread. The control plane and the admin API run on the main runtime.
-pub struct Workers {
+pub(crate) struct Workers {
     handles: Vec<tokio::runtime::Handle>,
     stop: CancellationToken,
 }
@@ -116,15 +116,6 @@ impl Workers {
             handles.push(rx.recv().map_err(|_| io::Error::other("a worker thread died at start"))??);
         }
         Ok(Workers { handles, stop })
-    }
-
-    /// How many workers there are: one per core unless configured.
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
     }
 
     /// Ends every worker thread; what still runs there is dropped. Called after the drain.
@@ -170,7 +161,7 @@ async fn return_freed_memory() {
 /// With several workers the sockets share the port through SO_REUSEPORT, and the kernel spreads new
 /// connections across them. Because SO_REUSEPORT would also let a second edgesplit share a port in
 /// use, the address is first bound once without it: a port taken by anyone fails as it should.
-pub fn start_listener(
+pub(crate) fn start_listener(
     config: &ListenerConfig,
     settings: ListenerSettings,
     ctx: &Arc<ServerCtx>,

@@ -82,7 +82,7 @@ impl Store {
     }
 
     /// A store that lives in memory only.
-    pub fn in_memory() -> Result<Store, StoreError> {
+    pub(crate) fn in_memory() -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(err)?;
         let store = Store { db: RwLock::new(Some(db)), path: None, durable: false };
         store.init()?;
@@ -234,7 +234,7 @@ impl Store {
         })
     }
 
-    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(&[Row { table: Table::Meta, key: key.to_string(), value: Some(value.to_vec()) }])
     }
 

@@ -31,7 +31,7 @@ pub fn init(log: &LogConfig) -> WorkerGuard {
 }
 
 /// `ts=… level=info logger=… msg="…" key=value …`, one line per event.
-pub struct Logfmt;
+pub(crate) struct Logfmt;
 
 impl<S, N> FormatEvent<S, N> for Logfmt
 where

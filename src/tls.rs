@@ -19,14 +19,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Which file of a certificate pair a problem is about, so that it is reported at the key naming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairFile {
+pub(crate) enum PairFile {
     Cert,
     Key,
 }
 
 /// Why a certificate pair did not load.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairError {
+pub(crate) struct PairError {
     pub file: PairFile,
     pub message: String,
 }
@@ -39,7 +39,7 @@ impl std::fmt::Display for PairError {
 
 /// Loads a PEM certificate chain and its PEM private key and checks that they belong together. Each
 /// file is read as [`files::read`] does: a regular file of at most [`files::PEM_CAP`] bytes.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, PairError> {
+pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, PairError> {
     let cert_err = |message: String| PairError { file: PairFile::Cert, message };
     let key_err = |message: String| PairError { file: PairFile::Key, message };
     let pem = files::read(cert, files::PEM_CAP).map_err(|e| cert_err(format!("cannot read certificate: {e}")))?;
@@ -96,7 +96,7 @@ pub fn server_config(pairs: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
 
 /// [`server_config`] from pairs already loaded (each with its certificate file, for errors), so that
 /// what was checked is what is served, each file read once.
-pub fn server_config_from(keys: &[(Arc<CertifiedKey>, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn server_config_from(keys: &[(Arc<CertifiedKey>, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, String> {
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
     let mut default = None;
@@ -124,7 +124,7 @@ pub fn server_config_from(keys: &[(Arc<CertifiedKey>, PathBuf)]) -> Result<Arc<r
 
 /// The PEM CA certificates of a file, for origins signed by a private CA.
 /// Read as [`files::read`] does: a regular file of at most [`files::PEM_CAP`] bytes.
-pub fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = files::read(path, files::PEM_CAP).map_err(|e| format!("cannot read CA file: {e}"))?;
     let roots: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -137,7 +137,7 @@ pub fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// The client config towards `https://` origins: Mozilla's roots (webpki-roots) plus `ca_file`. ALPN is
 /// left to hyper-rustls, which offers what the client speaks.
-pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The state, its store, and the snapshot it compiles to.
     ("control", &["plane", "store", "routing"]),
     // The request path, reading the snapshot only.
-    ("data plane", &["server", "proxy", "edge"]),
+    ("data plane", &["server", "proxy", "edge_evidently"]),
     // The admin listener: decode, run, encode.
     ("wire", &["admin"]),
     // Wiring it all together.

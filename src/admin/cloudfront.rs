@@ -16,7 +16,7 @@ use crate::cd::model::{
 use crate::plane::command::{Command, DomainError, Outcome, ResourceId};
 use crate::plane::{ExecuteError, Plane};
 
-pub const PREFIX: &str = "/2020-05-31/";
+pub(crate) const PREFIX: &str = "/2020-05-31/";
 const NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
 
 /// Every error code the continuous deployment policy operations answer: the model's error shapes for
@@ -70,7 +70,8 @@ impl CfCode {
 
     /// Whether the model declares it as an error of the policy operations (the rest are CloudFront's
     /// answers outside the model).
-    pub fn in_model(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn in_model(self) -> bool {
         !matches!(
             self,
             CfCode::MissingBody

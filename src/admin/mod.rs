@@ -282,7 +282,7 @@ pub fn parts_query(q: Option<&str>) -> Vec<(String, String)> {
 
 pub use crate::random::uuid;
 
-pub fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     uuid()
 }
 

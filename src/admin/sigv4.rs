@@ -38,13 +38,14 @@ use crate::config::AccessKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// How far the request time may be from the server clock, either way (AWS's 15 minutes).
-pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// The SHA-256 of nothing, the payload hash of a request without a body.
-pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+#[cfg(test)]
+pub(crate) const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The signed parts of a request, as received.
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +119,7 @@ impl Denied {
     }
 
     /// Every [`Denied::reason`], in a fixed order.
-    pub const REASONS: [&'static str; 7] =
+    pub(crate) const REASONS: [&'static str; 7] =
         ["missing", "malformed", "unknown_key", "scope", "clock", "payload", "signature"];
 }
 
@@ -138,13 +139,13 @@ pub struct Authorization<'a> {
 
 impl Authorization<'_> {
     /// `DATE/REGION/SERVICE/aws4_request`, as in the string to sign.
-    pub fn credential_scope(&self) -> String {
+    pub(crate) fn credential_scope(&self) -> String {
         format!("{}/{}/{}/{}", self.date, self.region, self.service, self.terminator)
     }
 }
 
 /// Parses the `Authorization` header's value.
-pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, Denied> {
+pub(crate) fn parse_authorization(value: &str) -> Result<Authorization<'_>, Denied> {
     let Some(params) = value.strip_prefix(ALGORITHM).filter(|rest| rest.starts_with([' ', '\t'])) else {
         return Err(Denied::Malformed(format!(
             "Only {ALGORITHM} (AWS Signature Version 4) authorization is accepted."
@@ -249,7 +250,7 @@ fn remove_dot_segments(path: &str) -> String {
 
 /// The canonical URI of a raw (percent-encoded) path: normalized, then encoded again when
 /// `double_encode` (every AWS service but S3), else as it is.
-pub fn canonical_uri(path: &str, double_encode: bool) -> String {
+pub(crate) fn canonical_uri(path: &str, double_encode: bool) -> String {
     let normalized = remove_dot_segments(path);
     if !double_encode {
         return normalized;
@@ -260,7 +261,7 @@ pub fn canonical_uri(path: &str, double_encode: bool) -> String {
 }
 
 /// The canonical query string of a raw query: pairs decoded, encoded again, sorted by name then value.
-pub fn canonical_query(query: &str) -> String {
+pub(crate) fn canonical_query(query: &str) -> String {
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -296,7 +297,7 @@ fn squeeze(value: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The canonical request (bytes: header values need not be UTF-8).
-pub fn canonical_request(
+pub(crate) fn canonical_request(
     req: &Signed<'_>,
     signed_headers: &[String],
     double_encode: bool,
@@ -341,12 +342,12 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
 /// `AWS4-HMAC-SHA256\n<time>\n<scope>\n<hex sha256 of the canonical request>`.
-pub fn string_to_sign(amz_date: &str, credential_scope: &str, canonical_request: &[u8]) -> String {
+pub(crate) fn string_to_sign(amz_date: &str, credential_scope: &str, canonical_request: &[u8]) -> String {
     format!("{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}", sha256_hex(canonical_request))
 }
 
@@ -376,7 +377,7 @@ pub fn signature(secret: &str, date: &str, region: &str, service: &str, string_t
 }
 
 /// A request time from `X-Amz-Date`'s basic ISO 8601 form, `20150830T123600Z`.
-pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
+pub(crate) fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if b.len() != 16 || !digits(0..8) || b[8] != b'T' || !digits(9..15) || b[15] != b'Z' {
@@ -393,7 +394,7 @@ pub fn format_amz_date(t: SystemTime) -> String {
 
 /// A request time from an HTTP `Date` header: `Sun, 30 Aug 2015 12:36:00 GMT` (or `-0000`/`+0000`,
 /// which Python's `formatdate` writes), in `X-Amz-Date`'s form.
-pub fn parse_http_date(s: &str) -> Option<String> {
+pub(crate) fn parse_http_date(s: &str) -> Option<String> {
     let mut f = s.split_ascii_whitespace();
     let (_day, dd, mon, yyyy, time, zone) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
     if f.next().is_some() || !matches!(zone, "GMT" | "UTC" | "-0000" | "+0000") {
@@ -560,7 +561,7 @@ pub fn authorization(req: &Signed<'_>, key: &AccessKey, region: &str, service: &
 
 /// Compares a bearer token with the configured one in constant time (both are MACed under a fixed key,
 /// and the MACs compared with `verify_slice`, so neither the content nor the length leaks).
-pub fn token_matches(expected: &str, given: &str) -> bool {
+pub(crate) fn token_matches(expected: &str, given: &str) -> bool {
     let tag = |t: &str| hmac(b"edgesplit metrics token", t.as_bytes());
     tag(expected).verify_slice(&tag(given).finalize().into_bytes()).is_ok()
 }

@@ -112,7 +112,7 @@ fn local(name: &str) -> String {
 }
 
 /// Text escaped for an XML element body.
-pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn esc(s: &str) -> std::borrow::Cow<'_, str> {
     quick_xml::escape::escape(s)
 }
 

@@ -59,7 +59,7 @@ impl CookieKey {
 
     /// Appends the cookie value for `s` to `out` (the request path builds the whole `Set-Cookie` line in
     /// one buffer).
-    pub fn encode_into(&self, policy_id: &str, s: &Session, out: &mut String) {
+    pub(crate) fn encode_into(&self, policy_id: &str, s: &Session, out: &mut String) {
         let start = out.len();
         let side = match s.target {
             Target::Primary => 'p',

@@ -61,7 +61,7 @@ pub struct PolicyConfig {
     pub traffic: Option<TrafficConfig>,
 }
 
-pub const HEADER_PREFIX: &str = "aws-cf-cd-";
+pub(crate) const HEADER_PREFIX: &str = "aws-cf-cd-";
 
 impl PolicyConfig {
     /// The service-side rules on the traffic config (CloudFront's `InvalidArgument`). Quantities and
@@ -136,7 +136,7 @@ pub struct StoredPolicy {
 
 impl StoredPolicy {
     /// The epoch a new config gets: the same unless the change resets sessions.
-    pub fn next_epoch(&self, new: &PolicyConfig) -> u64 {
+    pub(crate) fn next_epoch(&self, new: &PolicyConfig) -> u64 {
         if self.config.enabled != new.enabled || self.config.sticky() != new.sticky() {
             self.epoch + 1
         } else {

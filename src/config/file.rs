@@ -7,7 +7,7 @@ use toml::Spanned;
 /// One `[[listener]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileListener {
+pub(crate) struct FileListener {
     pub name: Option<Spanned<String>>,
     pub listen: Spanned<String>,
     /// Certificate/key pairs; present means HTTPS. The first pair is the default when SNI matches none.
@@ -17,7 +17,7 @@ pub struct FileListener {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileCertificate {
+pub(crate) struct FileCertificate {
     pub cert: Spanned<String>,
     pub key: Spanned<String>,
 }
@@ -25,7 +25,7 @@ pub struct FileCertificate {
 /// `[admin]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileAdmin {
+pub(crate) struct FileAdmin {
     pub listen: Option<Spanned<String>>,
     /// The account id in ARNs the APIs return (12 digits).
     pub account_id: Option<Spanned<String>>,
@@ -45,14 +45,14 @@ pub struct FileAdmin {
 /// `[store]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileStore {
+pub(crate) struct FileStore {
     pub path: Option<Spanned<String>>,
 }
 
 /// `[log]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLog {
+pub(crate) struct FileLog {
     pub level: Option<Spanned<String>>,
     pub format: Option<Spanned<String>>,
     pub access_log: Option<bool>,
@@ -61,7 +61,7 @@ pub struct FileLog {
 /// `[timeouts]`: every value is a humantime duration such as `"500ms"`, `"10s"` or `"2m"`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileTimeouts {
+pub(crate) struct FileTimeouts {
     pub client_header: Option<Spanned<String>>,
     pub client_idle: Option<Spanned<String>>,
     pub client_send: Option<Spanned<String>>,
@@ -75,7 +75,7 @@ pub struct FileTimeouts {
 /// `[limits]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLimits {
+pub(crate) struct FileLimits {
     pub max_connections: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
     pub max_headers: Option<Spanned<i64>>,
@@ -85,7 +85,7 @@ pub struct FileLimits {
 /// `[upstream]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileUpstream {
+pub(crate) struct FileUpstream {
     pub ca_file: Option<Spanned<String>>,
     pub pool_max_idle_per_host: Option<Spanned<i64>>,
     pub max_connections_per_origin: Option<Spanned<i64>>,
@@ -95,7 +95,7 @@ pub struct FileUpstream {
 /// `[[distribution]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileDistribution {
+pub(crate) struct FileDistribution {
     pub id: Spanned<String>,
     pub domains: Spanned<Vec<Spanned<String>>>,
     pub primary: Spanned<FilePool>,
@@ -112,7 +112,7 @@ pub struct FileDistribution {
 /// `[distribution.evidently]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileEdgeEvidently {
+pub(crate) struct FileEdgeEvidently {
     pub project: Spanned<String>,
     /// Where the entity id comes from, in order of preference: `"cookie:NAME"` or `"header:NAME"`.
     #[serde(default)]
@@ -133,7 +133,7 @@ pub struct FileEdgeEvidently {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileEdgeFeature {
+pub(crate) struct FileEdgeFeature {
     pub feature: Spanned<String>,
     pub header: Option<Spanned<String>>,
     pub value_header: Option<Spanned<String>>,
@@ -141,7 +141,7 @@ pub struct FileEdgeFeature {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileEdgeRoute {
+pub(crate) struct FileEdgeRoute {
     pub feature: Spanned<String>,
     pub staging_variations: Spanned<Vec<String>>,
 }
@@ -149,7 +149,7 @@ pub struct FileEdgeRoute {
 /// `[distribution.policy]`: CloudFront's ContinuousDeploymentPolicyConfig, flattened.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilePolicy {
+pub(crate) struct FilePolicy {
     pub enabled: Option<bool>,
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
@@ -163,7 +163,7 @@ pub struct FilePolicy {
 /// `[continuous_deployment]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileContinuousDeployment {
+pub(crate) struct FileContinuousDeployment {
     pub max_policies: Option<Spanned<i64>>,
     pub cookie_name: Option<Spanned<String>>,
     pub cookie_key: Option<Spanned<String>>,
@@ -174,7 +174,7 @@ pub struct FileContinuousDeployment {
 /// An origin pool: `[distribution.primary]` or `[distribution.staging]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilePool {
+pub(crate) struct FilePool {
     pub origins: Spanned<Vec<Spanned<String>>>,
     /// Host header sent to these origins instead of the client's.
     pub host: Option<Spanned<String>>,
@@ -185,7 +185,7 @@ pub struct FilePool {
 /// `[evidently]`: the service quotas, as configurable defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileEvidently {
+pub(crate) struct FileEvidently {
     pub max_projects: Option<Spanned<i64>>,
     pub max_segments: Option<Spanned<i64>>,
     pub max_features_per_project: Option<Spanned<i64>>,

@@ -207,7 +207,7 @@ pub struct Timeouts {
 }
 
 /// `limits.max_headers` when unset: hyper's own default, which lets hyper parse heads into an inline array.
-pub const DEFAULT_MAX_HEADERS: usize = 100;
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -349,7 +349,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// The bytes of a config file, read as [`crate::files::read`] does: a regular file of at most
 /// [`crate::files::CONFIG_CAP`] bytes, never blocking (the control loop polls the file with it).
-pub fn read_file(path: &Path) -> Result<Vec<u8>, crate::files::FileError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, crate::files::FileError> {
     crate::files::read(path, crate::files::CONFIG_CAP)
 }
 

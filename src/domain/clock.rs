@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix milliseconds now (0 if the clock is before 1970).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -16,12 +16,12 @@ pub struct EvalClock {
 
 impl EvalClock {
     /// Unix milliseconds, as evaluations see them.
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         now_ms() as i64 + self.skew_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Moves the evaluation clock forward.
-    pub fn advance(&self, by: std::time::Duration) {
+    pub(crate) fn advance(&self, by: std::time::Duration) {
         self.skew_ms.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
     }
 }

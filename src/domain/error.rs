@@ -32,7 +32,7 @@ impl ResourceKind {
     }
 
     /// The name's plural, as quotas count.
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             ResourceKind::Policy => "continuous-deployment-policies",
             ResourceKind::Project => "projects",
@@ -146,7 +146,7 @@ impl DomainError {
     }
 }
 
-pub type DomainResult<T> = Result<T, DomainError>;
+pub(crate) type DomainResult<T> = Result<T, DomainError>;
 
 impl std::fmt::Display for ResourceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

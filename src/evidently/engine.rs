@@ -59,16 +59,16 @@ use crate::evidently::model::VariableValue;
 use crate::evidently::pattern::Pattern;
 
 /// The number of buckets, and the total of a full weight split (100 % in thousandths of a percent).
-pub const BUCKETS: u32 = 100_000;
+pub(crate) const BUCKETS: u32 = 100_000;
 
 /// Stage of a launch step's default split.
-pub const STAGE_LAUNCH: &str = "launch";
+pub(crate) const STAGE_LAUNCH: &str = "launch";
 /// Prefix of a segment override's stage; the override's `evaluationOrder` follows in decimal.
-pub const STAGE_LAUNCH_SEGMENT_PREFIX: &str = "launch-segment-";
+pub(crate) const STAGE_LAUNCH_SEGMENT_PREFIX: &str = "launch-segment-";
 /// Stage of experiment enrolment (against `samplingRate`).
-pub const STAGE_EXPERIMENT_SAMPLE: &str = "experiment-sample";
+pub(crate) const STAGE_EXPERIMENT_SAMPLE: &str = "experiment-sample";
 /// Stage of the treatment choice of an enrolled entity.
-pub const STAGE_EXPERIMENT_TREATMENT: &str = "experiment-treatment";
+pub(crate) const STAGE_EXPERIMENT_TREATMENT: &str = "experiment-treatment";
 
 /// A feature with its running launch and experiment, compiled by the control plane for evaluation.
 #[derive(Debug, Clone)]

@@ -71,7 +71,7 @@ pub fn result_key(project: &str, kind: RuleKind, rule: &str, metric: &str, arm: 
 }
 
 /// The prefix of every bucket of one rule's metric: `result_key` without arm and bucket.
-pub fn series_prefix(project: &str, kind: RuleKind, rule: &str, metric: &str) -> String {
+pub(crate) fn series_prefix(project: &str, kind: RuleKind, rule: &str, metric: &str) -> String {
     let kind = match kind {
         RuleKind::Experiment => "experiment",
         RuleKind::Launch => "launch",

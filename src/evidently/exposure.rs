@@ -136,7 +136,7 @@ impl ExposureLog {
     /// began). Under a steady stream of exposures that is about two ticks, where waiting for an empty
     /// queue took the whole `max_wait`. False if `max_wait` passed first. Called off the async workers
     /// and without the plane's lock, before attributing events.
-    pub fn settle(&self, max_wait: std::time::Duration) -> bool {
+    pub(crate) fn settle(&self, max_wait: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + max_wait;
         let first = self.passes.load(Acquire);
         loop {

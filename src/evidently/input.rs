@@ -38,16 +38,16 @@ fn required<T>(field: &str, v: Option<T>) -> DomainResult<T> {
 }
 
 /// An optional string member, checked against its shape when present.
-pub fn check_opt(shape: &Text, field: &str, v: Option<&str>) -> DomainResult<()> {
+pub(crate) fn check_opt(shape: &Text, field: &str, v: Option<&str>) -> DomainResult<()> {
     Ok(v.map_or(Ok(()), |v| shape.check(field, v))?)
 }
 
 /// Most tags a resource holds. The model bounds no `TagMap` (only UntagResource's `TagKeyList`, 50);
 /// this is AWS's documented limit of 50 tags per resource, which edgesplit enforces on purpose.
-pub const MAX_TAGS: usize = 50;
+pub(crate) const MAX_TAGS: usize = 50;
 
 /// Tags: each key a `TagKey` and each value a `TagValue` (the model's), at most [`MAX_TAGS`] of them.
-pub fn check_tags(tags: &Tags) -> DomainResult<()> {
+pub(crate) fn check_tags(tags: &Tags) -> DomainResult<()> {
     if tags.len() > MAX_TAGS {
         return Err(DomainError::invalid("tags", format!("a resource holds at most {MAX_TAGS} tags")));
     }
@@ -59,7 +59,7 @@ pub fn check_tags(tags: &Tags) -> DomainResult<()> {
 }
 
 /// UntagResource's `tagKeys`.
-pub fn check_tag_keys(keys: &[String]) -> DomainResult<()> {
+pub(crate) fn check_tag_keys(keys: &[String]) -> DomainResult<()> {
     aws::TAG_KEY_LIST.check("tagKeys", keys.len())?;
     for k in keys {
         aws::TAG_KEY.check("tagKeys", k)?;
@@ -90,7 +90,7 @@ fn named<'r>(arns: &Arns, field: &str, kind: ResourceKind, r: &'r str) -> Domain
 }
 
 /// A `{project}` reference: a name or a project ARN of this account and region.
-pub fn project_ref(arns: &Arns, r: &str) -> DomainResult<String> {
+pub(crate) fn project_ref(arns: &Arns, r: &str) -> DomainResult<String> {
     aws::PROJECT_REF.check("project", r)?;
     let name = named(arns, "project", ResourceKind::Project, r)?;
     aws::PROJECT_NAME.check("project", name)?;
@@ -98,7 +98,7 @@ pub fn project_ref(arns: &Arns, r: &str) -> DomainResult<String> {
 }
 
 /// A segment reference: a name or a segment ARN of this account and region.
-pub fn segment_ref(arns: &Arns, field: &str, r: &str) -> DomainResult<String> {
+pub(crate) fn segment_ref(arns: &Arns, field: &str, r: &str) -> DomainResult<String> {
     aws::SEGMENT_REF.check(field, r)?;
     let name = named(arns, field, ResourceKind::Segment, r)?;
     aws::SEGMENT_NAME.check(field, name)?;
@@ -106,7 +106,7 @@ pub fn segment_ref(arns: &Arns, field: &str, r: &str) -> DomainResult<String> {
 }
 
 /// A taggable resource named by its ARN: which one it would be in this account and region.
-pub fn tagged(arns: &Arns, arn: &str) -> DomainResult<ResourceId> {
+pub(crate) fn tagged(arns: &Arns, arn: &str) -> DomainResult<ResourceId> {
     aws::ARN.check("resourceArn", arn)?;
     let missing = || DomainError::NotFound(ResourceId::Arn(ResourceKind::Resource, arn.to_string()));
     let rest = arn.strip_prefix(arns.base()).and_then(|r| r.strip_prefix(':')).ok_or_else(missing)?;
@@ -300,7 +300,7 @@ pub struct FeaturePatch {
 }
 
 /// One variation's name and value.
-pub fn check_variation(field: &str, v: &Variation) -> DomainResult<()> {
+pub(crate) fn check_variation(field: &str, v: &Variation) -> DomainResult<()> {
     aws::VARIATION_NAME.check(&format!("{field}.name"), &v.name)?;
     match &v.value {
         VariableValue::Long(n) => aws::VARIABLE_VALUE_LONG_VALUE_LONG.check(&format!("{field}.value.longValue"), *n)?,
@@ -840,7 +840,7 @@ impl ExperimentPatchBody {
 /// StartExperiment's body.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StartBody {
+pub(crate) struct StartBody {
     pub analysis_complete_time: Option<Value>,
 }
 
@@ -854,7 +854,7 @@ impl StartBody {
 /// StopLaunch's and StopExperiment's body.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StopBody {
+pub(crate) struct StopBody {
     pub desired_state: Option<String>,
     pub reason: Option<String>,
 }
@@ -888,12 +888,12 @@ impl StopBody {
 
 /// PutProjectEvents' body.
 #[derive(Deserialize)]
-pub struct EventsBody {
+pub(crate) struct EventsBody {
     pub events: Option<Vec<EventBody>>,
 }
 
 #[derive(Deserialize)]
-pub struct EventBody {
+pub(crate) struct EventBody {
     pub timestamp: Option<Value>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -901,12 +901,12 @@ pub struct EventBody {
 }
 
 /// `EventType`'s values.
-pub const CUSTOM: &str = "aws.evidently.custom";
-pub const EVALUATION: &str = "aws.evidently.evaluation";
+pub(crate) const CUSTOM: &str = "aws.evidently.custom";
+pub(crate) const EVALUATION: &str = "aws.evidently.evaluation";
 
 /// One event, decoded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub(crate) struct Event {
     /// Epoch milliseconds.
     pub at_ms: i64,
     /// A custom event, turned into metric values; an evaluation event is accepted and not attributed
@@ -954,7 +954,7 @@ impl EventBody {
 /// GetExperimentResults' body.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResultsBody {
+pub(crate) struct ResultsBody {
     pub metric_names: Option<Vec<String>>,
     pub treatment_names: Option<Vec<String>>,
     pub base_stat: Option<String>,
@@ -968,7 +968,7 @@ pub struct ResultsBody {
 /// What GetExperimentResults asks for, checked against the model (against the experiment: by the
 /// control plane).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResultsQuery {
+pub(crate) struct ResultsQuery {
     pub metric: String,
     pub treatments: Vec<String>,
     /// `ExperimentResultRequestType`s: every one the model names when none is asked.

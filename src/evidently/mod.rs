@@ -10,4 +10,4 @@ pub mod exposure;
 pub mod input;
 pub mod model;
 pub mod pattern;
-pub mod stats;
+pub(crate) mod stats;

@@ -123,7 +123,7 @@ impl Segment {
     ///
     /// `None` if the text does not compile. CreateSegment refuses such patterns, so only a stored document
     /// this version cannot compile gets here; the state compiler leaves such a segment out, as before.
-    pub fn compiled(&self) -> Option<&Arc<Pattern>> {
+    pub(crate) fn compiled(&self) -> Option<&Arc<Pattern>> {
         self.compiled.0.get_or_init(|| Pattern::parse(&self.pattern).ok().map(Arc::new)).as_ref()
     }
 

@@ -158,11 +158,11 @@ struct Field {
     key: Box<str>,
     /// Byte offsets of the dots in `key`: segment `i` runs from after dot `i - 1` to dot `i`.
     dots: Box<[usize]>,
-    rule: Rule,
+    matcher: Matcher,
 }
 
 #[derive(Debug, Clone)]
-enum Rule {
+enum Matcher {
     /// A list of alternatives; `absent` when one of them is `{"exists": false}`.
     Values { alts: Box<[Alt]>, absent: bool },
     /// A nested sub-pattern.
@@ -215,7 +215,7 @@ impl Outcome {
         if matched { Outcome::Match } else { Outcome::NoMatch }
     }
 
-    /// Settles the outcome for a rule that does (`absent == true`) or does not accept absence.
+    /// Settles the outcome for a matcher that does (`absent == true`) or does not accept absence.
     fn holds(self, absent: bool) -> bool {
         match self {
             Outcome::Match => true,
@@ -251,7 +251,7 @@ impl Node {
 
 impl Field {
     fn matches(&self, obj: &Map<String, Value>, depth: usize) -> bool {
-        self.lookup(obj, 0, depth).holds(self.rule.absent())
+        self.lookup(obj, 0, depth).holds(self.matcher.absent())
     }
 
     /// Reads segments `first..` of the key in `obj` (at `depth`), trying every grouping of them into keys.
@@ -263,7 +263,7 @@ impl Field {
                 continue;
             };
             let found = if last == last_segment {
-                self.rule.outcome(value, depth + 1)
+                self.matcher.outcome(value, depth + 1)
             } else {
                 self.descend(value, last + 1, depth + 1)
             };
@@ -284,7 +284,7 @@ impl Field {
         match value {
             Value::Object(obj) => self.lookup(obj, next, depth),
             Value::Array(items) if !items.is_empty() => {
-                let absent = self.rule.absent();
+                let absent = self.matcher.absent();
                 Outcome::of(items.iter().any(|item| self.descend(item, next, depth + 1).holds(absent)))
             }
             _ => Outcome::Absent,
@@ -305,19 +305,19 @@ impl Field {
     }
 }
 
-impl Rule {
-    /// Whether the rule accepts an absent field.
+impl Matcher {
+    /// Whether the matcher accepts an absent field.
     fn absent(&self) -> bool {
         match self {
-            Rule::Values { absent, .. } => *absent,
-            Rule::Nested(node) => node.absent,
+            Matcher::Values { absent, .. } => *absent,
+            Matcher::Nested(node) => node.absent,
         }
     }
 
     fn outcome(&self, value: &Value, depth: usize) -> Outcome {
         match self {
-            Rule::Values { alts, .. } => values_outcome(alts, value, depth),
-            Rule::Nested(node) => node.outcome(value, depth),
+            Matcher::Values { alts, .. } => values_outcome(alts, value, depth),
+            Matcher::Nested(node) => node.outcome(value, depth),
         }
     }
 }
@@ -511,8 +511,8 @@ impl Compiler {
             let dots: Vec<usize> = key.match_indices('.').map(|(at, _)| at).collect();
             // The field's value lives in the object holding its last segment.
             let holder_depth = depth + dots.len();
-            let rule = match value {
-                Value::Object(inner) => Rule::Nested(self.node(inner, &here, holder_depth + 1)?),
+            let matcher = match value {
+                Value::Object(inner) => Matcher::Nested(self.node(inner, &here, holder_depth + 1)?),
                 Value::Array(_) if holder_depth > MAX_PATTERN_DEPTH => {
                     return Err(error(&here, format_args!("nested deeper than {MAX_PATTERN_DEPTH} levels")));
                 }
@@ -524,10 +524,10 @@ impl Compiler {
                     ));
                 }
             };
-            fields.push(Field { key: key.as_str().into(), dots: dots.into(), rule });
+            fields.push(Field { key: key.as_str().into(), dots: dots.into(), matcher });
         }
         let absent =
-            fields.iter().all(|f| f.rule.absent()) && (any_of.is_empty() || any_of.iter().any(|n: &Node| n.absent));
+            fields.iter().all(|f| f.matcher.absent()) && (any_of.is_empty() || any_of.iter().any(|n: &Node| n.absent));
         Ok(Node { fields: fields.into(), any_of: any_of.into(), absent })
     }
 
@@ -552,7 +552,7 @@ impl Compiler {
         Ok(nodes)
     }
 
-    fn values(&mut self, alts: &[Value], loc: &Loc<'_>) -> Result<Rule, PatternError> {
+    fn values(&mut self, alts: &[Value], loc: &Loc<'_>) -> Result<Matcher, PatternError> {
         if alts.is_empty() {
             return Err(error(loc, format_args!("empty array: list at least one value")));
         }
@@ -575,7 +575,7 @@ impl Compiler {
             absent |= matches!(alt, Alt::Exists(false));
             compiled.push(alt);
         }
-        Ok(Rule::Values { alts: compiled.into(), absent })
+        Ok(Matcher::Values { alts: compiled.into(), absent })
     }
 
     fn count(&mut self, weight: usize, loc: &Loc<'_>) -> Result<(), PatternError> {

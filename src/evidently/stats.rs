@@ -101,7 +101,7 @@ impl Moments {
     /// Constant data such as ten times 0.1 leave `Σx² − m·Σx` at a rounding residue (of either sign) rather
     /// than 0. A residue within `n·ε·Σx²`, the worst-case rounding error of the two sums, cannot be told apart
     /// from no spread at all and is reported as exactly 0, so that "no variance" is recognised.
-    pub fn variance(&self) -> Option<f64> {
+    pub(crate) fn variance(&self) -> Option<f64> {
         if self.n < 2 || !self.sum_sq.is_finite() {
             return None;
         }
@@ -115,7 +115,7 @@ impl Moments {
 
 /// The comparison of one treatment with the control.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// The mean of the treatment.
     pub mean: f64,
     /// The relative effect `(mean_t − mean_c) / mean_c`, as a fraction (0.06 is +6 %). A control mean of 0
@@ -133,7 +133,7 @@ pub struct Comparison {
 ///
 /// "Some variance" means at least one arm with a positive variance; one constant arm is fine. `None` also
 /// when the control mean is 0 (the relative effect is undefined). Formulas in the module documentation.
-pub fn welch(control: &Moments, treatment: &Moments) -> Option<Comparison> {
+pub(crate) fn welch(control: &Moments, treatment: &Moments) -> Option<Comparison> {
     let arms = Arms::of(control, treatment)?;
     let (t, df) = arms.welch_t()?;
     let p_value = (2.0 * t_sf(t.abs(), df)?).min(1.0);
@@ -152,18 +152,18 @@ pub fn welch(control: &Moments, treatment: &Moments) -> Option<Comparison> {
 
 /// Bayesian report under a documented conjugate model: P(relative lift >= +3 %), P(<= -3 %), P(within ±3 %).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bayes {
+pub(crate) struct Bayes {
     pub p_increase: f64,
     pub p_decrease: f64,
     pub p_within: f64,
 }
 
 /// The half-width of the "within" band of [`Bayes`]: a relative lift of 3 %.
-pub const BAYES_THRESHOLD: f64 = 0.03;
+pub(crate) const BAYES_THRESHOLD: f64 = 0.03;
 
 /// The Bayesian report of treatment against control; model and formulas in the module documentation.
 /// `None` under the same conditions as [`welch`].
-pub fn bayes(control: &Moments, treatment: &Moments) -> Option<Bayes> {
+pub(crate) fn bayes(control: &Moments, treatment: &Moments) -> Option<Bayes> {
     let arms = Arms::of(control, treatment)?;
     let (effect, var_effect) = arms.relative_effect()?;
     let s = var_effect.sqrt();
@@ -181,7 +181,7 @@ pub fn bayes(control: &Moments, treatment: &Moments) -> Option<Bayes> {
 ///
 /// `None` when the slices differ in length, a weight is negative or not finite, nothing was observed, or
 /// fewer than two arms have a positive weight. See the module documentation for zero weights.
-pub fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
+pub(crate) fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
     if observed.len() != weights.len() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
         return None;
     }

@@ -262,7 +262,7 @@ pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, D
 }
 
 /// The policy `id`, if the caller named its current version.
-pub fn current_policy<'a>(
+pub(crate) fn current_policy<'a>(
     st: &'a ControlState,
     id: &str,
     if_match: Option<&str>,

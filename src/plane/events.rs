@@ -23,7 +23,7 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 impl Plane {
     /// Running launches' metric monitors, aggregated from the stored moments: events and mean per
     /// group (for `/metrics`). A monitor whose moments cannot be read is left out of this scrape.
-    pub fn launch_monitors(&self) -> Vec<MonitorFigure> {
+    pub(crate) fn launch_monitors(&self) -> Vec<MonitorFigure> {
         let monitors: Vec<(String, String, String)> = {
             let st = self.lock();
             st.evidently
@@ -58,7 +58,7 @@ impl Plane {
     }
 
     /// Records the project's events: all their values, or (on a store failure) none.
-    pub fn put_events(&self, project: &str, events: &[Event]) -> Result<(), ExecuteError> {
+    pub(crate) fn put_events(&self, project: &str, events: &[Event]) -> Result<(), ExecuteError> {
         let metric_rules = {
             let st = self.lock();
             super::evidently::project(&st.evidently, project).map_err(ExecuteError::Domain)?;

@@ -76,7 +76,7 @@ pub fn update_project(ev: &EvState, name: &str, patch: ProjectPatch, t: f64) -> 
     Ok(p)
 }
 
-pub fn set_data_delivery(
+pub(crate) fn set_data_delivery(
     ev: &EvState,
     name: &str,
     data_delivery: Option<serde_json::Value>,
@@ -170,7 +170,7 @@ fn check_feature(f: &Feature) -> DomainResult<()> {
 
 /// Launches and experiments of the project, not yet ended, that serve `feature`: (launches,
 /// experiments), the feature's evaluation rules.
-pub fn rules_of<'a>(ev: &'a EvState, project: &str, feature: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
+pub(crate) fn rules_of<'a>(ev: &'a EvState, project: &str, feature: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
     let live = |s: RunStatus| matches!(s, RunStatus::Created | RunStatus::Running);
     let launches = ev
         .launches
@@ -289,7 +289,7 @@ pub fn segment<'a>(ev: &'a EvState, name: &str) -> DomainResult<&'a Segment> {
 }
 
 /// Launches and experiments that use segment `name`: (launches, experiments).
-pub fn segment_users<'a>(ev: &'a EvState, name: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
+pub(crate) fn segment_users<'a>(ev: &'a EvState, name: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
     let launches = ev
         .launches
         .values()
@@ -327,7 +327,7 @@ fn check_segment_exists(ev: &EvState, name: &str) -> DomainResult<()> {
 // === tags ===
 
 /// The resource with its tags changed: `add` merged in, then `remove` taken out.
-pub fn retag(ev: &EvState, id: &ResourceId, add: Tags, remove: &[String]) -> DomainResult<Resource> {
+pub(crate) fn retag(ev: &EvState, id: &ResourceId, add: Tags, remove: &[String]) -> DomainResult<Resource> {
     let mut r = resource(ev, id)?;
     let tags = match &mut r {
         Resource::Project(p) => &mut p.tags,

@@ -52,7 +52,7 @@ pub struct Snapshot {
 
 /// Something that follows the published snapshots: the data plane. Called under the plane's lock, in
 /// order, for every publish.
-pub trait Subscriber: Send + Sync {
+pub(crate) trait Subscriber: Send + Sync {
     fn publish(&self, snapshot: &Arc<Snapshot>);
 }
 
@@ -196,7 +196,7 @@ impl Plane {
 
     /// [`Plane::execute`], then `answer` reads the outcome with the state the command left, under the
     /// same lock (an API's answer counts what the write made, and nothing written after it).
-    pub fn execute_then<T>(
+    pub(crate) fn execute_then<T>(
         &self,
         cmd: command::Command,
         answer: impl FnOnce(&ControlState, command::Outcome) -> T,
@@ -227,7 +227,7 @@ impl Plane {
     }
 
     /// Adds a follower of the published snapshots; it gets the current one at once.
-    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+    pub(crate) fn subscribe(&self, s: Arc<dyn Subscriber>) {
         let _st = self.lock();
         s.publish(&self.published.load_full());
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(s);

@@ -25,7 +25,7 @@ use crate::limits::evidently as aws;
 
 /// One statistic of one treatment, at every timestamp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Series {
+pub(crate) struct Series {
     pub treatment: String,
     /// `ExperimentResultResponseType`: Mean, TreatmentEffect, ConfidenceIntervalLowerBound, ...
     pub stat: &'static str,
@@ -34,7 +34,7 @@ pub struct Series {
 
 /// One report of one treatment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     pub treatment: String,
     pub name: &'static str,
     /// A JSON document.
@@ -43,7 +43,7 @@ pub struct Report {
 
 /// The results of one metric of one experiment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExperimentResults {
+pub(crate) struct ExperimentResults {
     pub metric: String,
     /// Epoch seconds.
     pub timestamps: Vec<f64>,
@@ -54,7 +54,7 @@ pub struct ExperimentResults {
 
 impl Plane {
     /// GetExperimentResults for the experiment `name` of `project`.
-    pub fn experiment_results(
+    pub(crate) fn experiment_results(
         &self,
         project: &str,
         name: &str,

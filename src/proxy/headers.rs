@@ -85,7 +85,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// `Upgrade: h2c` never counts (its hop-by-hop headers are then stripped like any others): a tunnel to an
 /// origin that accepted it would carry later requests past routing and header hygiene (h2c smuggling),
 /// and RFC 9113 dropped that upgrade anyway. Clients speak h2c to edgesplit with prior knowledge.
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     let upgrade = headers.get_all(header::UPGRADE);
     upgrade.iter().next().is_some()
         && !upgrade
@@ -97,12 +97,12 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
 }
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Appends `value` to a comma-separated header, or sets it when absent.
-pub fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
+pub(crate) fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
     // One lookup either way.
     match headers.entry(name) {
         header::Entry::Vacant(slot) => {

@@ -40,18 +40,18 @@ use crate::routing::{Origin, Pool};
 /// What the request path reads, swapped whole on every change: the control plane's snapshot, and the
 /// upstream clients built from it (rebuilt only when `[upstream]` or the upstream timeouts change, so a
 /// routing change keeps the warm connection pools).
-pub struct State {
+pub struct Serving {
     pub snapshot: Arc<Snapshot>,
     /// Each distribution's Evidently decisions at the edge, by distribution index, compiled from the
     /// snapshot with their headers and counters ready.
-    pub edges: Box<[Option<crate::edge::CompiledEdge>]>,
+    pub edges: Box<[Option<crate::edge_evidently::CompiledEdge>]>,
     pub clients: Arc<Clients>,
     pub upstream_response: Duration,
 }
 
-/// The shared data plane: the current [`State`] and what lives across reloads.
+/// The shared data plane: the current [`Serving`] and what lives across reloads.
 pub struct Proxy {
-    pub state: ArcSwap<State>,
+    pub serving: ArcSwap<Serving>,
     pub metrics: Arc<Metrics>,
     pub access_log: bool,
     /// Tunnels (WebSocket and other upgrades) run here so that shutdown drains them too.
@@ -66,7 +66,7 @@ impl Subscriber for Proxy {
     /// Adopts a new snapshot, with new upstream clients only if their settings changed. Clients that
     /// cannot be built (a CA file that became unreadable since the file was checked) keep the old ones.
     fn publish(&self, snapshot: &Arc<Snapshot>) {
-        let current = self.state.load();
+        let current = self.serving.load();
         let clients = match Proxy::clients(snapshot, Some(&current.clients)) {
             Ok(c) => c,
             Err(e) => {
@@ -74,8 +74,8 @@ impl Subscriber for Proxy {
                 current.clients.clone()
             }
         };
-        self.state.store(Arc::new(State {
-            edges: crate::edge::compile_all(&snapshot.routes, &snapshot.evidently, &self.metrics),
+        self.serving.store(Arc::new(Serving {
+            edges: crate::edge_evidently::compile_all(&snapshot.routes, &snapshot.evidently, &self.metrics),
             snapshot: snapshot.clone(),
             clients,
             upstream_response: snapshot.timeouts.upstream_response,
@@ -133,7 +133,7 @@ impl ConnInfo {
 
 /// Run when a response is done (its body dropped): metrics, access log, in-flight count.
 pub struct Finish {
-    state: Arc<State>,
+    state: Arc<Serving>,
     conn: Arc<ConnInfo>,
     dist: Option<usize>,
     decision: Decision,
@@ -248,7 +248,7 @@ impl Proxy {
     /// upgrade) through our per-worker pool, HTTP/2 through hyper-util's client.
     async fn send(
         &self,
-        state: &State,
+        state: &Serving,
         origin: &Origin,
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
@@ -294,14 +294,14 @@ impl Proxy {
         exposures: Arc<ExposureLog>,
         clock: Arc<EvalClock>,
     ) -> Result<Proxy, String> {
-        let state = State {
-            edges: crate::edge::compile_all(&snapshot.routes, &snapshot.evidently, &metrics),
+        let state = Serving {
+            edges: crate::edge_evidently::compile_all(&snapshot.routes, &snapshot.evidently, &metrics),
             clients: Proxy::clients(&snapshot, None)?,
             upstream_response: snapshot.timeouts.upstream_response,
             snapshot,
         };
         Ok(Proxy {
-            state: ArcSwap::from_pointee(state),
+            serving: ArcSwap::from_pointee(state),
             metrics,
             access_log,
             tasks: TaskTracker::new(),
@@ -315,7 +315,7 @@ impl Proxy {
         let start = Instant::now();
         conn.activity.in_flight.fetch_add(1, Relaxed);
         conn.activity.requests.fetch_add(1, Relaxed);
-        let state = self.state.load_full();
+        let state = self.serving.load_full();
 
         let host = one_host(&req);
         let access = self.access_log.then(|| {

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::pool::H1Pool;
 use crate::config::{Timeouts, UpstreamConfig};
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, UpBody>;
 
 /// A request body towards an origin: the client's stream, or nothing (a bodiless request sent again
 /// to primary after staging refused the connection).

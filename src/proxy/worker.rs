@@ -2,14 +2,14 @@
 //! once by `server::Workers` when it starts a worker.
 
 /// The most worker threads edgesplit runs, whatever the core count.
-pub const MAX_WORKERS: usize = 256; // `limits.workers` allows 0..=256
+pub(crate) const MAX_WORKERS: usize = 256; // `limits.workers` allows 0..=256
 
 thread_local! {
     static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// Which data-plane worker this thread is, if it is one.
-pub fn worker_index() -> Option<usize> {
+pub(crate) fn worker_index() -> Option<usize> {
     WORKER.get()
 }
 

@@ -92,7 +92,7 @@ pub fn evaluate(plane: &Plane, p: &str, f: &str, call: &EvCall) -> EvResult<Valu
     Ok(Value::Object(result(plane, &project, feature, &entity_id, &ctx)))
 }
 
-pub fn batch(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
+pub(crate) fn batch(plane: &Plane, p: &str, call: &EvCall) -> EvResult<Value> {
     let state = plane.snapshot();
     let project = project_name(&state.evidently, p)?;
     let b: BatchBody = call.json()?;

@@ -8,7 +8,7 @@ use super::*;
 use crate::evidently::model::Experiment;
 use crate::plane::evidently::{find, project};
 
-pub fn view(st: &ControlState, x: &Experiment) -> Value {
+pub(crate) fn view(st: &ControlState, x: &Experiment) -> Value {
     let arns = arns(st);
     let treatments: Vec<Value> = x
         .treatments

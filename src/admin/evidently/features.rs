@@ -14,7 +14,7 @@ fn rules(st: &ControlState, f: &Feature) -> Vec<Value> {
     launches.chain(experiments).collect()
 }
 
-pub fn view(st: &ControlState, f: &Feature) -> Value {
+pub(crate) fn view(st: &ControlState, f: &Feature) -> Value {
     let arns = arns(st);
     let mut v = json!({
         "arn": arns.feature(&f.project, &f.name),

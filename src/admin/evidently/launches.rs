@@ -8,7 +8,7 @@ use super::*;
 use crate::evidently::model::Launch;
 use crate::plane::evidently::{find, project};
 
-pub fn view(st: &ControlState, l: &Launch) -> Value {
+pub(crate) fn view(st: &ControlState, l: &Launch) -> Value {
     let arns = arns(st);
     let mut v = json!({
         "arn": arns.launch(&l.project, &l.name),

@@ -49,7 +49,7 @@ pub enum Failure {
     Store(StoreError),
 }
 
-pub type EvResult<T> = Result<T, Failure>;
+pub(crate) type EvResult<T> = Result<T, Failure>;
 
 impl From<EvError> for Failure {
     fn from(e: EvError) -> Failure {
@@ -80,7 +80,7 @@ impl From<ExecuteError> for Failure {
 
 impl Failure {
     /// The error as answered.
-    pub fn into_error(self, arns: &Arns) -> EvError {
+    pub(crate) fn into_error(self, arns: &Arns) -> EvError {
         match self {
             Failure::Wire(e) => e,
             Failure::Domain(e) => from_domain(arns, e),
@@ -91,7 +91,7 @@ impl Failure {
 
 /// The one map from the domain's errors to Evidently's, with Evidently's messages. No catch-all arm: a
 /// new domain error does not compile until it is mapped here.
-pub fn from_domain(arns: &Arns, e: DomainError) -> EvError {
+pub(crate) fn from_domain(arns: &Arns, e: DomainError) -> EvError {
     match e {
         DomainError::NotFound(id) => {
             let (kind, arn) = (id.kind(), arns.of(&id));
@@ -155,16 +155,16 @@ impl From<Violation> for EvError {
 }
 
 /// `AccessDeniedException` (403): the request's signature or credentials were refused.
-pub fn access_denied(message: impl Into<String>) -> EvError {
+pub(crate) fn access_denied(message: impl Into<String>) -> EvError {
     EvError::new(EvCode::AccessDenied, message)
 }
 
 /// `ValidationException` for a body that is not the JSON the operation takes (`reason: cannotParse`).
-pub fn cannot_parse(message: impl Into<String>) -> EvError {
+pub(crate) fn cannot_parse(message: impl Into<String>) -> EvError {
     EvError::new(EvCode::Validation, message).with("reason", "cannotParse")
 }
 
-pub fn not_found(resource_type: &str, arn: &str, message: String) -> EvError {
+pub(crate) fn not_found(resource_type: &str, arn: &str, message: String) -> EvError {
     EvError::new(EvCode::ResourceNotFound, message).with("resourceId", arn).with("resourceType", resource_type)
 }
 
@@ -203,7 +203,7 @@ impl EvCall {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    pub fn query_all<'b>(&'b self, name: &'b str) -> impl Iterator<Item = &'b str> + 'b {
+    pub(crate) fn query_all<'b>(&'b self, name: &'b str) -> impl Iterator<Item = &'b str> + 'b {
         self.query.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
@@ -482,7 +482,7 @@ pub fn page<'a, T>(
 }
 
 /// A list answer: `{key: items}` plus `nextToken` when more remain.
-pub fn listing(key: &str, items: impl serde::Serialize, next: Option<String>) -> Value {
+pub(crate) fn listing(key: &str, items: impl serde::Serialize, next: Option<String>) -> Value {
     let mut out = serde_json::Map::new();
     out.insert(key.to_string(), serde_json::to_value(items).unwrap_or(Value::Null));
     if let Some(n) = next {

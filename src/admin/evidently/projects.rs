@@ -7,7 +7,7 @@ use crate::evidently::model::{Experiment, Launch, Project};
 use crate::plane::evidently::{counts, project};
 
 /// The wire shape, with the counters computed from what the project holds.
-pub fn view(st: &ControlState, p: &Project) -> Value {
+pub(crate) fn view(st: &ControlState, p: &Project) -> Value {
     let e = &st.evidently;
     let (launches, active_launches) = counts::<Launch>(e, &p.name);
     let (experiments, active_experiments) = counts::<Experiment>(e, &p.name);

@@ -14,7 +14,7 @@ struct TestBody {
     payload: Option<String>,
 }
 
-pub fn view(st: &ControlState, s: &Segment) -> Value {
+pub(crate) fn view(st: &ControlState, s: &Segment) -> Value {
     let (launches, experiments) = segment_users(&st.evidently, &s.name);
     let mut v = json!({
         "arn": arns(st).segment(&s.name),
@@ -103,7 +103,7 @@ pub fn references(st: &ControlState, name: &str, call: &EvCall) -> EvResult<Valu
     Ok(listing("referencedBy", cleaned, next))
 }
 
-pub fn test_pattern(call: &EvCall) -> EvResult<Value> {
+pub(crate) fn test_pattern(call: &EvCall) -> EvResult<Value> {
     let b: TestBody = call.json()?;
     let pattern = input::pattern("pattern", &b.pattern.ok_or_else(|| invalid("pattern", "is required"))?)?;
     let payload_text = b.payload.ok_or_else(|| invalid("payload", "is required"))?;

@@ -260,7 +260,7 @@ impl CompiledEdge {
     }
 
     /// The `Set-Cookie` value for a newly issued entity id.
-    pub fn entity_cookie(&self, id: &str, secure: bool) -> Option<HeaderValue> {
+    pub(crate) fn entity_cookie(&self, id: &str, secure: bool) -> Option<HeaderValue> {
         cookie::set_cookie(&self.entity_cookie, self.entity_cookie_max_age, secure, |line| line.push_str(id))
     }
 }
