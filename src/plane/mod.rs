@@ -43,8 +43,9 @@ pub struct Plane {
 /// evaluates by, and what the API's evaluations read.
 pub struct Snapshot {
     pub routes: Routes,
-    /// Evidently's features, compiled for evaluation.
-    pub evidently: EvSnapshot,
+    /// Evidently's features, compiled for evaluation (shared by the snapshots of writes that did not
+    /// change them).
+    pub evidently: Arc<EvSnapshot>,
     /// What the data plane's upstream clients are built from.
     pub upstream: UpstreamConfig,
     pub timeouts: Timeouts,
@@ -119,14 +120,27 @@ fn rows(changes: &[command::Change]) -> Vec<Row> {
 /// rehearsal on a copy, which writes nothing). Nothing changes if the command is refused or the store
 /// fails.
 fn run(store: Option<&Store>, st: &mut ControlState, cmd: command::Command) -> Result<command::Outcome, ExecuteError> {
+    run_touching(store, st, cmd).map(|(outcome, _)| outcome)
+}
+
+/// [`run`], and whether the command changed Evidently's resources.
+fn run_touching(
+    store: Option<&Store>,
+    st: &mut ControlState,
+    cmd: command::Command,
+) -> Result<(command::Outcome, bool), ExecuteError> {
     let applied = command::apply(st, cmd, command::Fresh::now()).map_err(ExecuteError::Domain)?;
+    let evidently = applied
+        .changes
+        .iter()
+        .any(|c| matches!(c, command::Change::PutResource(_) | command::Change::DeleteResource(_)));
     if let Some(store) = store {
         store.write(&rows(&applied.changes)).map_err(ExecuteError::Store)?;
     }
     for change in applied.changes {
         st.commit(change);
     }
-    Ok(applied.outcome)
+    Ok((applied.outcome, evidently))
 }
 
 /// The stored record of a file-written policy's session generation.
@@ -164,7 +178,7 @@ impl Plane {
         let declared = config.declared.clone();
         let mut st = ControlState { config, policies, evidently, inline_epochs: HashMap::new(), cookie_key };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
-        let published = ArcSwap::from_pointee(compile(&st, &metrics, &health));
+        let published = ArcSwap::from_pointee(compile(&st, &metrics, &health, None));
         let plane = Plane {
             metrics,
             store,
@@ -202,8 +216,10 @@ impl Plane {
         answer: impl FnOnce(&ControlState, command::Outcome) -> T,
     ) -> Result<T, ExecuteError> {
         let mut st = self.lock();
-        let outcome = run(Some(&self.store), &mut st, cmd)?;
-        self.publish(&st);
+        let (outcome, evidently_changed) = run_touching(Some(&self.store), &mut st, cmd)?;
+        // A policy write keeps the compiled Evidently features: only the routes are compiled again.
+        let keep = (!evidently_changed).then(|| self.published.load().evidently.clone());
+        self.publish_keeping(&st, keep);
         Ok(answer(&st, outcome))
     }
 
@@ -214,7 +230,13 @@ impl Plane {
 
     /// Compiles the state and makes it the one the next request and the next API evaluation see.
     pub fn publish(&self, st: &ControlState) {
-        let snapshot = Arc::new(compile(st, &self.metrics, &self.health));
+        self.publish_keeping(st, None);
+    }
+
+    /// [`Plane::publish`], with the compiled Evidently features taken from `evidently` when given
+    /// (the state's Evidently resources did not change since they were compiled).
+    fn publish_keeping(&self, st: &ControlState, evidently: Option<Arc<EvSnapshot>>) {
+        let snapshot = Arc::new(compile(st, &self.metrics, &self.health, evidently));
         self.published.store(snapshot.clone());
         for s in self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             s.publish(&snapshot);
@@ -295,14 +317,21 @@ fn update_inline_epochs(store: &Store, st: &mut ControlState) -> Result<(), Stor
     Ok(())
 }
 
-fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Snapshot {
+fn compile(
+    st: &ControlState,
+    metrics: &Metrics,
+    health: &HealthRegistry,
+    evidently: Option<Arc<EvSnapshot>>,
+) -> Snapshot {
     let cd = CdSettings {
         key: st.cookie_key.clone(),
         cookie_name: st.config.cd.cookie_name.as_str().into(),
         cache_control_private: st.config.cd.cache_control_private,
     };
-    let arns = crate::evidently::arn::Arns::new(&st.config.region, &st.config.account_id);
-    let evidently = crate::evidently::compile::compile(&st.evidently, &arns);
+    let evidently = evidently.unwrap_or_else(|| {
+        let arns = crate::evidently::arn::Arns::new(&st.config.region, &st.config.account_id);
+        Arc::new(crate::evidently::compile::compile(&st.evidently, &arns))
+    });
     let input = CompileInput {
         metrics,
         health,
@@ -316,5 +345,43 @@ fn compile(st: &ControlState, metrics: &Metrics, health: &HealthRegistry) -> Sna
         evidently,
         upstream: st.config.upstream.clone(),
         timeouts: st.config.timeouts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cd::model::{PolicyConfig, SingleWeight, TrafficConfig, TrafficType};
+    use crate::evidently::input::NewProject;
+
+    #[test]
+    fn a_policy_write_keeps_the_compiled_evidently_features_and_an_evidently_write_compiles_them() {
+        let text = "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n[admin]\nauth = \"none\"\n\
+                    [[distribution]]\nid = \"one\"\ndomains = [\"one.test\"]\nstaging_dns_name = \"s1.test\"\n\
+                    [distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n\
+                    [distribution.staging]\norigins = [\"http://127.0.0.1:2\"]\n";
+        let plane = Plane::new(crate::config::parse(text, "t.toml", std::path::Path::new(".")).unwrap()).unwrap();
+        let before = plane.snapshot();
+        let traffic = TrafficConfig {
+            kind: TrafficType::SingleWeight,
+            single_weight: Some(SingleWeight { weight: 0.1, stickiness: None }),
+            single_header: None,
+        };
+        let config = PolicyConfig { staging_dns_names: vec!["s1.test".into()], enabled: true, traffic: Some(traffic) };
+        plane.execute(command::Command::CreatePolicy { config }).unwrap();
+        let after_policy = plane.snapshot();
+        assert!(!Arc::ptr_eq(&before, &after_policy), "a new snapshot is published");
+        assert!(Arc::ptr_eq(&before.evidently, &after_policy.evidently), "Evidently was compiled again");
+        let project = NewProject {
+            name: "p".into(),
+            description: None,
+            app_config_resource: None,
+            data_delivery: None,
+            tags: Default::default(),
+        };
+        plane.execute(command::Command::CreateProject(project)).unwrap();
+        let after_project = plane.snapshot();
+        assert!(!Arc::ptr_eq(&after_policy.evidently, &after_project.evidently));
+        assert!(after_project.evidently.projects.contains_key("p"));
     }
 }
