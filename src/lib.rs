@@ -3,25 +3,27 @@
 //!
 //! # Layers
 //! Each layer imports only from itself and the layers above it in this list; `tests/layers.rs` holds the
-//! code to it (one known exception, listed there with its reason).
+//! code to it, with no exceptions, and fails on any import cycle between top-level modules.
 //!
 //! 1. **Domain**, pure rules and types, no I/O:
-//!    [`domain`] (routing decisions, the clock, percent-decoding), [`cd`] (CloudFront continuous
-//!    deployment: policy model, rules, the signed session cookie), [`evidently`] (the Evidently model,
-//!    segment patterns, evaluation engine, exposures, events and statistics), [`limits`] (input
-//!    constraints generated from the AWS service models).
+//!    [`domain`] (routing decisions, the domain's errors, the clock, percent-decoding), [`cd`] (CloudFront
+//!    continuous deployment: policy model, rules, the signed session cookie and every `Set-Cookie`),
+//!    [`evidently`] (the Evidently model, request decoding, ARNs, error shapes, segment patterns,
+//!    evaluation engine, exposures, events and statistics), [`limits`] (input constraints generated
+//!    from the AWS service models).
 //! 2. **Support**: [`files`] (bounded, non-blocking reads of operator files), [`random`] (secrets and
 //!    ids from the OS generator), [`tls`] (certificates, SNI, client TLS), [`metrics`] (atomic counters,
-//!    Prometheus text), [`aws_models`] (`edgesplit install-models`).
+//!    every line of `/metrics`), [`aws_models`] (`edgesplit install-models`).
 //! 3. **Config**: [`config`], the TOML file to a validated [`config::Config`], every error as
 //!    `FILE:LINE:COL: message`.
-//! 4. **Control plane**: [`plane`] (the state under one lock, every write, compiling and publishing the
-//!    [`plane::Snapshot`]), [`store`] (redb), [`routing`] (the routing table compiled into the snapshot).
+//! 4. **Control plane**: [`plane`] (the state under one lock; typed commands applied by pure rules,
+//!    `Plane::execute` the one writer; compiling and publishing the [`plane::Snapshot`]), [`store`]
+//!    (redb, one transaction per command), [`routing`] (the routing table compiled into the snapshot).
 //! 5. **Data plane**, reading the snapshot only: [`server`] (accept, connection cap, TLS/ALPN, HTTP/1.1 +
-//!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge_evidently`] (Evidently evaluated
-//!    per request and injected as headers).
+//!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge_evidently`]
+//!    (Evidently evaluated per request and injected as headers).
 //!    **Wire**, beside it: [`admin`] (the admin listener: `/healthz`, `/readyz`, `/metrics`, SigV4, the
-//!    CloudFront restXml and Evidently restJson APIs).
+//!    CloudFront restXml and Evidently restJson APIs, which decode, run a command and encode).
 //! 6. **App**: [`app`] (`Config -> running edgesplit`, the control loop: reload, drain), [`demo`],
 //!    [`telemetry`] (logging, the access log); `main.rs` parses flags.
 
