@@ -142,13 +142,11 @@ fn the_seed_corpus_reaches_the_quotas_and_d6() {
     assert_eq!(all.most_running, (2, 2));
 }
 
-/// Known gap, found by this target: a time with 17 significant digits (a client's
-/// `analysisCompleteTime` or step `startTime` in full double precision) is stored as written but read
+/// Regression, found by this target: a time with 17 significant digits (a client's
+/// `analysisCompleteTime` or step `startTime` in full double precision) was stored as written but read
 /// back (`Resource::from_stored`, as `Plane::new` does after a restart) one unit in the last place
-/// off, because serde_json is built without its `float_roundtrip` feature. The driver's invariant 6
-/// tolerates that difference (`nearly_equal`); this test holds the exact expectation.
+/// off, as serde_json was built without its `float_roundtrip` feature.
 #[test]
-#[ignore = "serde_json without `float_roundtrip` reads some 17-digit times back 1 ulp off"]
 fn stored_times_read_back_exactly() {
     use edgesplit::evidently::model::{Project, Resource};
     let t = 1_796_470_602.507_242_7_f64;
