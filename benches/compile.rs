@@ -19,7 +19,7 @@ use edgesplit::cd::model::{PolicyConfig, SingleWeight, Stickiness, StoredPolicy,
 use edgesplit::config::Config;
 use edgesplit::evidently::compile::{EvSnapshot, compile};
 use edgesplit::evidently::model::{
-    EvState, Experiment, Feature, Launch, LaunchGroup, MetricDefinition, MetricGoal, Project, Resource, RunStatus,
+    EvResources, Experiment, Feature, Launch, LaunchGroup, MetricDefinition, MetricGoal, Project, Resource, RunStatus,
     ScheduledStep, Segment, SegmentOverride, Treatment, VariableValue, Variation,
 };
 use edgesplit::metrics::Metrics;
@@ -92,13 +92,13 @@ fn variations(i: usize) -> Vec<Variation> {
 }
 
 /// One project, see [`add_project`].
-fn ev_state(size: Size) -> EvState {
+fn ev_state(size: Size) -> EvResources {
     ev_state_with(&[PROJECT], size)
 }
 
 /// `projects` of `size` each, sharing `size.segments` segments.
-fn ev_state_with(projects: &[&str], size: Size) -> EvState {
-    let mut st = EvState::default();
+fn ev_state_with(projects: &[&str], size: Size) -> EvResources {
+    let mut st = EvResources::default();
     for s in 0..size.segments {
         st.put(Resource::Segment(Segment::new(
             format!("segment-{s}"),
@@ -117,7 +117,7 @@ fn ev_state_with(projects: &[&str], size: Size) -> EvState {
 /// Launch `l` runs over feature `l` (its COMPLETED predecessors too), experiment `x` over feature
 /// `launches + x`; the entity overrides are spread evenly over the features; segment override `k` of a
 /// launch uses segment `(6 l + k) % segments`.
-fn add_project(st: &mut EvState, project: &str, size: Size) {
+fn add_project(st: &mut EvResources, project: &str, size: Size) {
     st.put(Resource::Project(Project {
         name: project.into(),
         description: None,

@@ -1,4 +1,4 @@
-//! `EvState -> EvSnapshot`: every feature compiled with its running launch and experiment, segment
+//! `EvResources -> EvSnapshot`: every feature compiled with its running launch and experiment, segment
 //! patterns compiled once per segment, ready for lock-free evaluation by the API and the proxy.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use super::arn::Arns;
 use super::engine::{
     CompiledExperiment, CompiledFeature, CompiledLaunch, LaunchGroup, SegmentOverride, Step, Treatment,
 };
-use super::model::{EvState, RunStatus};
+use super::model::{EvResources, RunStatus};
 use super::pattern::Pattern;
 
 /// The compiled features, by project then feature name.
@@ -25,7 +25,7 @@ impl EvSnapshot {
     }
 }
 
-pub fn compile(st: &EvState, arns: &Arns) -> EvSnapshot {
+pub fn compile(st: &EvResources, arns: &Arns) -> EvSnapshot {
     // Each segment's pattern is parsed on its first compile only (`Segment::compiled`).
     let patterns: HashMap<&str, Arc<Pattern>> =
         st.segments.iter().filter_map(|(name, s)| Some((name.as_str(), Arc::clone(s.compiled()?)))).collect();

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::exposure::{ExposureLog, RuleKind};
-use super::model::{EvState, MetricDefinition, RunStatus};
+use super::model::{EvResources, MetricDefinition, RunStatus};
 use super::pattern::Pattern;
 
 /// The finest time bucket kept; GetExperimentResults periods are multiples of it (300 s minimum).
@@ -38,7 +38,7 @@ impl MetricRule {
 }
 
 /// The metrics of the project's running experiments and launches.
-pub fn rules(st: &EvState, project: &str) -> Vec<MetricRule> {
+pub fn rules(st: &EvResources, project: &str) -> Vec<MetricRule> {
     let mut out = Vec::new();
     for ((p, name), x) in &st.experiments {
         if p == project && x.status == RunStatus::Running {

@@ -298,9 +298,9 @@ pub struct Experiment {
 }
 
 /// Every Evidently resource, as the control plane holds them. Keys are names; the stored form is one
-/// JSON document per resource (see [`EvState::key`]).
+/// JSON document per resource (see [`EvResources::key`]).
 #[derive(Debug, Default, Clone)]
-pub struct EvState {
+pub struct EvResources {
     pub projects: BTreeMap<String, Project>,
     pub features: BTreeMap<(String, String), Feature>,
     pub launches: BTreeMap<(String, String), Launch>,
@@ -355,7 +355,7 @@ impl Resource {
     }
 }
 
-impl EvState {
+impl EvResources {
     /// Puts a resource in its map (insert or replace).
     pub fn put(&mut self, r: Resource) {
         match r {

@@ -27,7 +27,7 @@ use crate::evidently::input::{
     ExperimentPatch, FeaturePatch, LaunchPatch, NewExperiment, NewFeature, NewLaunch, NewProject, OnlineAbBody,
     ProjectPatch, Stop, check_tags, check_variation,
 };
-use crate::evidently::model::{EvState, Experiment, Feature, Launch, Project, Resource, RunStatus, Segment, Tags};
+use crate::evidently::model::{EvResources, Experiment, Feature, Launch, Project, Resource, RunStatus, Segment, Tags};
 use crate::limits::evidently as aws;
 
 const DEFAULT_SAMPLING_RATE: i64 = 10_000;
@@ -42,11 +42,11 @@ fn conflict(resource: ResourceId, message: impl Into<String>) -> DomainError {
 
 // === projects ===
 
-pub fn project<'a>(ev: &'a EvState, name: &str) -> DomainResult<&'a Project> {
+pub fn project<'a>(ev: &'a EvResources, name: &str) -> DomainResult<&'a Project> {
     ev.projects.get(name).ok_or_else(|| DomainError::NotFound(ResourceId::Project(name.to_string())))
 }
 
-pub fn create_project(ev: &EvState, q: &EvidentlyQuotas, p: NewProject, t: f64) -> DomainResult<Project> {
+pub fn create_project(ev: &EvResources, q: &EvidentlyQuotas, p: NewProject, t: f64) -> DomainResult<Project> {
     if ev.projects.contains_key(&p.name) {
         return Err(DomainError::Exists(ResourceId::Project(p.name)));
     }
@@ -64,7 +64,7 @@ pub fn create_project(ev: &EvState, q: &EvidentlyQuotas, p: NewProject, t: f64) 
     })
 }
 
-pub fn update_project(ev: &EvState, name: &str, patch: ProjectPatch, t: f64) -> DomainResult<Project> {
+pub fn update_project(ev: &EvResources, name: &str, patch: ProjectPatch, t: f64) -> DomainResult<Project> {
     let mut p = project(ev, name)?.clone();
     if let Some(d) = patch.description {
         p.description = Some(d);
@@ -77,7 +77,7 @@ pub fn update_project(ev: &EvState, name: &str, patch: ProjectPatch, t: f64) -> 
 }
 
 pub(crate) fn set_data_delivery(
-    ev: &EvState,
+    ev: &EvResources,
     name: &str,
     data_delivery: Option<serde_json::Value>,
     t: f64,
@@ -89,7 +89,7 @@ pub(crate) fn set_data_delivery(
 }
 
 /// The project's store key, if it holds nothing.
-pub fn delete_project(ev: &EvState, name: &str) -> DomainResult<String> {
+pub fn delete_project(ev: &EvResources, name: &str) -> DomainResult<String> {
     project(ev, name)?;
     let busy = ev.features.keys().chain(ev.launches.keys()).chain(ev.experiments.keys()).any(|k| k.0 == name);
     if busy {
@@ -120,7 +120,7 @@ fn check_new_in_project<T>(
 
 // === features ===
 
-pub fn feature<'a>(ev: &'a EvState, p: &str, f: &str) -> DomainResult<&'a Feature> {
+pub fn feature<'a>(ev: &'a EvResources, p: &str, f: &str) -> DomainResult<&'a Feature> {
     project(ev, p)?;
     ev.features
         .get(&(p.to_string(), f.to_string()))
@@ -170,7 +170,11 @@ fn check_feature(f: &Feature) -> DomainResult<()> {
 
 /// Launches and experiments of the project, not yet ended, that serve `feature`: (launches,
 /// experiments), the feature's evaluation rules.
-pub(crate) fn rules_of<'a>(ev: &'a EvState, project: &str, feature: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
+pub(crate) fn rules_of<'a>(
+    ev: &'a EvResources,
+    project: &str,
+    feature: &str,
+) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
     let live = |s: RunStatus| matches!(s, RunStatus::Created | RunStatus::Running);
     let launches = ev
         .launches
@@ -187,7 +191,7 @@ pub(crate) fn rules_of<'a>(ev: &'a EvState, project: &str, feature: &str) -> (Ve
     (launches, experiments)
 }
 
-pub fn create_feature(ev: &EvState, q: &EvidentlyQuotas, p: &str, n: NewFeature, t: f64) -> DomainResult<Feature> {
+pub fn create_feature(ev: &EvResources, q: &EvidentlyQuotas, p: &str, n: NewFeature, t: f64) -> DomainResult<Feature> {
     project(ev, p)?;
     let f = Feature {
         project: p.to_string(),
@@ -207,7 +211,7 @@ pub fn create_feature(ev: &EvState, q: &EvidentlyQuotas, p: &str, n: NewFeature,
     Ok(f)
 }
 
-pub fn update_feature(ev: &EvState, p: &str, name: &str, patch: FeaturePatch, t: f64) -> DomainResult<Feature> {
+pub fn update_feature(ev: &EvResources, p: &str, name: &str, patch: FeaturePatch, t: f64) -> DomainResult<Feature> {
     let mut f = feature(ev, p, name)?.clone();
     for v in patch.add_or_update_variations {
         match f.variations.iter_mut().find(|w| w.name == v.name) {
@@ -251,7 +255,7 @@ pub fn update_feature(ev: &EvState, p: &str, name: &str, patch: FeaturePatch, t:
     Ok(f)
 }
 
-pub fn delete_feature(ev: &EvState, p: &str, name: &str) -> DomainResult<String> {
+pub fn delete_feature(ev: &EvResources, p: &str, name: &str) -> DomainResult<String> {
     feature(ev, p, name)?;
     let (launches, experiments) = rules_of(ev, p, name);
     if !launches.is_empty() || !experiments.is_empty() {
@@ -266,7 +270,7 @@ pub fn delete_feature(ev: &EvState, p: &str, name: &str) -> DomainResult<String>
 /// The variation `variation` of feature `feature` in `project`: not found for the feature, invalid
 /// `field` for the variation.
 fn check_feature_variation(
-    ev: &EvState,
+    ev: &EvResources,
     project: &str,
     feature: &str,
     variation: &str,
@@ -284,12 +288,12 @@ fn check_feature_variation(
 
 // === segments ===
 
-pub fn segment<'a>(ev: &'a EvState, name: &str) -> DomainResult<&'a Segment> {
+pub fn segment<'a>(ev: &'a EvResources, name: &str) -> DomainResult<&'a Segment> {
     ev.segments.get(name).ok_or_else(|| DomainError::NotFound(ResourceId::Segment(name.to_string())))
 }
 
 /// Launches and experiments that use segment `name`: (launches, experiments).
-pub(crate) fn segment_users<'a>(ev: &'a EvState, name: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
+pub(crate) fn segment_users<'a>(ev: &'a EvResources, name: &str) -> (Vec<&'a Launch>, Vec<&'a Experiment>) {
     let launches = ev
         .launches
         .values()
@@ -299,7 +303,7 @@ pub(crate) fn segment_users<'a>(ev: &'a EvState, name: &str) -> (Vec<&'a Launch>
     (launches, experiments)
 }
 
-pub fn create_segment(ev: &EvState, q: &EvidentlyQuotas, mut s: Segment, t: f64) -> DomainResult<Segment> {
+pub fn create_segment(ev: &EvResources, q: &EvidentlyQuotas, mut s: Segment, t: f64) -> DomainResult<Segment> {
     if ev.segments.contains_key(&s.name) {
         return Err(DomainError::Exists(ResourceId::Segment(s.name)));
     }
@@ -311,7 +315,7 @@ pub fn create_segment(ev: &EvState, q: &EvidentlyQuotas, mut s: Segment, t: f64)
     Ok(s)
 }
 
-pub fn delete_segment(ev: &EvState, name: &str) -> DomainResult<String> {
+pub fn delete_segment(ev: &EvResources, name: &str) -> DomainResult<String> {
     segment(ev, name)?;
     let (launches, experiments) = segment_users(ev, name);
     if !launches.is_empty() || !experiments.is_empty() {
@@ -320,14 +324,14 @@ pub fn delete_segment(ev: &EvState, name: &str) -> DomainResult<String> {
     Ok(format!("segment/{name}"))
 }
 
-fn check_segment_exists(ev: &EvState, name: &str) -> DomainResult<()> {
+fn check_segment_exists(ev: &EvResources, name: &str) -> DomainResult<()> {
     segment(ev, name).map(drop)
 }
 
 // === tags ===
 
 /// The resource with its tags changed: `add` merged in, then `remove` taken out.
-pub(crate) fn retag(ev: &EvState, id: &ResourceId, add: Tags, remove: &[String]) -> DomainResult<Resource> {
+pub(crate) fn retag(ev: &EvResources, id: &ResourceId, add: Tags, remove: &[String]) -> DomainResult<Resource> {
     let mut r = resource(ev, id)?;
     let tags = match &mut r {
         Resource::Project(p) => &mut p.tags,
@@ -345,7 +349,7 @@ pub(crate) fn retag(ev: &EvState, id: &ResourceId, add: Tags, remove: &[String])
 }
 
 /// The resource `id` names, or not found (by its ARN, as the tagging calls name it).
-pub fn resource(ev: &EvState, id: &ResourceId) -> DomainResult<Resource> {
+pub fn resource(ev: &EvResources, id: &ResourceId) -> DomainResult<Resource> {
     let pair = |p: &str, n: &str| (p.to_string(), n.to_string());
     let found = match id {
         ResourceId::Project(p) => ev.projects.get(p).cloned().map(Resource::Project),
@@ -363,7 +367,7 @@ pub fn resource(ev: &EvState, id: &ResourceId) -> DomainResult<Resource> {
 /// A launch or an experiment: CREATED -> RUNNING -> COMPLETED | CANCELLED.
 pub trait Run: Clone + Sized {
     const KIND: ResourceKind;
-    fn all(ev: &EvState) -> &BTreeMap<(String, String), Self>;
+    fn all(ev: &EvResources) -> &BTreeMap<(String, String), Self>;
     fn id(project: &str, name: &str) -> ResourceId;
     fn per_project(q: &EvidentlyQuotas) -> usize;
     fn running_per_project(q: &EvidentlyQuotas) -> usize;
@@ -379,7 +383,7 @@ pub trait Run: Clone + Sized {
 
 impl Run for Launch {
     const KIND: ResourceKind = ResourceKind::Launch;
-    fn all(ev: &EvState) -> &BTreeMap<(String, String), Self> {
+    fn all(ev: &EvResources) -> &BTreeMap<(String, String), Self> {
         &ev.launches
     }
     fn id(project: &str, name: &str) -> ResourceId {
@@ -421,7 +425,7 @@ impl Run for Launch {
 
 impl Run for Experiment {
     const KIND: ResourceKind = ResourceKind::Experiment;
-    fn all(ev: &EvState) -> &BTreeMap<(String, String), Self> {
+    fn all(ev: &EvResources) -> &BTreeMap<(String, String), Self> {
         &ev.experiments
     }
     fn id(project: &str, name: &str) -> ResourceId {
@@ -481,19 +485,19 @@ fn set_status(
 }
 
 /// The launch or experiment `name` of project `p`, or not found.
-pub fn find<'a, R: Run>(ev: &'a EvState, p: &str, name: &str) -> DomainResult<&'a R> {
+pub fn find<'a, R: Run>(ev: &'a EvResources, p: &str, name: &str) -> DomainResult<&'a R> {
     project(ev, p)?;
     R::all(ev).get(&(p.to_string(), name.to_string())).ok_or_else(|| DomainError::NotFound(R::id(p, name)))
 }
 
 /// How many of the project's launches (or experiments) there are, and how many run.
-pub fn counts<R: Run>(ev: &EvState, project: &str) -> (usize, usize) {
+pub fn counts<R: Run>(ev: &EvResources, project: &str) -> (usize, usize) {
     let mine = R::all(ev).iter().filter(|(k, _)| k.0 == project);
     mine.fold((0, 0), |(n, running), (_, r)| (n + 1, running + usize::from(r.status() == RunStatus::Running)))
 }
 
 /// D6: another running launch (or experiment) of the project that serves one of this one's features.
-fn rival_conflict<R: Run>(ev: &EvState, r: &R) -> DomainResult<()> {
+fn rival_conflict<R: Run>(ev: &EvResources, r: &R) -> DomainResult<()> {
     let mine: BTreeSet<&str> = r.features().collect();
     let rival = R::all(ev)
         .values()
@@ -523,7 +527,7 @@ fn check_not_ended<R: Run>(r: &R) -> DomainResult<()> {
     Ok(())
 }
 
-pub fn start<R: Run>(ev: &EvState, q: &EvidentlyQuotas, mut r: R, t: f64) -> DomainResult<R> {
+pub fn start<R: Run>(ev: &EvResources, q: &EvidentlyQuotas, mut r: R, t: f64) -> DomainResult<R> {
     if r.status() != RunStatus::Created {
         return Err(conflict(
             R::id(r.project(), r.name()),
@@ -561,7 +565,7 @@ pub fn stop<R: Run>(mut r: R, stop: Stop, t: f64) -> DomainResult<R> {
 }
 
 /// The store key of a launch or experiment that does not run.
-pub fn delete<R: Run>(ev: &EvState, p: &str, name: &str) -> DomainResult<String> {
+pub fn delete<R: Run>(ev: &EvResources, p: &str, name: &str) -> DomainResult<String> {
     let r = find::<R>(ev, p, name)?;
     if r.status() == RunStatus::Running {
         return Err(conflict(R::id(p, name), format!("{} is running; stop it before deleting it.", R::KIND.title())));
@@ -570,7 +574,7 @@ pub fn delete<R: Run>(ev: &EvState, p: &str, name: &str) -> DomainResult<String>
 }
 
 /// The checks of a new launch or experiment against the others of its project.
-fn check_new<R: Run>(ev: &EvState, q: &EvidentlyQuotas, r: &R) -> DomainResult<()> {
+fn check_new<R: Run>(ev: &EvResources, q: &EvidentlyQuotas, r: &R) -> DomainResult<()> {
     check_new_in_project(R::all(ev), R::id(r.project(), r.name()), (r.project(), r.name()), R::per_project(q))
 }
 
@@ -601,7 +605,7 @@ fn check_weights_name_groups(l: &Launch) -> DomainResult<()> {
 }
 
 /// The features, variations and segments the launch names exist.
-fn resolve_launch(ev: &EvState, l: &Launch) -> DomainResult<()> {
+fn resolve_launch(ev: &EvResources, l: &Launch) -> DomainResult<()> {
     for (i, g) in l.groups.iter().enumerate() {
         for (feature, variation) in &g.feature_variations {
             check_feature_variation(ev, &l.project, feature, variation, &format!("groups[{i}].variation"))?;
@@ -633,7 +637,7 @@ fn patch_launch(l: &mut Launch, patch: LaunchPatch) {
     }
 }
 
-pub fn create_launch(ev: &EvState, q: &EvidentlyQuotas, p: &str, n: NewLaunch, t: f64) -> DomainResult<Launch> {
+pub fn create_launch(ev: &EvResources, q: &EvidentlyQuotas, p: &str, n: NewLaunch, t: f64) -> DomainResult<Launch> {
     project(ev, p)?;
     let mut l = Launch {
         project: p.to_string(),
@@ -658,7 +662,7 @@ pub fn create_launch(ev: &EvState, q: &EvidentlyQuotas, p: &str, n: NewLaunch, t
     Ok(l)
 }
 
-pub fn update_launch(ev: &EvState, p: &str, name: &str, patch: LaunchPatch, t: f64) -> DomainResult<Launch> {
+pub fn update_launch(ev: &EvResources, p: &str, name: &str, patch: LaunchPatch, t: f64) -> DomainResult<Launch> {
     let mut l = find::<Launch>(ev, p, name)?.clone();
     check_not_ended(&l)?;
     patch_launch(&mut l, patch);
@@ -719,7 +723,7 @@ fn check_experiment(x: &Experiment) -> DomainResult<()> {
 }
 
 /// The features, variations and segment the experiment names exist.
-fn resolve_experiment(ev: &EvState, x: &Experiment) -> DomainResult<()> {
+fn resolve_experiment(ev: &EvResources, x: &Experiment) -> DomainResult<()> {
     for (i, t) in x.treatments.iter().enumerate() {
         check_feature_variation(ev, &x.project, &t.feature, &t.variation, &format!("treatments[{i}].variation"))?;
     }
@@ -730,7 +734,7 @@ fn resolve_experiment(ev: &EvState, x: &Experiment) -> DomainResult<()> {
 }
 
 pub fn create_experiment(
-    ev: &EvState,
+    ev: &EvResources,
     q: &EvidentlyQuotas,
     p: &str,
     n: NewExperiment,
@@ -766,7 +770,7 @@ pub fn create_experiment(
 }
 
 pub fn update_experiment(
-    ev: &EvState,
+    ev: &EvResources,
     p: &str,
     name: &str,
     patch: ExperimentPatch,
@@ -822,7 +826,7 @@ pub fn update_experiment(
 }
 
 pub fn start_experiment(
-    ev: &EvState,
+    ev: &EvResources,
     q: &EvidentlyQuotas,
     p: &str,
     name: &str,

@@ -1,5 +1,5 @@
 //! Evidently's rules, one test per rule: states are built by the rules themselves (each result written
-//! with `EvState::put`, as the plane commits), inputs decoded from JSON bodies through `evidently::input`.
+//! with `EvResources::put`, as the plane commits), inputs decoded from JSON bodies through `evidently::input`.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -16,7 +16,7 @@ use crate::evidently::input::{
     LaunchPatch, LaunchPatchBody, NewExperiment, NewFeature, NewLaunch, ProjectBody, ProjectPatchBody, SegmentBody,
     Stop, StopBody,
 };
-use crate::evidently::model::{EvState, Experiment, Feature, Launch, Resource, RunStatus, Tags, VariableValue};
+use crate::evidently::model::{EvResources, Experiment, Feature, Launch, Resource, RunStatus, Tags, VariableValue};
 use crate::limits::evidently as aws;
 
 const T0: f64 = 1_000.0;
@@ -118,55 +118,55 @@ fn stop_input<R: Run>(body: Value) -> Stop {
 
 // === states, built by the rules ===
 
-fn add_project(ev: &mut EvState, body: Value) {
+fn add_project(ev: &mut EvResources, body: Value) {
     let p = parse::<ProjectBody>(body).decode().unwrap();
     let p = create_project(ev, &quotas(), p, T0).unwrap();
     ev.put(Resource::Project(p));
 }
 
-fn add_feature(ev: &mut EvState, project: &str, body: Value) -> Feature {
+fn add_feature(ev: &mut EvResources, project: &str, body: Value) -> Feature {
     let f = create_feature(ev, &quotas(), project, new_feature(body), T0).unwrap();
     ev.put(Resource::Feature(f.clone()));
     f
 }
 
-fn add_segment(ev: &mut EvState, name: &str) {
+fn add_segment(ev: &mut EvResources, name: &str) {
     let s = parse::<SegmentBody>(json!({ "name": name, "pattern": r#"{"Country":["US"]}"# })).decode().unwrap();
     let s = create_segment(ev, &quotas(), s, T0).unwrap();
     ev.put(Resource::Segment(s));
 }
 
-fn add_launch(ev: &mut EvState, project: &str, body: Value) -> Launch {
+fn add_launch(ev: &mut EvResources, project: &str, body: Value) -> Launch {
     let l = create_launch(ev, &quotas(), project, new_launch(body), T0).unwrap();
     ev.put(Resource::Launch(l.clone()));
     l
 }
 
-fn add_experiment(ev: &mut EvState, project: &str, body: Value) -> Experiment {
+fn add_experiment(ev: &mut EvResources, project: &str, body: Value) -> Experiment {
     let x = create_experiment(ev, &quotas(), project, new_experiment(body), T0).unwrap();
     ev.put(Resource::Experiment(x.clone()));
     x
 }
 
-fn commit<R: Run>(ev: &mut EvState, r: R) -> R {
+fn commit<R: Run>(ev: &mut EvResources, r: R) -> R {
     ev.put(r.clone().into_resource());
     r
 }
 
 /// Starts the launch `name` of project `project` at `t`, as StartLaunch does.
-fn run_launch(ev: &mut EvState, project: &str, name: &str, t: f64) -> Launch {
+fn run_launch(ev: &mut EvResources, project: &str, name: &str, t: f64) -> Launch {
     let l = find::<Launch>(ev, project, name).unwrap().clone();
     let l = start(ev, &quotas(), l, t).unwrap();
     commit(ev, l)
 }
 
 /// Starts the experiment `name` of project `project` at `t`, its analysis a day later.
-fn run_experiment(ev: &mut EvState, project: &str, name: &str, t: f64) -> Experiment {
+fn run_experiment(ev: &mut EvResources, project: &str, name: &str, t: f64) -> Experiment {
     let x = start_experiment(ev, &quotas(), project, name, t + DAY, t).unwrap();
     commit(ev, x)
 }
 
-fn stopped<R: Run>(ev: &mut EvState, project: &str, name: &str, body: Value, t: f64) -> R {
+fn stopped<R: Run>(ev: &mut EvResources, project: &str, name: &str, body: Value, t: f64) -> R {
     let r = find::<R>(ev, project, name).unwrap().clone();
     let r = stop(r, stop_input::<R>(body), t).unwrap();
     commit(ev, r)
@@ -174,8 +174,8 @@ fn stopped<R: Run>(ev: &mut EvState, project: &str, name: &str, body: Value, t: 
 
 /// Project `shop` with features `color` (red, blue, green: strings) and `size` (s, m: longs), and
 /// segment `beta`.
-fn shop() -> EvState {
-    let mut ev = EvState::default();
+fn shop() -> EvResources {
+    let mut ev = EvResources::default();
     add_project(&mut ev, json!({ "name": P }));
     add_feature(&mut ev, P, json!({ "name": "color", "variations": strings(&["red", "blue", "green"]) }));
     add_feature(
@@ -253,7 +253,7 @@ fn a_taken_project_name_exists_and_projects_are_an_account_quota() {
 
 #[test]
 fn a_new_project_takes_what_was_sent_at_the_time() {
-    let ev = EvState::default();
+    let ev = EvResources::default();
     let n =
         parse::<ProjectBody>(json!({ "name": "p", "description": "d", "tags": { "team": "web" } })).decode().unwrap();
     let p = create_project(&ev, &quotas(), n, T0).unwrap();
@@ -952,7 +952,8 @@ fn an_update_keeps_the_control_and_weights_that_still_fit_the_treatments() {
     body["onlineAbConfig"] =
         json!({ "controlTreatmentName": "alt", "treatmentWeights": { "ctl": 30000, "alt": 70000 } });
     add_experiment(&mut ev, P, body);
-    let update = |ev: &EvState, patch: Value| update_experiment(ev, P, "x", experiment_patch(patch), 2.0 * T0).unwrap();
+    let update =
+        |ev: &EvResources, patch: Value| update_experiment(ev, P, "x", experiment_patch(patch), 2.0 * T0).unwrap();
 
     // No new treatments: everything kept.
     let x = update(&ev, json!({ "samplingRate": 2000 }));

@@ -21,7 +21,7 @@ use crate::config::{Config, Timeouts, UpstreamConfig};
 use crate::domain::clock::EvalClock;
 use crate::evidently::compile::EvSnapshot;
 use crate::evidently::exposure::ExposureLog;
-use crate::evidently::model::{EvState, Resource};
+use crate::evidently::model::{EvResources, Resource};
 use crate::metrics::Metrics;
 use crate::routing::{CompileInput, HealthRegistry, Routes};
 use crate::store::{Row, Store, StoreError, Table};
@@ -81,7 +81,7 @@ pub struct ControlState {
     pub config: Config,
     pub policies: BTreeMap<String, StoredPolicy>,
     /// Evidently's projects, features, launches, experiments and segments.
-    pub evidently: EvState,
+    pub evidently: EvResources,
     inline_epochs: HashMap<String, u64>,
     cookie_key: CookieKey,
 }
@@ -165,7 +165,7 @@ impl Plane {
             }
         };
         let policies = store.policies().map_err(|e| e.to_string())?.into_iter().map(|p| (p.id.clone(), p)).collect();
-        let mut evidently = EvState::default();
+        let mut evidently = EvResources::default();
         for (key, json) in store.evidently().map_err(|e| e.to_string())? {
             match Resource::from_stored(&key, &json) {
                 Some(r) => evidently.put(r),

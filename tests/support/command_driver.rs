@@ -39,7 +39,7 @@ use edgesplit::evidently::input::{
     DataDeliveryBody, ExperimentBody, ExperimentPatchBody, FeatureBody, FeaturePatchBody, LaunchBody, LaunchPatchBody,
     ProjectBody, ProjectPatchBody, SegmentBody, Stop,
 };
-use edgesplit::evidently::model::{EvState, Resource, RunStatus, Tags};
+use edgesplit::evidently::model::{EvResources, Resource, RunStatus, Tags};
 use edgesplit::plane::command::{Command, DomainError, Outcome, ResourceId};
 use edgesplit::plane::{ControlState, ExecuteError, Plane};
 use edgesplit::store::Store;
@@ -487,7 +487,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, kind: Kind, result: &Result<Outcome, ExecuteError>, ev: &EvState) {
+    fn record(&mut self, kind: Kind, result: &Result<Outcome, ExecuteError>, ev: &EvResources) {
         self.commands += 1;
         match result {
             Ok(_) => *self.ok.entry(kind).or_default() += 1,
@@ -563,7 +563,7 @@ pub fn run(plane: &Plane, data: &[u8], tally: &mut Tally) {
 }
 
 /// Every resource of the state, by its store key.
-fn resources(ev: &EvState) -> BTreeMap<String, Resource> {
+fn resources(ev: &EvResources) -> BTreeMap<String, Resource> {
     let all = (ev.projects.values().cloned().map(Resource::Project))
         .chain(ev.features.values().cloned().map(Resource::Feature))
         .chain(ev.launches.values().cloned().map(Resource::Launch))
@@ -576,7 +576,7 @@ fn resources(ev: &EvState) -> BTreeMap<String, Resource> {
 pub fn check(
     st: &ControlState,
     store: &Store,
-    before: &EvState,
+    before: &EvResources,
     result: &Result<Outcome, ExecuteError>,
 ) -> Result<(), String> {
     let ev = &st.evidently;
@@ -736,4 +736,3 @@ pub fn check(
     }
     Ok(())
 }
-
