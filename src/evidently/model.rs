@@ -298,7 +298,7 @@ pub struct Experiment {
 }
 
 /// Every Evidently resource, as the control plane holds them. Keys are names; the stored form is one
-/// JSON document per resource (see [`EvResources::key`]).
+/// JSON document per resource (see [`Resource::key`]).
 #[derive(Debug, Default, Clone)]
 pub struct EvResources {
     pub projects: BTreeMap<String, Project>,
