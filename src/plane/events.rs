@@ -1,4 +1,5 @@
-//! Launch monitors for `/metrics`, and PutProjectEvents, executed: custom events are turned into metric values and attributed (see
+//! Evaluations through the API (recording exposures), launch monitors for `/metrics`, and
+//! PutProjectEvents, executed: custom events are turned into metric values and attributed (see
 //! `evidently::events`), and the moments they update are committed in one transaction before the
 //! answer.
 //!
@@ -10,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use super::{ExecuteError, Plane};
+use crate::evidently::engine::{CompiledFeature, Evaluation};
 use crate::evidently::events::{attribute, rules, series_prefix};
+use crate::evidently::exposure::Exposure;
 use crate::evidently::exposure::RuleKind;
 use crate::evidently::input::Event;
 use crate::evidently::model::RunStatus;
@@ -21,6 +24,24 @@ use crate::metrics::MonitorFigure;
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Plane {
+    /// EvaluateFeature through the API, against the published snapshot (lock-free), exactly as the
+    /// proxy evaluates: a launch or experiment assignment is recorded as an exposure, for attributing
+    /// the entity's events.
+    pub fn evaluate<'f>(
+        &self,
+        project: &str,
+        feature: &'f CompiledFeature,
+        entity_id: &str,
+        context: &serde_json::Value,
+    ) -> Evaluation<'f> {
+        let now_ms = self.clock.now_ms();
+        let e = feature.evaluate(entity_id, context, now_ms);
+        if let Some(x) = Exposure::of(&project.into(), feature, &e.details, entity_id, now_ms) {
+            self.exposures.record(x);
+        }
+        e
+    }
+
     /// Running launches' metric monitors, aggregated from the stored moments: events and mean per
     /// group (for `/metrics`). A monitor whose moments cannot be read is left out of this scrape.
     pub(crate) fn launch_monitors(&self) -> Vec<MonitorFigure> {

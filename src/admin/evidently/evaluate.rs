@@ -8,7 +8,6 @@ use super::*;
 use crate::domain::error::ResourceId;
 use crate::evidently::compile::EvSnapshot;
 use crate::evidently::engine::CompiledFeature;
-use crate::evidently::exposure::Exposure;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,11 +54,7 @@ fn result(
     entity_id: &str,
     ctx: &Value,
 ) -> serde_json::Map<String, Value> {
-    let now_ms = plane.clock.now_ms();
-    let e = f.evaluate(entity_id, ctx, now_ms);
-    if let Some(x) = Exposure::of(&project.into(), f, &e.details, entity_id, now_ms) {
-        plane.exposures.record(x);
-    }
+    let e = plane.evaluate(project, f, entity_id, ctx);
     let mut out = serde_json::Map::new();
     if let Some((name, value)) = f.variations.get(e.variation) {
         out.insert("variation".into(), json!(&**name));
