@@ -88,6 +88,7 @@ pub async fn start(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Handle, StartError> {
     let plane = Arc::new(Plane::new(config.clone()).map_err(StartError::Plane)?);
+    plane.follow();
     let metrics = plane.metrics.clone();
     let proxy = Proxy::new(
         plane.snapshot(),

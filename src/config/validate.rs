@@ -206,6 +206,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         }
         path
     });
+    let postgres = postgres(&fc.store, base_dir, p);
     let account_id = fc.admin.account_id.as_ref().map_or_else(
         || "000000000000".to_string(),
         |a| {
@@ -303,6 +304,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         region,
         admin_auth,
         store_path,
+        postgres,
         log,
         timeouts,
         limits,
@@ -311,6 +313,89 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         cd,
         quotas,
     }
+}
+
+/// `[store]`: `backend = "postgres"` and its settings, checked as far as can be without connecting
+/// (the URL parses, the CA file reads); the keys of the other backend are refused, not ignored.
+fn postgres(
+    s: &super::file::FileStore,
+    base_dir: &std::path::Path,
+    p: &mut Problems<'_>,
+) -> Option<super::PostgresConfig> {
+    let backend = s.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
+    let pg_keys = [
+        ("url", s.url.as_ref().map(Spanned::span)),
+        ("url_env", s.url_env.as_ref().map(Spanned::span)),
+        ("tls", s.tls.as_ref().map(Spanned::span)),
+        ("ca_file", s.ca_file.as_ref().map(Spanned::span)),
+        ("pool_size", s.pool_size.as_ref().map(Spanned::span)),
+        ("connect_timeout", s.connect_timeout.as_ref().map(Spanned::span)),
+        ("statement_timeout", s.statement_timeout.as_ref().map(Spanned::span)),
+    ];
+    match backend {
+        "redb" => {
+            for (key, span) in pg_keys {
+                if let Some(span) = span {
+                    p.add(span, format!("`{key}` is a setting of backend = \"postgres\""));
+                }
+            }
+            return None;
+        }
+        "postgres" => {}
+        other => {
+            let span = s.backend.as_ref().map_or(0..0, Spanned::span);
+            p.add(span, format!("backend must be \"redb\" or \"postgres\", not `{other}`"));
+            return None;
+        }
+    }
+    if let Some(path) = &s.path {
+        p.add(path.span(), "`path` is the redb backend's; with backend = \"postgres\" the state lives in the database");
+    }
+    let url = secret(&s.url, &s.url_env, ("url", "url_env"), p);
+    if url.is_none() && s.url.is_none() && s.url_env.is_none() {
+        let span = s.backend.as_ref().map_or(0..0, Spanned::span);
+        p.add(span, "backend = \"postgres\" needs url or url_env");
+    }
+    if let Some(u) = &url
+        && let Err(e) = u.parse::<tokio_postgres::Config>()
+    {
+        // The URL holds a password: the message names the key, never the value.
+        let span = s.url.as_ref().or(s.url_env.as_ref()).map_or(0..0, Spanned::span);
+        p.add(span, format!("the database URL does not parse: {e}"));
+    }
+    let tls = match s.tls.as_ref().map(|t| t.get_ref().as_str()) {
+        None | Some("disable") => {
+            if let Some(ca) = &s.ca_file {
+                p.add(ca.span(), "ca_file needs tls = \"require\"");
+            }
+            None
+        }
+        Some("require") => Some(s.ca_file.as_ref().map(|ca| {
+            let path = resolve(base_dir, ca.get_ref());
+            if let Err(e) = crate::files::read(&path, crate::files::PEM_CAP) {
+                p.add(ca.span(), format!("cannot read the CA file: {e}"));
+            }
+            path
+        })),
+        Some(other) => {
+            let span = s.tls.as_ref().map_or(0..0, Spanned::span);
+            p.add(span, format!("tls must be \"disable\" or \"require\", not `{other}`"));
+            None
+        }
+    };
+    let pool_size = s.pool_size.as_ref().map_or(8, |n| {
+        if !(1..=1000).contains(n.get_ref()) {
+            p.add(n.span(), "pool_size must be 1 to 1000");
+        }
+        *n.get_ref()
+    });
+    Some(super::PostgresConfig {
+        url: url.unwrap_or_default(),
+        tls,
+        pool_size,
+        connect_timeout: duration(&s.connect_timeout, Duration::from_secs(5), false, p),
+        statement_timeout: duration(&s.statement_timeout, Duration::from_secs(5), false, p),
+    })
 }
 
 /// A secret given inline or through an environment variable (`NAME` / `NAME_env`): `None` when neither
