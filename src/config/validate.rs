@@ -997,6 +997,38 @@ host = "staging.internal"
     }
 
     #[test]
+    fn the_postgres_store_is_checked_without_connecting() {
+        let with = |store: &str| format!("{GOOD}[admin]\nauth = \"none\"\n[store]\n{store}");
+        let c = parse(
+            &with("backend = \"postgres\"\nurl = \"postgres://u:hunter2@db:5432/edge\"\npool_size = 4\n"),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let pg = c.postgres.as_ref().unwrap();
+        assert_eq!((pg.pool_size, pg.tls.clone(), pg.statement_timeout), (4, None, Duration::from_secs(5)));
+        // The URL is a secret: never in Debug output.
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(c.store_path.is_none());
+        let cases = [
+            ("backend = \"postgres\"\n", "needs url or url_env"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x?sslmode=nonsense\"\n", "the database URL does not parse"),
+            ("backend = \"postgres\"\nurl_env = \"EDGESPLIT_TEST_UNSET_VARIABLE\"\n", "is not set"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\ntls = \"maybe\"\n", "tls must be"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npool_size = 0\n", "pool_size must be 1 to 1000"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npath = \"/tmp/x\"\n", "`path` is the redb backend's"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\nca_file = \"/tmp/x.pem\"\n", "ca_file needs tls"),
+            ("url = \"postgres://db/x\"\n", "`url` is a setting of backend = \"postgres\""),
+            ("backend = \"sqlite\"\n", "backend must be"),
+        ];
+        for (store, want) in cases {
+            let errs = errors(&with(store));
+            assert!(errs.iter().any(|e| e.contains(want) && e.starts_with("t.toml:")), "{store}: {errs:?}");
+            assert!(!errs.iter().any(|e| e.contains("hunter2")), "{errs:?}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_with_line_and_column() {
         let text = r#"
 [[listener]]

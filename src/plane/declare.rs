@@ -53,10 +53,10 @@ pub(super) fn apply(
             }
             Err(ExecuteError::Store(e)) => errors.push(at(format!("[[{}]] `{}`: {e}", d.kind.table(), d.name))),
             Ok(()) => {
-                if let Some(store) = store.filter(|_| !unchanged) {
-                    if let Err(e) = store.set_meta(&k, &print) {
-                        errors.push(at(format!("cannot record the declaration in the store: {e}")));
-                    }
+                if let Some(store) = store.filter(|_| !unchanged)
+                    && let Err(e) = store.set_meta(&k, &print)
+                {
+                    errors.push(at(format!("cannot record the declaration in the store: {e}")));
                 }
             }
         }

@@ -73,7 +73,7 @@ pub struct Store {
 
 enum Backend {
     Redb(redb::Redb),
-    Postgres(postgres::Pg),
+    Postgres(Box<postgres::Pg>),
 }
 
 impl Store {
@@ -89,7 +89,7 @@ impl Store {
 
     /// Connects to PostgreSQL and brings its schema up to date (the migrations in `migrations/`).
     pub fn postgres(config: &PostgresConfig) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(config)?), durable: true })
+        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config)?)), durable: true })
     }
 
     /// The stored control state, read in one transaction; later writes are checked against it.
