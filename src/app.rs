@@ -88,6 +88,7 @@ pub async fn start(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Handle, StartError> {
     let plane = Arc::new(Plane::new(config.clone()).map_err(StartError::Plane)?);
+    plane.follow();
     let metrics = plane.metrics.clone();
     let proxy = Proxy::new(
         plane.snapshot(),
@@ -343,6 +344,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[admin] listen", old.admin_listen != new.admin_listen),
         ("[admin] auth and keys", old.admin_auth != new.admin_auth),
         ("[store] path", old.store_path != new.store_path),
+        ("[store] backend and its settings", old.postgres != new.postgres),
         ("[log]", old.log != new.log),
         ("limits.max_connections", old.limits.max_connections != new.limits.max_connections),
         ("limits.workers", old.limits.workers != new.limits.workers),

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Ok(mut config) => {
                 // Rehearse everything the file declares against an empty, in-memory store.
                 config.store_path = None;
+                config.postgres = None;
                 match edgesplit::plane::Plane::new(config) {
                     Ok(_) => {
                         println!("{}: ok", path.display());
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
             // a file whose declarations are invalid is a bad config (exit 2) and touches no store.
             let mut rehearsal = config.clone();
             rehearsal.store_path = None;
+            rehearsal.postgres = None;
             if let Err(errors) = edgesplit::plane::Plane::new(rehearsal) {
                 eprintln!("{errors}");
                 return ExitCode::from(2);

@@ -276,6 +276,8 @@ pub(crate) struct Outside {
     pub exposures: (u64, u64),
     /// Running launches' metric monitors.
     pub monitors: Vec<MonitorFigure>,
+    /// The fleet store (PostgreSQL): reachable at the last call, and calls failed so far.
+    pub store: Option<(bool, u64)>,
 }
 
 impl Metrics {
@@ -297,6 +299,16 @@ impl Metrics {
              # TYPE edgesplit_exposures_total counter\n\
              edgesplit_exposures_total{{result=\"recorded\"}} {recorded}\nedgesplit_exposures_total{{result=\"dropped\"}} {dropped}\n"
         );
+        if let Some((up, failures)) = outside.store {
+            let _ = write!(
+                out,
+                "# HELP edgesplit_store_up Whether the fleet store answered the last call (0: the control plane is degraded; the data plane serves its last snapshot).\n\
+                 # TYPE edgesplit_store_up gauge\nedgesplit_store_up {}\n\
+                 # HELP edgesplit_store_failures_total Fleet store calls that failed (connection lost, timeouts).\n\
+                 # TYPE edgesplit_store_failures_total counter\nedgesplit_store_failures_total {failures}\n",
+                u8::from(up)
+            );
+        }
         out.push_str(
             "# HELP edgesplit_launch_metric_events_total Events attributed to a running launch's metric monitor, by group.\n\
              # TYPE edgesplit_launch_metric_events_total counter\n\

@@ -204,6 +204,7 @@ impl Admin {
                     auth_denied: self.auth.denied(),
                     exposures: (x.recorded.load(Relaxed), x.dropped.load(Relaxed)),
                     monitors: self.plane.launch_monitors(),
+                    store: self.plane.store.health().map(|h| (h.up(), h.failures.load(Relaxed))),
                 };
                 let mut r = text(StatusCode::OK, self.plane.metrics.render_all(&outside));
                 r.headers_mut().insert(

@@ -46,7 +46,19 @@ pub(crate) struct FileAdmin {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileStore {
+    /// `redb` (default) or `postgres`.
+    pub backend: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    /// PostgreSQL: the connection URL, inline or in an environment variable.
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    /// PostgreSQL: `disable`, `require` (TLS, server certificate checked against `ca_file` or the
+    /// system's roots) .
+    pub tls: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub pool_size: Option<Spanned<usize>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub statement_timeout: Option<Spanned<String>>,
 }
 
 /// `[log]`

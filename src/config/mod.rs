@@ -31,6 +31,8 @@ pub struct Config {
     /// Who may call the admin API and read `/metrics` (`[admin] auth`, keys, `metrics_token`).
     pub admin_auth: AdminAuth,
     pub store_path: Option<PathBuf>,
+    /// `[store] backend = "postgres"`: the fleet store.
+    pub postgres: Option<PostgresConfig>,
     pub log: LogConfig,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -181,6 +183,34 @@ pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
     pub access_log: bool,
+}
+
+/// `[store] backend = "postgres"`: where the fleet's shared state lives, and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The connection URL (`postgres://user:password@host:port/db`), secrets included: never printed.
+    pub url: String,
+    /// TLS to the database: off (`disable`), or required with the server's certificate checked against
+    /// `ca_file` (PEM) or, without one, the system's roots.
+    pub tls: Option<Option<PathBuf>>,
+    /// Most connections the pool opens.
+    pub pool_size: usize,
+    /// A connection attempt, and a wait for a free connection from the pool.
+    pub connect_timeout: std::time::Duration,
+    /// Any one statement (and the whole of a store call).
+    pub statement_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<secret>")
+            .field("tls", &self.tls)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 /// The database file the embedded store keeps in `[store] path`.

@@ -206,6 +206,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         }
         path
     });
+    let postgres = postgres(&fc.store, base_dir, p);
     let account_id = fc.admin.account_id.as_ref().map_or_else(
         || "000000000000".to_string(),
         |a| {
@@ -303,6 +304,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         region,
         admin_auth,
         store_path,
+        postgres,
         log,
         timeouts,
         limits,
@@ -311,6 +313,89 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         cd,
         quotas,
     }
+}
+
+/// `[store]`: `backend = "postgres"` and its settings, checked as far as can be without connecting
+/// (the URL parses, the CA file reads); the keys of the other backend are refused, not ignored.
+fn postgres(
+    s: &super::file::FileStore,
+    base_dir: &std::path::Path,
+    p: &mut Problems<'_>,
+) -> Option<super::PostgresConfig> {
+    let backend = s.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
+    let pg_keys = [
+        ("url", s.url.as_ref().map(Spanned::span)),
+        ("url_env", s.url_env.as_ref().map(Spanned::span)),
+        ("tls", s.tls.as_ref().map(Spanned::span)),
+        ("ca_file", s.ca_file.as_ref().map(Spanned::span)),
+        ("pool_size", s.pool_size.as_ref().map(Spanned::span)),
+        ("connect_timeout", s.connect_timeout.as_ref().map(Spanned::span)),
+        ("statement_timeout", s.statement_timeout.as_ref().map(Spanned::span)),
+    ];
+    match backend {
+        "redb" => {
+            for (key, span) in pg_keys {
+                if let Some(span) = span {
+                    p.add(span, format!("`{key}` is a setting of backend = \"postgres\""));
+                }
+            }
+            return None;
+        }
+        "postgres" => {}
+        other => {
+            let span = s.backend.as_ref().map_or(0..0, Spanned::span);
+            p.add(span, format!("backend must be \"redb\" or \"postgres\", not `{other}`"));
+            return None;
+        }
+    }
+    if let Some(path) = &s.path {
+        p.add(path.span(), "`path` is the redb backend's; with backend = \"postgres\" the state lives in the database");
+    }
+    let url = secret(&s.url, &s.url_env, ("url", "url_env"), p);
+    if url.is_none() && s.url.is_none() && s.url_env.is_none() {
+        let span = s.backend.as_ref().map_or(0..0, Spanned::span);
+        p.add(span, "backend = \"postgres\" needs url or url_env");
+    }
+    if let Some(u) = &url
+        && let Err(e) = u.parse::<tokio_postgres::Config>()
+    {
+        // The URL holds a password: the message names the key, never the value.
+        let span = s.url.as_ref().or(s.url_env.as_ref()).map_or(0..0, Spanned::span);
+        p.add(span, format!("the database URL does not parse: {e}"));
+    }
+    let tls = match s.tls.as_ref().map(|t| t.get_ref().as_str()) {
+        None | Some("disable") => {
+            if let Some(ca) = &s.ca_file {
+                p.add(ca.span(), "ca_file needs tls = \"require\"");
+            }
+            None
+        }
+        Some("require") => Some(s.ca_file.as_ref().map(|ca| {
+            let path = resolve(base_dir, ca.get_ref());
+            if let Err(e) = crate::files::read(&path, crate::files::PEM_CAP) {
+                p.add(ca.span(), format!("cannot read the CA file: {e}"));
+            }
+            path
+        })),
+        Some(other) => {
+            let span = s.tls.as_ref().map_or(0..0, Spanned::span);
+            p.add(span, format!("tls must be \"disable\" or \"require\", not `{other}`"));
+            None
+        }
+    };
+    let pool_size = s.pool_size.as_ref().map_or(8, |n| {
+        if !(1..=1000).contains(n.get_ref()) {
+            p.add(n.span(), "pool_size must be 1 to 1000");
+        }
+        *n.get_ref()
+    });
+    Some(super::PostgresConfig {
+        url: url.unwrap_or_default(),
+        tls,
+        pool_size,
+        connect_timeout: duration(&s.connect_timeout, Duration::from_secs(5), false, p),
+        statement_timeout: duration(&s.statement_timeout, Duration::from_secs(5), false, p),
+    })
 }
 
 /// A secret given inline or through an environment variable (`NAME` / `NAME_env`): `None` when neither
@@ -909,6 +994,38 @@ host = "staging.internal"
         let d = &c.distributions[0];
         assert_eq!(d.primary.origins[1].to_string(), "https://origin.example.com");
         assert_eq!(d.staging.as_ref().unwrap().protocol, UpstreamProtocol::Http2);
+    }
+
+    #[test]
+    fn the_postgres_store_is_checked_without_connecting() {
+        let with = |store: &str| format!("{GOOD}[admin]\nauth = \"none\"\n[store]\n{store}");
+        let c = parse(
+            &with("backend = \"postgres\"\nurl = \"postgres://u:hunter2@db:5432/edge\"\npool_size = 4\n"),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let pg = c.postgres.as_ref().unwrap();
+        assert_eq!((pg.pool_size, pg.tls.clone(), pg.statement_timeout), (4, None, Duration::from_secs(5)));
+        // The URL is a secret: never in Debug output.
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(c.store_path.is_none());
+        let cases = [
+            ("backend = \"postgres\"\n", "needs url or url_env"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x?sslmode=nonsense\"\n", "the database URL does not parse"),
+            ("backend = \"postgres\"\nurl_env = \"EDGESPLIT_TEST_UNSET_VARIABLE\"\n", "is not set"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\ntls = \"maybe\"\n", "tls must be"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npool_size = 0\n", "pool_size must be 1 to 1000"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npath = \"/tmp/x\"\n", "`path` is the redb backend's"),
+            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\nca_file = \"/tmp/x.pem\"\n", "ca_file needs tls"),
+            ("url = \"postgres://db/x\"\n", "`url` is a setting of backend = \"postgres\""),
+            ("backend = \"sqlite\"\n", "backend must be"),
+        ];
+        for (store, want) in cases {
+            let errs = errors(&with(store));
+            assert!(errs.iter().any(|e| e.contains(want) && e.starts_with("t.toml:")), "{store}: {errs:?}");
+            assert!(!errs.iter().any(|e| e.contains("hunter2")), "{errs:?}");
+        }
     }
 
     #[test]

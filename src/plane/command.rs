@@ -19,7 +19,7 @@ use super::ControlState;
 use super::evidently as ev;
 
 /// A change to the control state. Names arrive resolved (a project ARN already read as its name).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Command {
     CreatePolicy {
         config: PolicyConfig,

@@ -20,7 +20,7 @@ use crate::evidently::input::{
     ProjectPatch, SegmentBody, StartBody,
 };
 use crate::evidently::model::RunStatus;
-use crate::store::{Row, Store, Table};
+use crate::store::Store;
 
 /// The fingerprint of a declaration, kept in the store to tell a changed declaration from an old one.
 fn fingerprint(d: &Declared) -> Vec<u8> {
@@ -53,11 +53,10 @@ pub(super) fn apply(
             }
             Err(ExecuteError::Store(e)) => errors.push(at(format!("[[{}]] `{}`: {e}", d.kind.table(), d.name))),
             Ok(()) => {
-                if let Some(store) = store.filter(|_| !unchanged) {
-                    let row = Row { table: Table::Meta, key: k, value: Some(print) };
-                    if let Err(e) = store.write(&[row]) {
-                        errors.push(at(format!("cannot record the declaration in the store: {e}")));
-                    }
+                if let Some(store) = store.filter(|_| !unchanged)
+                    && let Err(e) = store.set_meta(&k, &print)
+                {
+                    errors.push(at(format!("cannot record the declaration in the store: {e}")));
                 }
             }
         }

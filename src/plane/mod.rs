@@ -102,6 +102,31 @@ impl ControlState {
     }
 }
 
+/// The policies and Evidently resources the store holds, read in one transaction.
+fn stored_state(store: &Store) -> Result<(BTreeMap<String, StoredPolicy>, EvResources), StoreError> {
+    let loaded = store.load()?;
+    let policies = loaded.policies.into_iter().map(|p| (p.id.clone(), p)).collect();
+    let mut evidently = EvResources::default();
+    for (key, json) in loaded.evidently {
+        match Resource::from_stored(&key, &json) {
+            Some(r) => evidently.put(r),
+            None => tracing::warn!(key, "Unreadable Evidently resource in the store; skipped"),
+        }
+    }
+    Ok((policies, evidently))
+}
+
+/// Replaces the stored part of `st` (policies, Evidently resources) with what the store holds now.
+fn reload(store: &Store, st: &mut ControlState) -> Result<(), StoreError> {
+    let (policies, evidently) = stored_state(store)?;
+    st.policies = policies;
+    st.evidently = evidently;
+    Ok(())
+}
+
+/// How often a command is applied again after another instance wrote first.
+const STALE_RETRIES: usize = 5;
+
 /// The store rows of one command's changes.
 fn rows(changes: &[command::Change]) -> Vec<Row> {
     let evidently = |key: String, value| Row { table: Table::Evidently, key, value };
@@ -129,14 +154,24 @@ fn run_touching(
     st: &mut ControlState,
     cmd: command::Command,
 ) -> Result<(command::Outcome, bool), ExecuteError> {
-    let applied = command::apply(st, cmd, command::Fresh::now()).map_err(ExecuteError::Domain)?;
+    let mut attempt = 0;
+    let applied = loop {
+        let applied = command::apply(st, cmd.clone(), command::Fresh::now()).map_err(ExecuteError::Domain)?;
+        let Some(store) = store else { break applied };
+        match store.write(&rows(&applied.changes)) {
+            Ok(()) => break applied,
+            // Another instance wrote first: catch up with it, and apply the command to that state.
+            Err(StoreError::Stale(_)) if attempt < STALE_RETRIES => {
+                attempt += 1;
+                reload(store, st).map_err(ExecuteError::Store)?;
+            }
+            Err(e) => return Err(ExecuteError::Store(e)),
+        }
+    };
     let evidently = applied
         .changes
         .iter()
         .any(|c| matches!(c, command::Change::PutResource(_) | command::Change::DeleteResource(_)));
-    if let Some(store) = store {
-        store.write(&rows(&applied.changes)).map_err(ExecuteError::Store)?;
-    }
     for change in applied.changes {
         st.commit(change);
     }
@@ -157,21 +192,15 @@ impl Plane {
         // Keys and ids come from the OS generator: without it, edgesplit does not start.
         crate::random::check().map_err(|e| format!("the OS random generator failed: {e}"))?;
         let max_exposures = config.quotas.exposures;
-        let store = match &config.store_path {
-            Some(path) => Store::open(path).map_err(|e| e.to_string())?,
-            None => {
+        let store = match (&config.postgres, &config.store_path) {
+            (Some(pg), _) => Store::postgres(pg).map_err(|e| e.to_string())?,
+            (None, Some(path)) => Store::open(path).map_err(|e| e.to_string())?,
+            (None, None) => {
                 tracing::warn!("No [store] path: API writes live in memory and are lost at exit");
                 Store::in_memory().map_err(|e| e.to_string())?
             }
         };
-        let policies = store.policies().map_err(|e| e.to_string())?.into_iter().map(|p| (p.id.clone(), p)).collect();
-        let mut evidently = EvResources::default();
-        for (key, json) in store.evidently().map_err(|e| e.to_string())? {
-            match Resource::from_stored(&key, &json) {
-                Some(r) => evidently.put(r),
-                None => tracing::warn!(key, "Unreadable Evidently resource in the store; skipped"),
-            }
-        }
+        let (policies, evidently) = stored_state(&store).map_err(|e| e.to_string())?;
         let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
@@ -221,6 +250,31 @@ impl Plane {
         let keep = (!evidently_changed).then(|| self.published.load().evidently.clone());
         self.publish_keeping(&st, keep);
         Ok(answer(&st, outcome))
+    }
+
+    /// Catches up with writes other instances made (a fleet store): reloads and publishes if the store
+    /// moved past the state this instance holds. Returns whether it did.
+    pub fn catch_up(&self) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        if !self.store.behind()? {
+            return Ok(false);
+        }
+        reload(&self.store, &mut st)?;
+        self.publish(&st);
+        Ok(true)
+    }
+
+    /// Follows the other instances' writes (a fleet store; nothing for redb): each change they commit
+    /// is caught up with and published, within a notification's round trip or the store's poll.
+    pub fn follow(self: &Arc<Self>) {
+        let plane = Arc::downgrade(self);
+        self.store.follow(Box::new(move || {
+            if let Some(plane) = plane.upgrade()
+                && let Err(e) = plane.catch_up()
+            {
+                tracing::warn!(error = %e, "Cannot catch up with the store");
+            }
+        }));
     }
 
     /// The control state, locked. Never hold it across an `.await`.

@@ -2,6 +2,7 @@
 //! them. Tests read as scenarios: start origins, start the edge on a config naming them, send requests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cloudfront;
 pub mod postgres;
 pub mod process;
 

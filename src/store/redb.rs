@@ -1,6 +1,4 @@
-//! The embedded store (redb): what the admin API writes, durable before the API answers 2xx (each write
-//! is one transaction committed with fsync), and what edgesplit must remember across restarts (the
-//! stickiness cookie key when the config names none, session epochs of policies written in the file).
+//! The embedded backend (redb), for one instance: each write is one transaction committed with fsync.
 //! Without `[store] path` it lives in memory: fine for tests and demos, gone at exit.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +6,7 @@ use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::{Loaded, Row, StoreError, Table};
 use crate::cd::model::StoredPolicy;
 
 const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
@@ -16,75 +15,44 @@ const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("eviden
 /// Experiment and launch metric moments by series bucket (see `evidently::events::result_key`).
 const RESULTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("results");
 
-/// The tables a [`Row`] writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    /// CloudFront policies by id, as JSON.
-    Policies = 0,
-    /// Evidently resources by `Resource::key`, as JSON.
-    Evidently = 1,
-    /// Bookkeeping: the cookie key, session epochs, declaration fingerprints.
-    Meta = 2,
-}
-
-/// One row to put (`value`) or delete (`None`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub table: Table,
-    pub key: String,
-    pub value: Option<Vec<u8>>,
-}
-
-impl Row {
-    pub fn policy(p: &StoredPolicy) -> Row {
-        Row { table: Table::Policies, key: p.id.clone(), value: Some(serde_json::to_vec(p).unwrap_or_default()) }
-    }
-}
-
-/// A store failure: the write did not happen.
-#[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(String);
-
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::Failed(e.to_string())
 }
 
-/// The database file in `[store] path` (named by the config layer, which checks the path).
-pub use crate::config::STORE_FILE_NAME as FILE_NAME;
+use super::FILE_NAME;
 
 /// `Database::create`, but the file is opened as `files::open_regular_rw` does: a FIFO or a device in
 /// its place is refused (redb would block on it, or write to it) instead of opened.
 fn open_file(path: &Path) -> Result<Database, StoreError> {
-    let cannot = |e: &dyn std::fmt::Display| StoreError(format!("cannot open {}: {e}", path.display()));
-    let file = crate::files::open_regular_rw(path).map_err(|e| StoreError(e.to_string()))?;
+    let cannot = |e: &dyn std::fmt::Display| StoreError::Failed(format!("cannot open {}: {e}", path.display()));
+    let file = crate::files::open_regular_rw(path).map_err(|e| StoreError::Failed(e.to_string()))?;
     let backend = redb::backends::FileBackend::new(file).map_err(|e| cannot(&e))?;
     Database::builder().create_with_backend(backend).map_err(|e| cannot(&e))
 }
 
-pub struct Store {
+pub(super) struct Redb {
     /// `None` after an I/O error, until the file opens again.
     db: RwLock<Option<Database>>,
     /// The file, to open again after an I/O error; `None` in memory.
     path: Option<PathBuf>,
-    pub durable: bool,
 }
 
-impl Store {
+impl Redb {
     /// Opens (or creates) `dir/edgesplit.redb`.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+    pub(super) fn open(dir: &Path) -> Result<Redb, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let db = open_file(&path)?;
-        let store = Store { db: RwLock::new(Some(db)), path: Some(path), durable: true };
+        let store = Redb { db: RwLock::new(Some(db)), path: Some(path) };
         store.init()?;
         Ok(store)
     }
 
     /// A store that lives in memory only.
-    pub(crate) fn in_memory() -> Result<Store, StoreError> {
+    pub(super) fn in_memory() -> Result<Redb, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(err)?;
-        let store = Store { db: RwLock::new(Some(db)), path: None, durable: false };
+        let store = Redb { db: RwLock::new(Some(db)), path: None };
         store.init()?;
         Ok(store)
     }
@@ -111,7 +79,7 @@ impl Store {
         }
         let result = match self.db.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
             Some(db) => f(db),
-            None => return Err(StoreError("the database could not be opened again after an I/O error".into())),
+            None => return Err(StoreError::Failed("the database could not be opened again after an I/O error".into())),
         };
         if result.is_err() {
             self.reopen();
@@ -135,7 +103,7 @@ impl Store {
     }
 
     /// Adds values to their buckets' moments, all in one transaction.
-    pub fn add_results(&self, adds: &[(String, f64)]) -> Result<(), StoreError> {
+    pub(super) fn add_results(&self, adds: &[(String, f64)]) -> Result<(), StoreError> {
         use crate::evidently::stats::Moments;
         if adds.is_empty() {
             return Ok(());
@@ -159,7 +127,7 @@ impl Store {
     }
 
     /// Every bucket whose key starts with `prefix`.
-    pub fn results(&self, prefix: &str) -> Result<Vec<(String, crate::evidently::stats::Moments)>, StoreError> {
+    pub(super) fn results(&self, prefix: &str) -> Result<Vec<(String, crate::evidently::stats::Moments)>, StoreError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(RESULTS).map_err(err)?;
@@ -176,8 +144,25 @@ impl Store {
         })
     }
 
+    /// Policies and Evidently resources, read in one transaction.
+    pub(super) fn load(&self) -> Result<Loaded, StoreError> {
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let mut loaded = Loaded::default();
+            for entry in tx.open_table(POLICIES).map_err(err)?.iter().map_err(err)? {
+                let (_, v) = entry.map_err(err)?;
+                loaded.policies.push(serde_json::from_slice(v.value()).map_err(err)?);
+            }
+            for entry in tx.open_table(EVIDENTLY).map_err(err)?.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                loaded.evidently.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(loaded)
+        })
+    }
+
     /// Every stored Evidently resource, as (key, JSON).
-    pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub(super) fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(EVIDENTLY).map_err(err)?;
@@ -190,7 +175,7 @@ impl Store {
         })
     }
 
-    pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
+    pub(super) fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(POLICIES).map_err(err)?;
@@ -204,7 +189,7 @@ impl Store {
     }
 
     /// Writes `rows` in one transaction: all or nothing, on disk on return.
-    pub fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
+    pub(super) fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
         self.with(|db| {
             let tx = db.begin_write().map_err(err)?;
             {
@@ -226,7 +211,7 @@ impl Store {
         })
     }
 
-    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(super) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(META).map_err(err)?;
@@ -234,20 +219,17 @@ impl Store {
         })
     }
 
-    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(super) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(&[Row { table: Table::Meta, key: key.to_string(), value: Some(value.to_vec()) }])
     }
 
-    /// The cookie signing key kept in the store, made (32 bytes from the OS generator) on first use.
-    pub fn cookie_key(&self) -> Result<Vec<u8>, StoreError> {
+    /// The stored cookie key, or `made` once stored.
+    pub(super) fn cookie_key(&self, made: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         if let Some(k) = self.meta("cookie_key")? {
             return Ok(k);
         }
-        let key = crate::random::key()
-            .map_err(|e| StoreError(format!("cannot make a cookie key: the OS random generator failed: {e}")))?
-            .to_vec();
-        self.set_meta("cookie_key", &key)?;
-        Ok(key)
+        self.set_meta("cookie_key", &made)?;
+        Ok(made)
     }
 }
 
@@ -267,17 +249,17 @@ mod tests {
             epoch: 0,
         };
         let key = {
-            let s = Store::open(dir.path()).unwrap();
+            let s = Redb::open(dir.path()).unwrap();
             s.write(&[Row::policy(&p)]).unwrap();
-            s.cookie_key().unwrap()
+            s.cookie_key(crate::random::key().unwrap().to_vec()).unwrap()
         };
-        let s = Store::open(dir.path()).unwrap();
+        let s = Redb::open(dir.path()).unwrap();
         assert_eq!(s.policies().unwrap(), vec![p]);
-        assert_eq!(s.cookie_key().unwrap(), key);
+        assert_eq!(s.cookie_key(crate::random::key().unwrap().to_vec()).unwrap(), key);
         // 32 bytes from the OS generator: not zero, and another store makes another key.
         assert_eq!(key.len(), 32);
         assert_ne!(key, [0u8; 32]);
-        assert_ne!(Store::in_memory().unwrap().cookie_key().unwrap(), key);
+        assert_ne!(Redb::in_memory().unwrap().cookie_key(crate::random::key().unwrap().to_vec()).unwrap(), key);
         // Rows of several tables in one write.
         let resource = Row { table: Table::Evidently, key: "project/x".into(), value: Some(b"{}".to_vec()) };
         let delete = Row { table: Table::Policies, key: "p1".into(), value: None };
@@ -291,7 +273,7 @@ mod tests {
         // What a failed reopen leaves behind (see `with`): the next call opens the file again first.
         // Regression: after one failed write every later call failed until restart.
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Redb::open(dir.path()).unwrap();
         s.set_meta("k", b"v").unwrap();
         *s.db.write().unwrap() = None;
         assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"v"[..]));

@@ -1,0 +1,199 @@
+//! The store: what the admin API writes, durable before the API answers 2xx, and what edgesplit must
+//! remember across restarts (the stickiness cookie key when the config names none, session epochs of
+//! policies written in the file, experiment results). Two backends behind one face:
+//!
+//! - **redb** ([`redb`]), embedded, for one instance (the default, and the demo's);
+//! - **PostgreSQL** ([`postgres`]), shared by a fleet of instances (issue 16). Each write checks that
+//!   the state it was applied to is the latest (the store's revision), so writes made on different
+//!   instances are serialized: a write applied to an older state is refused as [`StoreError::Stale`],
+//!   and the plane catches up and applies it again.
+
+mod postgres;
+mod redb;
+
+use std::path::Path;
+
+use crate::cd::model::StoredPolicy;
+use crate::config::PostgresConfig;
+use crate::evidently::stats::Moments;
+
+pub use postgres::Health;
+
+/// The database file in `[store] path` (named by the config layer, which checks the path).
+pub use crate::config::STORE_FILE_NAME as FILE_NAME;
+
+/// The tables a [`Row`] writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// CloudFront policies by id, as JSON.
+    Policies = 0,
+    /// Evidently resources by `Resource::key`, as JSON.
+    Evidently = 1,
+    /// Bookkeeping: the cookie key, session epochs, declaration fingerprints.
+    Meta = 2,
+}
+
+/// One row to put (`value`) or delete (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub table: Table,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Row {
+    pub fn policy(p: &StoredPolicy) -> Row {
+        Row { table: Table::Policies, key: p.id.clone(), value: Some(serde_json::to_vec(p).unwrap_or_default()) }
+    }
+}
+
+/// A store failure: the write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Failed(String),
+    /// Another instance wrote first: the state this write was applied to is no longer the latest.
+    #[error("store: another instance wrote first (the store is at revision {0})")]
+    Stale(u64),
+}
+
+/// The control state as stored: read in one transaction.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub policies: Vec<StoredPolicy>,
+    /// Evidently resources as (store key, JSON).
+    pub evidently: Vec<(String, Vec<u8>)>,
+}
+
+pub struct Store {
+    backend: Backend,
+    /// Writes survive a restart (not an in-memory store).
+    pub durable: bool,
+}
+
+enum Backend {
+    Redb(redb::Redb),
+    Postgres(Box<postgres::Pg>),
+}
+
+impl Store {
+    /// Opens (or creates) `dir/edgesplit.redb`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Redb(redb::Redb::open(dir)?), durable: true })
+    }
+
+    /// A store that lives in memory only.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Redb(redb::Redb::in_memory()?), durable: false })
+    }
+
+    /// Connects to PostgreSQL and brings its schema up to date (the migrations in `migrations/`).
+    pub fn postgres(config: &PostgresConfig) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config)?)), durable: true })
+    }
+
+    /// The stored control state, read in one transaction; later writes are checked against it.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.load(),
+            Backend::Postgres(s) => s.load(),
+        }
+    }
+
+    /// Every stored Evidently resource, as (key, JSON), for inspection (a restart, a test): unlike
+    /// [`Store::load`], it does not move the revision later writes are checked against.
+    pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.evidently(),
+            Backend::Postgres(s) => s.evidently(),
+        }
+    }
+
+    /// Every stored policy, for inspection (as [`Store::evidently`]).
+    pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.policies(),
+            Backend::Postgres(s) => s.policies(),
+        }
+    }
+
+    /// Writes `rows` in one transaction: all or nothing, on disk on return. With PostgreSQL, refused as
+    /// [`StoreError::Stale`] if another instance wrote since this one last loaded or wrote.
+    pub fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.write(rows),
+            Backend::Postgres(s) => s.write(rows),
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.meta(key),
+            Backend::Postgres(s) => s.meta(key),
+        }
+    }
+
+    /// Bookkeeping, outside the control state's revision.
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.set_meta(key, value),
+            Backend::Postgres(s) => s.set_meta(key, value),
+        }
+    }
+
+    /// The cookie signing key kept in the store, made (32 bytes from the OS generator) on first use; in
+    /// a fleet, the first instance's, shared by every other.
+    pub fn cookie_key(&self) -> Result<Vec<u8>, StoreError> {
+        let made = crate::random::key()
+            .map_err(|e| StoreError::Failed(format!("cannot make a cookie key: the OS random generator failed: {e}")))?
+            .to_vec();
+        match &self.backend {
+            Backend::Redb(s) => s.cookie_key(made),
+            Backend::Postgres(s) => s.cookie_key(made),
+        }
+    }
+
+    /// Adds values to their buckets' moments, all in one transaction.
+    pub fn add_results(&self, adds: &[(String, f64)]) -> Result<(), StoreError> {
+        if adds.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Redb(s) => s.add_results(adds),
+            Backend::Postgres(s) => s.add_results(adds),
+        }
+    }
+
+    /// Every bucket whose key starts with `prefix`.
+    pub fn results(&self, prefix: &str) -> Result<Vec<(String, Moments)>, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.results(prefix),
+            Backend::Postgres(s) => s.results(prefix),
+        }
+    }
+
+    /// Whether another instance wrote since this one last loaded or wrote (always `false` for redb,
+    /// which one instance owns).
+    pub fn behind(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(false),
+            Backend::Postgres(s) => s.behind(),
+        }
+    }
+
+    /// Calls `changed` (on a thread of its own) whenever another instance may have written: on each
+    /// notification, and on a periodic revision check that heals a missed one. Nothing for redb.
+    pub fn follow(&self, changed: Box<dyn Fn() + Send + Sync>) {
+        if let Backend::Postgres(s) = &self.backend {
+            s.follow(changed);
+        }
+    }
+
+    /// The database connection's health (PostgreSQL only).
+    pub fn health(&self) -> Option<&Health> {
+        match &self.backend {
+            Backend::Redb(_) => None,
+            Backend::Postgres(s) => Some(s.health()),
+        }
+    }
+}

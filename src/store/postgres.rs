@@ -1,0 +1,518 @@
+//! The fleet backend: PostgreSQL, shared by every instance (issue 16).
+//!
+//! - **One truth.** The control state is the rows of `edgesplit_policies` and `edgesplit_evidently`,
+//!   with one revision (`edgesplit_revision`) raised by every write. A write locks the revision row,
+//!   and goes through only if the revision is the one of the state this instance applied the command
+//!   to ([`Pg::write`]); otherwise it is refused as [`StoreError::Stale`] and the plane catches up and
+//!   applies the command again. Writes on different instances are so serialized, and the rules (ETags,
+//!   names, one running launch per feature, quotas) hold across the fleet.
+//! - **In step.** A write notifies `edgesplit`; each instance listens on a connection of its own and
+//!   also reads the revision every [`POLL`], which heals a missed notification ([`Pg::follow`]).
+//! - **Bounded.** Every call has a deadline (connect plus statement timeout); the pool has a size and a
+//!   wait timeout. A call that misses its deadline fails (a write answers 503); if it committed after
+//!   all, the revision tells, and the next write or check catches up.
+//!
+//! The plane is synchronous (its lock is a std mutex, its writes run on blocking threads), so the
+//! async client runs on a small runtime of this store's own, and each call waits for its answer on a
+//! channel: callable from any thread, an async worker's included (it blocks that worker for the call,
+//! as a redb fsync does).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Socket};
+use tokio_util::sync::CancellationToken;
+
+use super::{Loaded, Row, StoreError, Table};
+use crate::config::PostgresConfig;
+use crate::evidently::stats::Moments;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How often a follower reads the revision, besides listening.
+const POLL: Duration = Duration::from_millis(500);
+/// The channel writes notify.
+const CHANNEL: &str = "edgesplit";
+/// Serializes result updates across the fleet (`pg_advisory_xact_lock`).
+const RESULTS_LOCK: i64 = 0x6564_6765_7370_6c01;
+
+/// The database connection as this instance last saw it.
+#[derive(Debug, Default)]
+pub struct Health {
+    down: AtomicBool,
+    /// Calls that failed (not refusals): connection lost, timeouts.
+    pub failures: AtomicU64,
+}
+
+impl Health {
+    /// Whether the last call or check reached the database.
+    pub fn up(&self) -> bool {
+        !self.down.load(Relaxed)
+    }
+
+    fn record<T>(&self, r: &Result<T, StoreError>) {
+        match r {
+            Ok(_) | Err(StoreError::Stale(_)) => self.set(true),
+            Err(StoreError::Failed(e)) => {
+                self.failures.fetch_add(1, Relaxed);
+                self.set(false);
+                tracing::warn!(error = %e, "PostgreSQL store call failed");
+            }
+        }
+    }
+
+    fn set(&self, up: bool) {
+        let was_down = self.down.swap(!up, Relaxed);
+        match (was_down, up) {
+            (false, false) => tracing::error!(
+                "PostgreSQL store unreachable: control plane degraded (the data plane serves its last snapshot)"
+            ),
+            (true, true) => tracing::info!("PostgreSQL store reachable again"),
+            _ => {}
+        }
+    }
+}
+
+pub(super) struct Pg {
+    /// `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    follower: Follower,
+    /// The revision of the state this instance holds: what its next write expects.
+    seen: Arc<AtomicU64>,
+    /// A whole call's deadline.
+    deadline: Duration,
+    health: Arc<Health>,
+    stop: CancellationToken,
+}
+
+/// What the follower needs to open its own connection.
+#[derive(Clone)]
+enum Follower {
+    Plain(tokio_postgres::Config),
+    Tls(tokio_postgres::Config, tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// A failure, named by the call it broke.
+trait Context<T> {
+    fn ctx(self, what: &str) -> Result<T, StoreError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Failed(format!("{what}: {e}")))
+    }
+}
+
+impl Pg {
+    /// Connects, and brings the schema up to date (refinery, in one transaction per migration).
+    pub(super) fn connect(config: &PostgresConfig) -> Result<Pg, StoreError> {
+        let mut pg: tokio_postgres::Config =
+            config.url.parse().map_err(|e| StoreError::Failed(format!("the database URL does not parse: {e}")))?;
+        pg.connect_timeout(config.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
+        // Every statement bounded on the server too.
+        pg.options(format!("-c statement_timeout={}", config.statement_timeout.as_millis()));
+        if pg.get_application_name().is_none() {
+            pg.application_name("edgesplit");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(4)
+            .thread_name("edgesplit-store")
+            .enable_all()
+            .build()
+            .ctx("cannot start the store's runtime")?;
+        let manager = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let (pool, follower) = match &config.tls {
+            None => (Manager::from_config(pg.clone(), NoTls, manager), Follower::Plain(pg)),
+            Some(ca) => {
+                let tls = crate::tls::client_config(ca.as_deref()).ctx("database TLS")?;
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+                (Manager::from_config(pg.clone(), tls.clone(), manager), Follower::Tls(pg, tls))
+            }
+        };
+        let pool = Pool::builder(pool)
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .ctx("the database pool")?;
+        let store = Pg {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            pool,
+            follower,
+            seen: Arc::default(),
+            deadline: config.connect_timeout + config.statement_timeout,
+            health: Arc::default(),
+            stop: CancellationToken::new(),
+        };
+        store.call("migrations", |pool| async move {
+            let mut c = pool.get().await.ctx("migrations")?;
+            embedded::migrations::runner().run_async(&mut **c).await.ctx("migrations")?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    pub(super) fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Runs `f` on the store's runtime, within the deadline, and waits for its answer.
+    fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
+        self.handle.spawn(async move {
+            let r = tokio::time::timeout(deadline, f(pool))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Failed(format!("{what}: no answer within {deadline:?}"))));
+            let _ = tx.send(r);
+        });
+        let r = rx
+            .recv_timeout(deadline + Duration::from_secs(1))
+            .unwrap_or_else(|_| Err(StoreError::Failed(format!("{what}: no answer within {deadline:?}"))));
+        self.health.record(&r);
+        r
+    }
+
+    /// The control state and its revision, read in one snapshot; later writes expect that revision.
+    pub(super) fn load(&self) -> Result<Loaded, StoreError> {
+        let (revision, loaded) = self.call("load", |pool| async move {
+            let e = "load";
+            let mut c = pool.get().await.ctx(e)?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .ctx(e)?;
+            let revision: i64 = tx.query_one("SELECT revision FROM edgesplit_revision", &[]).await.ctx(e)?.get(0);
+            let mut loaded = Loaded::default();
+            for row in tx.query("SELECT document FROM edgesplit_policies ORDER BY id", &[]).await.ctx(e)? {
+                let document: &[u8] = row.get(0);
+                loaded.policies.push(serde_json::from_slice(document).ctx(e)?);
+            }
+            for row in tx.query("SELECT key, document FROM edgesplit_evidently ORDER BY key", &[]).await.ctx(e)? {
+                loaded.evidently.push((row.get(0), row.get(1)));
+            }
+            tx.commit().await.ctx(e)?;
+            Ok((revision, loaded))
+        })?;
+        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
+        Ok(loaded)
+    }
+
+    pub(super) fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.call("read", |pool| async move {
+            let c = pool.get().await.ctx("read")?;
+            let rows = c.query("SELECT key, document FROM edgesplit_evidently ORDER BY key", &[]).await.ctx("read")?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    pub(super) fn policies(&self) -> Result<Vec<crate::cd::model::StoredPolicy>, StoreError> {
+        self.call("read", |pool| async move {
+            let c = pool.get().await.ctx("read")?;
+            let rows = c.query("SELECT document FROM edgesplit_policies ORDER BY id", &[]).await.ctx("read")?;
+            rows.iter().map(|r| serde_json::from_slice(r.get::<_, &[u8]>(0)).ctx("read")).collect()
+        })
+    }
+
+    /// Writes `rows` and raises the revision, if it is still the one this instance holds.
+    pub(super) fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
+        let expected = i64::try_from(self.seen.load(Relaxed)).unwrap_or(i64::MAX);
+        let rows = rows.to_vec();
+        let revision = self.call("write", move |pool| async move {
+            let e = "write";
+            let mut c = pool.get().await.ctx(e)?;
+            let tx = c.transaction().await.ctx(e)?;
+            // The row lock makes a second writer wait, then read the first one's revision.
+            let current: i64 =
+                tx.query_one("SELECT revision FROM edgesplit_revision FOR UPDATE", &[]).await.ctx(e)?.get(0);
+            if current != expected {
+                return Err(StoreError::Stale(u64::try_from(current).unwrap_or(0)));
+            }
+            for row in &rows {
+                let (put, delete) = match row.table {
+                    Table::Policies => (
+                        "INSERT INTO edgesplit_policies (id, document) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document",
+                        "DELETE FROM edgesplit_policies WHERE id = $1",
+                    ),
+                    Table::Evidently => (
+                        "INSERT INTO edgesplit_evidently (key, document) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET document = EXCLUDED.document",
+                        "DELETE FROM edgesplit_evidently WHERE key = $1",
+                    ),
+                    Table::Meta => (
+                        "INSERT INTO edgesplit_meta (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        "DELETE FROM edgesplit_meta WHERE key = $1",
+                    ),
+                };
+                match &row.value {
+                    Some(v) => tx.execute(put, &[&row.key, v]).await,
+                    None => tx.execute(delete, &[&row.key]).await,
+                }
+                .ctx(e)?;
+            }
+            let revision: i64 = tx
+                .query_one("UPDATE edgesplit_revision SET revision = revision + 1 RETURNING revision", &[])
+                .await
+                .ctx(e)?
+                .get(0);
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &revision.to_string()]).await.ctx(e)?;
+            tx.commit().await.ctx(e)?;
+            Ok(revision)
+        })?;
+        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
+        Ok(())
+    }
+
+    /// Whether the stored revision moved past the one this instance holds.
+    pub(super) fn behind(&self) -> Result<bool, StoreError> {
+        let seen = self.seen.load(Relaxed);
+        let current = self.call("revision", |pool| async move {
+            let c = pool.get().await.ctx("revision")?;
+            let row = c.query_one("SELECT revision FROM edgesplit_revision", &[]).await.ctx("revision")?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        Ok(u64::try_from(current).unwrap_or(0) != seen)
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.call("meta", move |pool| async move {
+            let c = pool.get().await.ctx("meta")?;
+            let row = c.query_opt("SELECT value FROM edgesplit_meta WHERE key = $1", &[&key]).await.ctx("meta")?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    pub(super) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_vec());
+        self.call("meta", move |pool| async move {
+            let c = pool.get().await.ctx("meta")?;
+            c.execute(
+                "INSERT INTO edgesplit_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await
+            .ctx("meta")?;
+            Ok(())
+        })
+    }
+
+    /// The fleet's cookie key: `made` if no instance stored one before.
+    pub(super) fn cookie_key(&self, made: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        self.call("cookie key", move |pool| async move {
+            let e = "cookie key";
+            let c = pool.get().await.ctx(e)?;
+            c.execute(
+                "INSERT INTO edgesplit_meta (key, value) VALUES ('cookie_key', $1) ON CONFLICT (key) DO NOTHING",
+                &[&made],
+            )
+            .await
+            .ctx(e)?;
+            let row = c.query_one("SELECT value FROM edgesplit_meta WHERE key = 'cookie_key'", &[]).await.ctx(e)?;
+            Ok(row.get(0))
+        })
+    }
+
+    /// Adds values to their buckets' moments, under a fleet-wide lock so concurrent calls add up.
+    pub(super) fn add_results(&self, adds: &[(String, f64)]) -> Result<(), StoreError> {
+        let adds = adds.to_vec();
+        self.call("results", move |pool| async move {
+            let e = "results";
+            let mut c = pool.get().await.ctx(e)?;
+            let tx = c.transaction().await.ctx(e)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RESULTS_LOCK]).await.ctx(e)?;
+            let keys: Vec<&str> = adds.iter().map(|(k, _)| k.as_str()).collect();
+            let mut moments: BTreeMap<String, Moments> = BTreeMap::new();
+            for row in
+                tx.query("SELECT key, moments FROM edgesplit_results WHERE key = ANY($1)", &[&keys]).await.ctx(e)?
+            {
+                let bytes: &[u8] = row.get(1);
+                moments.insert(row.get(0), serde_json::from_slice(bytes).unwrap_or_default());
+            }
+            for (k, x) in &adds {
+                moments.entry(k.clone()).or_default().add(*x);
+            }
+            for (k, m) in &moments {
+                let bytes = serde_json::to_vec(m).ctx(e)?;
+                tx.execute(
+                    "INSERT INTO edgesplit_results (key, moments) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET moments = EXCLUDED.moments",
+                    &[k, &bytes],
+                )
+                .await
+                .ctx(e)?;
+            }
+            tx.commit().await.ctx(e)
+        })
+    }
+
+    /// Every bucket whose key starts with `prefix`.
+    pub(super) fn results(&self, prefix: &str) -> Result<Vec<(String, Moments)>, StoreError> {
+        let prefix = prefix.to_string();
+        self.call("results", move |pool| async move {
+            let e = "results";
+            let c = pool.get().await.ctx(e)?;
+            let rows = c
+                .query("SELECT key, moments FROM edgesplit_results WHERE starts_with(key, $1) ORDER BY key", &[&prefix])
+                .await
+                .ctx(e)?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let bytes: &[u8] = row.get(1);
+                    (row.get(0), serde_json::from_slice(bytes).unwrap_or_default())
+                })
+                .collect())
+        })
+    }
+
+    /// Calls `changed` on a blocking thread of the store's runtime after each notification, after each
+    /// (re)connection, and whenever the periodic check finds the revision moved. Calls never overlap;
+    /// one that comes while another runs is folded into a single next call.
+    pub(super) fn follow(&self, changed: Box<dyn Fn() + Send + Sync>) {
+        let trigger = Trigger { changed: Arc::from(changed), pending: Arc::default(), running: Arc::default() };
+        let (follower, seen, health, stop) =
+            (self.follower.clone(), self.seen.clone(), self.health.clone(), self.stop.clone());
+        self.handle.spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let ended = match &follower {
+                    Follower::Plain(pg) => listen(pg, NoTls, &trigger, &seen, &stop).await,
+                    Follower::Tls(pg, tls) => listen(pg, tls.clone(), &trigger, &seen, &stop).await,
+                };
+                match ended {
+                    Ok(()) => return,
+                    Err(e) => {
+                        health.record::<()>(&Err(StoreError::Failed(format!("following the store: {e}"))));
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            () = stop.cancelled() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        // Never blocks, wherever the store is dropped (an async context included).
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs the follower's callback, never two at once.
+struct Trigger {
+    changed: Arc<dyn Fn() + Send + Sync>,
+    pending: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+}
+
+impl Trigger {
+    fn fire(&self) {
+        self.pending.store(true, Relaxed);
+        if self.running.swap(true, Relaxed) {
+            return;
+        }
+        let (changed, pending, running) = (self.changed.clone(), self.pending.clone(), self.running.clone());
+        tokio::task::spawn_blocking(move || {
+            while pending.swap(false, Relaxed) {
+                changed();
+            }
+            running.store(false, Relaxed);
+            // A fire between the last check and the store above would be lost: look once more.
+            if pending.load(Relaxed) && !running.swap(true, Relaxed) {
+                while pending.swap(false, Relaxed) {
+                    changed();
+                }
+                running.store(false, Relaxed);
+            }
+        });
+    }
+}
+
+/// One listening connection: fires on each notification and on a moved revision; `Ok` when stopped,
+/// `Err` when the connection is lost (the caller reconnects with backoff).
+async fn listen<T>(
+    pg: &tokio_postgres::Config,
+    tls: T,
+    trigger: &Trigger,
+    seen: &AtomicU64,
+    stop: &CancellationToken,
+) -> Result<(), String>
+where
+    T: MakeTlsConnect<Socket> + Send,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = pg.connect(tls).await.map_err(|e| e.to_string())?;
+    let (notified, mut notifications) = tokio::sync::mpsc::channel::<()>(1);
+    let reader = tokio::spawn(async move {
+        while let Some(m) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match m {
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = notified.try_send(());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    let result = async {
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| e.to_string())?;
+        // Whatever was written while this instance was not listening.
+        trigger.fire();
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                n = notifications.recv() => match n {
+                    Some(()) => trigger.fire(),
+                    None => return Err("the listening connection closed".to_string()),
+                },
+                _ = tick.tick() => {
+                    let row = client
+                        .query_one("SELECT revision FROM edgesplit_revision", &[])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if u64::try_from(row.get::<_, i64>(0)).unwrap_or(0) != seen.load(Relaxed) {
+                        trigger.fire();
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    reader.abort();
+    result
+}

@@ -1,0 +1,291 @@
+//! A fleet: several edgesplit processes on one PostgreSQL database (issue 16). Each test starts a
+//! throwaway cluster from Debian's package (`support::postgres`), real origins, and the real binary
+//! several times over, and drives the admin APIs over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::cloudfront::{CF, api, create_policy, element, header_policy};
+use support::postgres::Postgres;
+use support::process::Proc;
+use support::*;
+
+const STAGING: &str = "staging.web.test";
+
+/// One instance of the fleet: the process, its proxy listener and admin addresses.
+struct Instance {
+    _proc: Proc,
+    http: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// Writes a config for `db` and starts `n` instances on it.
+async fn fleet(dir: &std::path::Path, db: &Postgres, primary: &str, staging: &str, n: usize) -> Vec<Instance> {
+    let config =
+        simple_config(primary, Some(staging), &format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n", db.url()))
+            .replace("level = \"warn\"", "level = \"info\"")
+            .replace("domains = [\"*\"]\n", &format!("domains = [\"*\"]\nstaging_dns_name = \"{STAGING}\"\n"));
+    let path: PathBuf = dir.join("edgesplit.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut proc = Proc::start(&path);
+        let http = proc.addr("http").await;
+        let admin = proc.admin().await;
+        out.push(Instance { _proc: proc, http, admin });
+    }
+    out
+}
+
+/// Which pool answers a request carrying the staging header through `proxy`.
+async fn pool_for_header(proxy: SocketAddr, value: &str) -> String {
+    get_with(&format!("http://{proxy}/"), &[("aws-cf-cd-test", value)]).await.2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_is_served_by_every_other_within_a_second() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 3).await;
+    for i in &fleet {
+        assert!(pool_for_header(i.http, "on").await.contains("primary"));
+    }
+    let written = Instant::now();
+    create_policy(fleet[0].admin, &header_policy(STAGING, "on")).await;
+    let mut seen = Vec::new();
+    for i in &fleet[1..] {
+        loop {
+            if pool_for_header(i.http, "on").await.contains("staging") {
+                seen.push(written.elapsed());
+                break;
+            }
+            assert!(written.elapsed() < Duration::from_secs(1), "not seen within 1 s through {}", i.http);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    eprintln!("propagation to the other instances: {seen:?}");
+    // The Evidently API too: a project made on B is listed by C.
+    let (status, _) = ev(fleet[1].admin, "POST", "/projects", json!({ "name": "shop" })).await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (status, body) = ev(fleet[2].admin, "GET", "/projects/shop", json!({})).await;
+        if status == 200 {
+            assert_eq!(body["project"]["name"], "shop");
+            break;
+        }
+        assert!(Instant::now() < deadline, "project not seen on C within 1 s: {body}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_updating_one_policy_with_one_etag_one_wins_the_other_gets_precondition_failed() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 2).await;
+    let (id, mut etag) = create_policy(fleet[0].admin, &header_policy(STAGING, "v0")).await;
+    for round in 1..=20 {
+        let xml = |who: usize| header_policy(STAGING, &format!("r{round}-{who}"));
+        let path = format!("{CF}/{id}");
+        let (x0, x1) = (xml(0), xml(1));
+        let if_match = [("if-match", etag.as_str())];
+        let (a, b) = tokio::join!(
+            api(fleet[0].admin, "PUT", &path, &x0, &if_match),
+            api(fleet[1].admin, "PUT", &path, &x1, &if_match),
+        );
+        let statuses = [a.0, b.0];
+        let won: Vec<_> = [&a, &b].into_iter().filter(|r| r.0 == 200).collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}\n{}\n{}", a.2, b.2);
+        let lost = [&a, &b].into_iter().find(|r| r.0 != 200).unwrap();
+        assert_eq!(lost.0, 412, "round {round}: {}", lost.2);
+        assert!(lost.2.contains("PreconditionFailed"), "{}", lost.2);
+        etag = won[0].1["etag"].to_str().unwrap().to_string();
+        // Both instances agree on the winner.
+        let who = if a.0 == 200 { 0 } else { 1 };
+        for i in &fleet {
+            let (status, _, body) = api(i.admin, "GET", &format!("{CF}/{id}"), "", &[]).await;
+            assert_eq!(status, 200);
+            assert_eq!(element(&body, "Value"), format!("r{round}-{who}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stickiness_cookie_from_one_instance_is_honoured_by_another() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 2).await;
+    let weight = "<ContinuousDeploymentPolicyConfig xmlns=\"http://cloudfront.amazonaws.com/doc/2020-05-31/\">\
+         <StagingDistributionDnsNames><Quantity>1</Quantity><Items><DnsName>staging.web.test</DnsName></Items></StagingDistributionDnsNames>\
+         <Enabled>true</Enabled><TrafficConfig><Type>SingleWeight</Type><SingleWeightConfig><Weight>0.15</Weight>\
+         <SessionStickinessConfig><IdleTTL>300</IdleTTL><MaximumTTL>600</MaximumTTL></SessionStickinessConfig>\
+         </SingleWeightConfig></TrafficConfig></ContinuousDeploymentPolicyConfig>";
+    let (id, _) = create_policy(fleet[0].admin, weight).await;
+    // B has taken the policy (its snapshot is published with its state).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while api(fleet[1].admin, "GET", &format!("{CF}/{id}"), "", &[]).await.0 != 200 {
+        assert!(Instant::now() < deadline, "B did not take the policy within 1 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Sessions from A: find one pinned to staging and one to primary.
+    let mut pinned = std::collections::BTreeMap::new();
+    for _ in 0..400 {
+        let (_, headers, body) = get(&format!("http://{}/", fleet[0].http)).await;
+        let Some(cookie) = headers.get("set-cookie") else { continue };
+        let cookie = cookie.to_str().unwrap().split(';').next().unwrap().to_string();
+        pinned.entry(body.contains("staging")).or_insert(cookie);
+        if pinned.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(pinned.len(), 2, "no session of each pool in 400 tries");
+    // B honours them: every request with A's cookie goes where A pinned it.
+    for (to_staging, cookie) in &pinned {
+        for _ in 0..20 {
+            let body = get_with(&format!("http://{}/", fleet[1].http), &[("cookie", cookie)]).await.2;
+            assert_eq!(body.contains("staging"), *to_staging, "B moved a session A pinned ({cookie})");
+        }
+    }
+}
+
+async fn ev(admin: SocketAddr, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let (status, _, text) = api(admin, method, path, &body.to_string(), &[("content-type", "application/json")]).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_down_the_fleet_keeps_proxying_refuses_writes_then_takes_them_again() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 2).await;
+    let (id, etag) = create_policy(fleet[0].admin, &header_policy(STAGING, "on")).await;
+    let proxies: Vec<SocketAddr> = fleet.iter().map(|i| i.http).collect();
+    // Both instances route by the policy before the outage starts.
+    for proxy in &proxies {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !pool_for_header(*proxy, "on").await.contains("staging") {
+            assert!(Instant::now() < deadline, "{proxy} did not take the policy");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // Traffic through both instances for the whole outage, counting what fails.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for proxy in proxies.clone() {
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _, body) = get_with(&format!("http://{proxy}/"), &[("aws-cf-cd-test", "on")]).await;
+                if status == 200 && body.contains("staging") {
+                    ok += 1
+                } else {
+                    failed.push(format!("{status} {}", body.chars().take(200).collect::<String>()));
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Writes are refused in each protocol's shape, quickly (bounded by the store's timeouts).
+    let started = Instant::now();
+    let path = format!("{CF}/{id}");
+    let (status, _, body) =
+        api(fleet[1].admin, "PUT", &path, &header_policy(STAGING, "on"), &[("if-match", &etag)]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
+    let (status, body) = ev(fleet[0].admin, "POST", "/projects", json!({ "name": "during" })).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["__type"], "ServiceUnavailableException");
+    assert!(started.elapsed() < Duration::from_secs(15), "refusals took {:?}", started.elapsed());
+    // Still ready, and saying the control plane is degraded.
+    let (status, _, _) = api(fleet[0].admin, "GET", "/readyz", "", &[]).await;
+    assert_eq!(status, 200);
+    let (_, _, metrics) = api(fleet[0].admin, "GET", "/metrics", "", &[]).await;
+    assert!(metrics.contains("edgesplit_store_up 0"), "{metrics}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.restart();
+    // Writes are taken again once the pool reconnects.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = ev(fleet[0].admin, "POST", "/projects", json!({ "name": "after" })).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes still refused after the restart: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the other instance sees that write.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while ev(fleet[1].admin, "GET", "/projects/after", json!({})).await.0 != 200 {
+        assert!(Instant::now() < deadline, "B did not catch up after the outage");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        let (ok, failed) = l.await.unwrap();
+        assert!(ok > 50, "too little traffic to tell: {ok}");
+        assert!(
+            failed.is_empty(),
+            "{} proxied requests failed during the outage ({ok} fine): {failed:?}",
+            failed.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_write_burst_loses_nothing_that_was_acknowledged() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let mut fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 2).await;
+    let admin = fleet[0].admin;
+    let burst = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for n in 0..10_000 {
+            let name = format!("p{n}");
+            let body = json!({ "name": name, "pattern": "{\"a\":[1]}" }).to_string();
+            match tokio::time::timeout(Duration::from_secs(5), try_post(admin, "/segments", body)).await {
+                Ok(Some(200)) => acknowledged.push(name),
+                _ => break,
+            }
+        }
+        acknowledged
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fleet[0]._proc.kill9();
+    let acknowledged = burst.await.unwrap();
+    assert!(acknowledged.len() > 5, "the burst was too short to tell: {}", acknowledged.len());
+    // Every acknowledged segment is there, through the other instance.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for name in &acknowledged {
+        loop {
+            let (status, body) = ev(fleet[1].admin, "GET", &format!("/segments/{name}"), json!({})).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "acknowledged {name} is lost: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!("{} writes acknowledged before kill -9, all found", acknowledged.len());
+}
+
+/// A POST that may fail (the instance killed under it): its status, or `None`.
+async fn try_post(admin: SocketAddr, path: &str, body: String) -> Option<u16> {
+    let req = http::Request::post(format!("http://{admin}{path}")).body(full(body)).unwrap();
+    let resp = http1_client().request(req).await.ok()?;
+    Some(resp.status().as_u16())
+}
