@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: the Rust tests (unit and integration), then the boto3 conformance suites against
-# the real binary with the pinned boto3 1.42.50, then the demo's and the README's client lines with the
+# the real binary with the pinned boto3 1.42.50 (on redb, then on PostgreSQL), then the demo's and the README's client lines with the
 # newest boto3 and AWS CLI (which need `edgesplit install-models`). Makes .venv and .venv-latest with
 # the pinned Python packages on first run (and again when a pin changes).
 set -euo pipefail
@@ -24,4 +24,6 @@ venv .venv-latest tests/python/requirements-latest.txt
 cargo build --locked --bin edgesplit
 export EDGESPLIT_BIN="$PWD/target/debug/edgesplit"
 .venv/bin/pytest -q tests/python
+# The same suites against the fleet store: each test's state in a schema of a throwaway PostgreSQL cluster.
+EDGESPLIT_TEST_STORE=postgres .venv/bin/pytest -q tests/python
 .venv-latest/bin/pytest -q tests/python/test_demo_lines.py

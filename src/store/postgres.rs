@@ -121,7 +121,13 @@ impl Pg {
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(30));
         // Every statement bounded on the server too.
-        pg.options(format!("-c statement_timeout={}", config.statement_timeout.as_millis()));
+        // (after the URL's own `options`, such as a search_path, which stay).
+        let timeout = format!("-c statement_timeout={}", config.statement_timeout.as_millis());
+        let options = match pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {timeout}"),
+            _ => timeout,
+        };
+        pg.options(options);
         if pg.get_application_name().is_none() {
             pg.application_name("edgesplit");
         }

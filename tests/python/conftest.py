@@ -4,7 +4,9 @@ Everything runs on 127.0.0.1 with port 0: two tiny Python origins (primary, stag
 and a fresh `edgesplit run --config FILE` per test (each with its own temporary store), so no test sees
 another's policies. Every wait is bounded.
 
-The binary comes from $EDGESPLIT_BIN, default <repo>/target/debug/edgesplit.
+The binary comes from $EDGESPLIT_BIN, default <repo>/target/debug/edgesplit. With
+EDGESPLIT_TEST_STORE=postgres each test's store is a schema of its own in one throwaway PostgreSQL cluster
+(pg.py) instead of a redb folder: the same suites, against the fleet store.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def origins():
 
 
 def render_config(
-    store: Path,
+    store: str,
     origins: Origins,
     *,
     max_policies: int = 20,
@@ -123,7 +125,8 @@ def render_config(
     """The suite's config: three distributions (web, shop, blog), each with a staging pool and staging DNS name.
 
     `pins` maps a distribution id to the policy id it pins with `continuous_deployment_policy_id`. `admin`
-    replaces the [admin] keys after `listen` (default: the suite's SigV4 key pair).
+    replaces the [admin] keys after `listen` (default: the suite's SigV4 key pair). `store` is the body of
+    the [store] table.
     """
     pins = pins or {}
     if admin is None:
@@ -137,7 +140,7 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 {admin}
 [store]
-path = "{store}"
+{store}
 
 [log]
 level = "info"
@@ -303,6 +306,23 @@ def edgesplit_bin() -> Path:
     return path
 
 
+STORE_BACKEND = os.environ.get("EDGESPLIT_TEST_STORE", "redb")
+_SCHEMAS = __import__("itertools").count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster, when the suites run against the fleet store."""
+    if STORE_BACKEND != "postgres":
+        yield None
+        return
+    from pg import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.close()
+
+
 @dataclass
 class Launcher:
     """Starts edgesplit processes for one test and stops every one of them at teardown."""
@@ -311,10 +331,15 @@ class Launcher:
     tmp: Path
     origins: Origins
     running: list[EdgeSplit] = field(default_factory=list)
+    pg: object = None
+    schema: str = ""
 
     @property
-    def store(self) -> Path:
-        return self.tmp / "store"
+    def store(self) -> str:
+        """The [store] table's body: this test's redb folder, or its PostgreSQL schema."""
+        if self.pg is None:
+            return f'path = "{self.tmp / "store"}"'
+        return f'backend = "postgres"\nurl = "{self.pg.url(self.schema)}"'
 
     @property
     def config_path(self) -> Path:
@@ -338,8 +363,11 @@ class Launcher:
 
 
 @pytest.fixture
-def launcher(edgesplit_bin, origins, tmp_path):
-    lau = Launcher(binary=edgesplit_bin, tmp=tmp_path, origins=origins)
+def launcher(edgesplit_bin, origins, tmp_path, pg_cluster):
+    lau = Launcher(binary=edgesplit_bin, tmp=tmp_path, origins=origins, pg=pg_cluster)
+    if pg_cluster is not None:
+        lau.schema = f"t{os.getpid()}_{next(_SCHEMAS)}"
+        pg_cluster.psql(f"CREATE SCHEMA {lau.schema}", db="edgesplit")
     yield lau
     lau.stop_all()
 
