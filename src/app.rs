@@ -89,6 +89,7 @@ pub async fn start(
 ) -> Result<Handle, StartError> {
     let plane = Arc::new(Plane::new(config.clone()).map_err(StartError::Plane)?);
     plane.follow();
+    plane.share_exposures();
     let metrics = plane.metrics.clone();
     let proxy = Proxy::new(
         plane.snapshot(),

@@ -272,8 +272,8 @@ pub(crate) struct MonitorFigure {
 pub(crate) struct Outside {
     /// Admin API calls refused by the SigV4 check, by reason.
     pub auth_denied: Vec<(&'static str, u64)>,
-    /// Experiment assignments recorded and dropped for event attribution.
-    pub exposures: (u64, u64),
+    /// Experiment assignments recorded, dropped, and (in a fleet) not shared with the other instances.
+    pub exposures: (u64, u64, u64),
     /// Running launches' metric monitors.
     pub monitors: Vec<MonitorFigure>,
     /// The fleet store (PostgreSQL): reachable at the last call, and calls failed so far.
@@ -292,12 +292,13 @@ impl Metrics {
         for (reason, n) in &outside.auth_denied {
             let _ = writeln!(out, "edgesplit_admin_auth_denied_total{{reason=\"{reason}\"}} {n}");
         }
-        let (recorded, dropped) = outside.exposures;
+        let (recorded, dropped, unshared) = outside.exposures;
         let _ = write!(
             out,
             "# HELP edgesplit_exposures_total Experiment assignments recorded for event attribution, by result.\n\
              # TYPE edgesplit_exposures_total counter\n\
-             edgesplit_exposures_total{{result=\"recorded\"}} {recorded}\nedgesplit_exposures_total{{result=\"dropped\"}} {dropped}\n"
+             edgesplit_exposures_total{{result=\"recorded\"}} {recorded}\nedgesplit_exposures_total{{result=\"dropped\"}} {dropped}\n\
+             edgesplit_exposures_total{{result=\"unshared\"}} {unshared}\n"
         );
         if let Some((up, failures)) = outside.store {
             let _ = write!(

@@ -289,3 +289,96 @@ async fn try_post(admin: SocketAddr, path: &str, body: String) -> Option<u16> {
     let resp = http1_client().request(req).await.ok()?;
     Some(resp.status().as_u16())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_to_two_instances_count_in_results_read_on_a_third() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 3).await;
+    let (a, b, c) = (fleet[0].admin, fleet[1].admin, fleet[2].admin);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for (path, body) in [
+        ("/projects", json!({ "name": "p" })),
+        (
+            "/projects/p/features",
+            json!({ "name": "f", "variations": [
+                { "name": "a", "value": { "stringValue": "a" } },
+                { "name": "b", "value": { "stringValue": "b" } },
+            ]}),
+        ),
+        (
+            "/projects/p/experiments",
+            json!({
+                "name": "x",
+                "treatments": [
+                    { "name": "control", "feature": "f", "variation": "a" },
+                    { "name": "treat", "feature": "f", "variation": "b" },
+                ],
+                "metricGoals": [{ "metricDefinition": { "name": "m", "entityIdKey": "user", "valueKey": "v" } }],
+                "samplingRate": 100_000,
+            }),
+        ),
+        ("/projects/p/experiments/x/start", json!({ "analysisCompleteTime": now + 3600 })),
+    ] {
+        let (status, body) = ev(a, "POST", path, body).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // A evaluates 300 entities; B and C must know the experiment before their events arrive.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for i in [b, c] {
+        while ev(i, "GET", "/projects/p/experiments/x", json!({})).await.1["experiment"]["status"] != "RUNNING" {
+            assert!(Instant::now() < deadline, "the experiment did not reach every instance");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut arms = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for n in 0..300 {
+        let user = format!("u{n}");
+        let (status, body) = ev(a, "POST", "/projects/p/evaluations/f", json!({ "entityId": user })).await;
+        assert_eq!(status, 200, "{body}");
+        let details: Value = serde_json::from_str(body["details"].as_str().unwrap()).unwrap();
+        arms.entry(details["treatment"].as_str().unwrap().to_string()).or_default().push(user);
+    }
+    assert!(
+        arms.values().all(|users| users.len() >= 100),
+        "{:?}",
+        arms.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+    );
+    // A shares its exposures within ~100 ms.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Each entity's event goes to C or to A, alternately: value 1 for control, 3 for treat. Stamped after
+    // every evaluation (an event before its entity's evaluation is not attributed).
+    let sent_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let mut batches: [Vec<Value>; 2] = Default::default();
+    for (arm, users) in &arms {
+        let v = if arm == "control" { 1 } else { 3 };
+        for (k, user) in users.iter().enumerate() {
+            let data = json!({ "user": user, "v": v }).to_string();
+            batches[k % 2].push(json!({ "timestamp": sent_at, "type": "aws.evidently.custom", "data": data }));
+        }
+    }
+    for (instance, events) in [(c, &batches[0]), (a, &batches[1])] {
+        for chunk in events.chunks(50) {
+            let (status, body) = ev(instance, "POST", "/events/projects/p", json!({ "events": chunk })).await;
+            assert_eq!((status, &body["failedEventCount"]), (200, &json!(0)), "{body}");
+        }
+    }
+    // B reads fleet-wide results: every treatment has its 100+ events (one instance's share would be
+    // about half, under 100), and A, B and C answer alike.
+    let ask = json!({ "metricNames": ["m"], "treatmentNames": ["control", "treat"], "startTime": now - 60, "endTime": sent_at + 60 });
+    let (status, on_b) = ev(b, "POST", "/projects/p/experiments/x/results", ask.clone()).await;
+    assert_eq!(status, 200, "{on_b}");
+    assert!(!on_b["details"].as_str().unwrap_or("").contains("Not enough events"), "{on_b}");
+    let means: Vec<(String, f64)> = on_b["resultsData"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resultStat"] == "Mean")
+        .map(|r| (r["treatmentName"].as_str().unwrap().to_string(), r["values"][0].as_f64().unwrap()))
+        .collect();
+    assert_eq!(means, [("control".to_string(), 1.0), ("treat".to_string(), 3.0)]);
+    for other in [a, c] {
+        assert_eq!(ev(other, "POST", "/projects/p/experiments/x/results", ask.clone()).await.1, on_b);
+    }
+}

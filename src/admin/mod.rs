@@ -202,7 +202,7 @@ impl Admin {
                 let x = &self.plane.exposures;
                 let outside = crate::metrics::Outside {
                     auth_denied: self.auth.denied(),
-                    exposures: (x.recorded.load(Relaxed), x.dropped.load(Relaxed)),
+                    exposures: (x.recorded.load(Relaxed), x.dropped.load(Relaxed), x.unshared.load(Relaxed)),
                     monitors: self.plane.launch_monitors(),
                     store: self.plane.store.health().map(|h| (h.up(), h.failures.load(Relaxed))),
                 };

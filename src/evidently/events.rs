@@ -79,6 +79,21 @@ pub(crate) fn series_prefix(project: &str, kind: RuleKind, rule: &str, metric: &
     format!("{project}\u{1f}{kind}\u{1f}{rule}\u{1f}{metric}\u{1f}")
 }
 
+/// The entity ids the rules would attribute `data` to (each rule's `entityIdKey`).
+pub fn entities(rules: &[MetricRule], data: &Value) -> Vec<String> {
+    let mut out: Vec<String> = rules
+        .iter()
+        .filter_map(|r| match lookup(data, &r.entity_key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The (store key, value) pairs one custom event contributes. `event_ms` is the event's time.
 pub fn attribute(
     rules: &[MetricRule],

@@ -102,7 +102,15 @@ pub struct ExposureLog {
     pub dropped: AtomicU64,
     /// Drain passes `run` has finished; what `settle` waits on.
     passes: AtomicU64,
+    /// In a fleet: exposures drained here, waiting to be written to the shared store (bounded).
+    outbox: Mutex<Vec<Exposure>>,
+    share: std::sync::atomic::AtomicBool,
+    /// Exposures the outbox had no room for, or the store refused: never shared with the fleet.
+    pub unshared: AtomicU64,
 }
+
+/// Most exposures waiting for the shared store; past it they are dropped (and counted).
+const OUTBOX_CAP: usize = 64 * 1024;
 
 impl ExposureLog {
     /// A log that remembers `window_ms` of assignments, at most `capacity` of them.
@@ -117,6 +125,9 @@ impl ExposureLog {
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             passes: AtomicU64::new(0),
+            outbox: Mutex::new(Vec::new()),
+            share: std::sync::atomic::AtomicBool::new(false),
+            unshared: AtomicU64::new(0),
         }
     }
 
@@ -174,8 +185,36 @@ impl ExposureLog {
         }
     }
 
+    /// From now on, every exposure drained here is also kept for [`ExposureLog::take_shared`] (a fleet
+    /// store shares them with the other instances).
+    pub fn share(&self) {
+        self.share.store(true, Relaxed);
+    }
+
+    /// The exposures drained since the last call, to write to the shared store.
+    pub fn take_shared(&self) -> Vec<Exposure> {
+        std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Puts one exposure in the memory and evicts what is out of the window or over capacity.
     pub fn insert(&self, e: Exposure) {
+        if self.share.load(Relaxed) {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            if outbox.len() < OUTBOX_CAP {
+                outbox.push(e.clone());
+            } else {
+                self.unshared.fetch_add(1, Relaxed);
+            }
+        }
+        self.remember(e);
+    }
+
+    /// Puts an exposure another instance made (read from the shared store) in the memory.
+    pub fn insert_shared(&self, e: Exposure) {
+        self.remember(e);
+    }
+
+    fn remember(&self, e: Exposure) {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let key: Key = (e.project.clone(), e.entity);
         // Most entities hold one assignment: room for one, where a first push would make room for 4.

@@ -9,10 +9,11 @@
 //! one write transaction at a time, so concurrent calls still add up.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{ExecuteError, Plane};
 use crate::evidently::engine::{CompiledFeature, Evaluation};
-use crate::evidently::events::{attribute, rules, series_prefix};
+use crate::evidently::events::{attribute, entities, rules, series_prefix};
 use crate::evidently::exposure::Exposure;
 use crate::evidently::exposure::RuleKind;
 use crate::evidently::input::Event;
@@ -20,10 +21,43 @@ use crate::evidently::model::RunStatus;
 use crate::evidently::stats::Moments;
 use crate::metrics::MonitorFigure;
 
+/// How long after an evaluation an event is attributed to it (spec 5.1).
+pub(super) const EXPOSURE_WINDOW_MS: i64 = 3_600_000;
+
+/// How often an instance of a fleet writes its exposures to the shared store.
+const SHARE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long a call waits for evaluations made just before it to reach the exposure log.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Plane {
+    /// In a fleet, writes this instance's exposures to the shared store every [`SHARE_EVERY`], on a
+    /// thread of its own (the request path only enqueues, as before): batched, bounded by the log's
+    /// outbox, dropped and counted (`edgesplit_exposures_total{result="unshared"}`) when the store
+    /// refuses. Nothing for redb.
+    pub fn share_exposures(self: &Arc<Self>) {
+        if !self.store.shared() {
+            return;
+        }
+        self.exposures.share();
+        let plane = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("edgesplit-exposures".into()).spawn(move || {
+            loop {
+                std::thread::sleep(SHARE_EVERY);
+                let Some(plane) = plane.upgrade() else { return };
+                let batch = plane.exposures.take_shared();
+                let before = crate::domain::clock::now_ms() as i64 - EXPOSURE_WINDOW_MS;
+                if let Err(e) = plane.store.share_exposures(&batch, before) {
+                    plane.exposures.unshared.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %e, dropped = batch.len(), "Exposures not shared with the fleet");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Cannot start sharing exposures");
+        }
+    }
+
     /// EvaluateFeature through the API, against the published snapshot (lock-free), exactly as the
     /// proxy evaluates: a launch or experiment assignment is recorded as an exposure, for attributing
     /// the entity's events.
@@ -87,6 +121,20 @@ impl Plane {
         };
         // Evaluations made just before are still in the exposure queue: let it drain (bounded), unlocked.
         self.exposures.settle(SETTLE);
+        if self.store.shared() {
+            // In a fleet, the entities may have been evaluated by other instances: their latest
+            // assignments, from the shared store.
+            let mut entities: Vec<String> =
+                events.iter().filter(|e| e.custom).flat_map(|e| entities(&metric_rules, &e.data)).collect();
+            entities.sort_unstable();
+            entities.dedup();
+            if !entities.is_empty() {
+                let since = events.iter().map(|e| e.at_ms).min().unwrap_or(0) - EXPOSURE_WINDOW_MS;
+                for x in self.store.shared_exposures(project, &entities, since).map_err(ExecuteError::Store)? {
+                    self.exposures.insert_shared(x);
+                }
+            }
+        }
         let adds: Vec<(String, f64)> = events
             .iter()
             .filter(|e| e.custom)

@@ -212,7 +212,7 @@ impl Plane {
             metrics,
             store,
             // An hour (spec 5.1), and a bounded number of assignments.
-            exposures: Arc::new(ExposureLog::new(3_600_000, max_exposures)),
+            exposures: Arc::new(ExposureLog::new(events::EXPOSURE_WINDOW_MS, max_exposures)),
             clock: Arc::default(),
             health,
             state: Mutex::new(st),

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use crate::cd::model::StoredPolicy;
 use crate::config::PostgresConfig;
+use crate::evidently::exposure::Exposure;
 use crate::evidently::stats::Moments;
 
 pub use postgres::Health;
@@ -169,6 +170,34 @@ impl Store {
         match &self.backend {
             Backend::Redb(s) => s.results(prefix),
             Backend::Postgres(s) => s.results(prefix),
+        }
+    }
+
+    /// Whether exposures are shared through this store (a fleet).
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Writes exposures this instance made, for the fleet (PostgreSQL only; the latest per entity and
+    /// rule is kept), and forgets those older than `before_ms`.
+    pub fn share_exposures(&self, exposures: &[Exposure], before_ms: i64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(()),
+            Backend::Postgres(s) => s.share_exposures(exposures, before_ms),
+        }
+    }
+
+    /// The latest assignments of `entities` in `project` made at or after `since_ms`, by any instance
+    /// (PostgreSQL only).
+    pub fn shared_exposures(
+        &self,
+        project: &str,
+        entities: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<Exposure>, StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(Vec::new()),
+            Backend::Postgres(s) => s.shared_exposures(project, entities, since_ms),
         }
     }
 

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Loaded, Row, StoreError, Table};
 use crate::config::PostgresConfig;
+use crate::evidently::exposure::{Exposure, RuleKind};
 use crate::evidently::stats::Moments;
 
 mod embedded {
@@ -398,6 +399,80 @@ impl Pg {
         })
     }
 
+    pub(super) fn share_exposures(&self, exposures: &[Exposure], before_ms: i64) -> Result<(), StoreError> {
+        // One row per (project, entity, kind, rule): the latest of the batch (an upsert may not touch a
+        // row twice).
+        let mut latest: BTreeMap<(&str, &str, &str, &str), (&str, i64)> = BTreeMap::new();
+        for e in exposures {
+            let slot = latest.entry((&e.project, &e.entity, kind_name(e.kind), &e.rule)).or_insert((&e.arm, e.at_ms));
+            if e.at_ms >= slot.1 {
+                *slot = (&e.arm, e.at_ms);
+            }
+        }
+        let mut columns: [Vec<String>; 5] = Default::default();
+        let mut at: Vec<i64> = Vec::with_capacity(latest.len());
+        for ((project, entity, kind, rule), (arm, at_ms)) in latest {
+            for (c, v) in columns.iter_mut().zip([project, entity, kind, rule, arm]) {
+                c.push(v.to_string());
+            }
+            at.push(at_ms);
+        }
+        self.call("exposures", move |pool| async move {
+            let e = "exposures";
+            let c = pool.get().await.ctx(e)?;
+            let [project, entity, kind, rule, arm] = &columns;
+            if !at.is_empty() {
+                c.execute(
+                    "INSERT INTO edgesplit_exposures (project, entity, kind, rule, arm, at_ms)                      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])                      ON CONFLICT (project, entity, kind, rule) DO UPDATE SET arm = EXCLUDED.arm, at_ms = EXCLUDED.at_ms                      WHERE edgesplit_exposures.at_ms <= EXCLUDED.at_ms",
+                    &[project, entity, kind, rule, arm, &at],
+                )
+                .await
+                .ctx(e)?;
+            }
+            c.execute("DELETE FROM edgesplit_exposures WHERE at_ms < $1", &[&before_ms]).await.ctx(e)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn shared_exposures(
+        &self,
+        project: &str,
+        entities: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<Exposure>, StoreError> {
+        let (project, entities) = (project.to_string(), entities.to_vec());
+        self.call("exposures", move |pool| async move {
+            let e = "exposures";
+            let c = pool.get().await.ctx(e)?;
+            let rows = c
+                .query(
+                    "SELECT entity, kind, rule, arm, at_ms FROM edgesplit_exposures                      WHERE project = $1 AND entity = ANY($2) AND at_ms >= $3",
+                    &[&project, &entities, &since_ms],
+                )
+                .await
+                .ctx(e)?;
+            let project: Arc<str> = project.as_str().into();
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let kind = match r.get::<_, &str>(1) {
+                        "experiment" => RuleKind::Experiment,
+                        "launch" => RuleKind::Launch,
+                        _ => return None,
+                    };
+                    Some(Exposure {
+                        project: project.clone(),
+                        kind,
+                        rule: r.get::<_, &str>(2).into(),
+                        arm: r.get::<_, &str>(3).into(),
+                        entity: r.get::<_, &str>(0).into(),
+                        at_ms: r.get(4),
+                    })
+                })
+                .collect())
+        })
+    }
+
     /// Calls `changed` on a blocking thread of the store's runtime after each notification, after each
     /// (re)connection, and whenever the periodic check finds the revision moved. Calls never overlap;
     /// one that comes while another runs is folded into a single next call.
@@ -425,6 +500,13 @@ impl Pg {
                 }
             }
         });
+    }
+}
+
+fn kind_name(kind: RuleKind) -> &'static str {
+    match kind {
+        RuleKind::Experiment => "experiment",
+        RuleKind::Launch => "launch",
     }
 }
 
