@@ -51,9 +51,8 @@ fn markdown_toml(path: &str) -> Vec<Snippet> {
     out
 }
 
-/// The `edgesplit.toml: |` block of the Kubernetes ConfigMap.
-fn configmap_toml() -> Snippet {
-    let path = "deploy/kubernetes/configmap.yaml";
+/// The `edgesplit.toml: |` block of a Kubernetes ConfigMap.
+fn configmap_toml(path: &str) -> Snippet {
     let text = read(path);
     let start = text.lines().position(|l| l.trim() == "edgesplit.toml: |").unwrap();
     let body: Vec<&str> = text
@@ -110,7 +109,9 @@ fn check(snippet: &Snippet) -> Result<(), String> {
     let mut cmd = Command::new(BIN);
     cmd.args(["check", "--config"]).arg(&path).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
     for var in string_values(&snippet.text, |k| k.ends_with("_env")) {
-        cmd.env(var, ENV_VALUE);
+        // A database URL must parse as one.
+        let value = if var.ends_with("DATABASE_URL") { "postgres://readme@db.invalid/edgesplit" } else { ENV_VALUE };
+        cmd.env(var, value);
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -129,7 +130,12 @@ fn every_toml_snippet_in_the_docs_passes_check() {
     assert!(readme.len() >= 4, "found only {} ```toml blocks in README.md", readme.len());
     assert!(deploy.len() >= 2, "found only {} ```toml blocks in deploy/README.md", deploy.len());
     let files = ["config/edgesplit.toml", "config/demo.toml"].map(|f| Snippet { source: f.to_string(), text: read(f) });
-    let all: Vec<Snippet> = readme.into_iter().chain(deploy).chain([configmap_toml()]).chain(files).collect();
+    let all: Vec<Snippet> = readme
+        .into_iter()
+        .chain(deploy)
+        .chain(["deploy/kubernetes/configmap.yaml", "deploy/kubernetes-fleet/configmap.yaml"].map(configmap_toml))
+        .chain(files)
+        .collect();
     let failures: Vec<String> = all.iter().filter_map(|s| check(s).err()).collect();
     assert!(
         failures.is_empty(),
