@@ -26,15 +26,28 @@ struct Instance {
 
 /// Writes a config for `db` and starts `n` instances on it.
 async fn fleet(dir: &std::path::Path, db: &Postgres, primary: &str, staging: &str, n: usize) -> Vec<Instance> {
-    let config =
-        simple_config(primary, Some(staging), &format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n", db.url()))
-            .replace("level = \"warn\"", "level = \"info\"")
-            .replace("domains = [\"*\"]\n", &format!("domains = [\"*\"]\nstaging_dns_name = \"{STAGING}\"\n"));
+    fleet_declaring(dir, db, primary, staging, n, "").await
+}
+
+/// [`fleet`], with `declared` (TOML) appended to the config; every instance is started before any is
+/// waited for.
+async fn fleet_declaring(
+    dir: &std::path::Path,
+    db: &Postgres,
+    primary: &str,
+    staging: &str,
+    n: usize,
+    declared: &str,
+) -> Vec<Instance> {
+    let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n{declared}", db.url());
+    let config = simple_config(primary, Some(staging), &store)
+        .replace("level = \"warn\"", "level = \"info\"")
+        .replace("domains = [\"*\"]\n", &format!("domains = [\"*\"]\nstaging_dns_name = \"{STAGING}\"\n"));
     let path: PathBuf = dir.join("edgesplit.toml");
     std::fs::write(&path, config).unwrap();
+    let procs: Vec<Proc> = (0..n).map(|_| Proc::start(&path)).collect();
     let mut out = Vec::new();
-    for _ in 0..n {
-        let mut proc = Proc::start(&path);
+    for mut proc in procs {
         let http = proc.addr("http").await;
         let admin = proc.admin().await;
         out.push(Instance { _proc: proc, http, admin });
@@ -381,4 +394,24 @@ async fn events_sent_to_two_instances_count_in_results_read_on_a_third() {
     for other in [a, c] {
         assert_eq!(ev(other, "POST", "/projects/p/experiments/x/results", ask.clone()).await.1, on_b);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_one_file_all_start_and_apply_it_once() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let declared = "[[evidently.projects]]\nname = \"shop\"\n\
+         [[evidently.features]]\nproject = \"shop\"\nname = \"checkout\"\n\
+         variations = [{ name = \"old\", value = { stringValue = \"v1\" } }, { name = \"new\", value = { stringValue = \"v2\" } }]\n\
+         [[evidently.launches]]\nproject = \"shop\"\nname = \"ramp\"\nstatus = \"RUNNING\"\n\
+         groups = [{ name = \"a\", feature = \"checkout\", variation = \"old\" }, { name = \"b\", feature = \"checkout\", variation = \"new\" }]\n\
+         [[evidently.launches.scheduledSplitsConfig.steps]]\nstartTime = 0\ngroupWeights = { a = 50000, b = 50000 }\n";
+    // Every instance started at once (`fleet_declaring` spawns them all before waiting for any).
+    let fleet = fleet_declaring(dir.path(), &db, &primary.url(), &staging.url(), 3, declared).await;
+    for i in &fleet {
+        let (status, body) = ev(i.admin, "GET", "/projects/shop/launches/ramp", json!({})).await;
+        assert_eq!((status, body["launch"]["status"].as_str()), (200, Some("RUNNING")), "{body}");
+    }
+    assert_eq!(db.psql("SELECT count(*) FROM edgesplit_evidently WHERE key LIKE 'launch/%'").trim(), "1");
 }

@@ -45,7 +45,14 @@ pub(super) fn apply(
         let k = key(d);
         let print = fingerprint(d);
         let unchanged = store.is_some_and(|s| s.meta(&k).ok().flatten().as_deref() == Some(print.as_slice()));
-        match apply_one(store, st, d, unchanged) {
+        let mut applied = apply_one(store, st, d, unchanged);
+        // In a fleet, instances starting together apply the same file: one's create can be applied again
+        // to a state where another's already made the resource (refused as taken, or a start as not
+        // CREATED). Once more, from the state as it is now: a declaration that is wrong fails again.
+        if store.is_some_and(Store::shared) && matches!(applied, Err(ExecuteError::Domain(_))) {
+            applied = apply_one(store, st, d, unchanged);
+        }
+        match applied {
             // Named as the API would have answered the same request.
             Err(ExecuteError::Domain(e)) => {
                 let code = EvCode::of(&e).name();

@@ -41,6 +41,8 @@ mod embedded {
 const POLL: Duration = Duration::from_millis(500);
 /// The channel writes notify.
 const CHANNEL: &str = "edgesplit";
+/// Serializes the migrations of instances starting together (`pg_advisory_lock`).
+const MIGRATIONS_LOCK: i64 = 0x6564_6765_7370_6c02;
 /// Serializes result updates across the fleet (`pg_advisory_xact_lock`).
 const RESULTS_LOCK: i64 = 0x6564_6765_7370_6c01;
 
@@ -168,8 +170,12 @@ impl Pg {
         };
         store.call("migrations", |pool| async move {
             let mut c = pool.get().await.ctx("migrations")?;
-            embedded::migrations::runner().run_async(&mut **c).await.ctx("migrations")?;
-            Ok(())
+            // Instances starting together would each create the tables: one at a time, the others then
+            // find them applied.
+            c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
+            let ran = embedded::migrations::runner().run_async(&mut **c).await.ctx("migrations");
+            c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
+            ran.map(drop)
         })?;
         Ok(store)
     }
