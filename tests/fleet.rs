@@ -121,12 +121,15 @@ async fn two_instances_updating_one_policy_with_one_etag_one_wins_the_other_gets
         assert_eq!(lost.0, 412, "round {round}: {}", lost.2);
         assert!(lost.2.contains("PreconditionFailed"), "{}", lost.2);
         etag = won[0].1["etag"].to_str().unwrap().to_string();
-        // Both instances agree on the winner.
+        // Both instances agree on the winner, in their API and at once in their proxies (the loser caught
+        // up with the winner's write before it refused its own).
         let who = if a.0 == 200 { 0 } else { 1 };
         for i in &fleet {
             let (status, _, body) = api(i.admin, "GET", &format!("{CF}/{id}"), "", &[]).await;
             assert_eq!(status, 200);
             assert_eq!(element(&body, "Value"), format!("r{round}-{who}"));
+            let routed = pool_for_header(i.http, &format!("r{round}-{who}")).await;
+            assert!(routed.contains("staging"), "round {round}: {} does not route by the winner yet", i.http);
         }
     }
 }

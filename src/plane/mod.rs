@@ -145,7 +145,7 @@ fn rows(changes: &[command::Change]) -> Vec<Row> {
 /// rehearsal on a copy, which writes nothing). Nothing changes if the command is refused or the store
 /// fails.
 fn run(store: Option<&Store>, st: &mut ControlState, cmd: command::Command) -> Result<command::Outcome, ExecuteError> {
-    run_touching(store, st, cmd).map(|(outcome, _)| outcome)
+    run_touching(store, st, cmd, &mut false).map(|(outcome, _)| outcome)
 }
 
 /// [`run`], and whether the command changed Evidently's resources.
@@ -153,6 +153,7 @@ fn run_touching(
     store: Option<&Store>,
     st: &mut ControlState,
     cmd: command::Command,
+    reloaded: &mut bool,
 ) -> Result<(command::Outcome, bool), ExecuteError> {
     let mut attempt = 0;
     let applied = loop {
@@ -164,6 +165,7 @@ fn run_touching(
             Err(StoreError::Stale(_)) if attempt < STALE_RETRIES => {
                 attempt += 1;
                 reload(store, st).map_err(ExecuteError::Store)?;
+                *reloaded = true;
             }
             Err(e) => return Err(ExecuteError::Store(e)),
         }
@@ -245,9 +247,20 @@ impl Plane {
         answer: impl FnOnce(&ControlState, command::Outcome) -> T,
     ) -> Result<T, ExecuteError> {
         let mut st = self.lock();
-        let (outcome, evidently_changed) = run_touching(Some(&self.store), &mut st, cmd)?;
-        // A policy write keeps the compiled Evidently features: only the routes are compiled again.
-        let keep = (!evidently_changed).then(|| self.published.load().evidently.clone());
+        let mut reloaded = false;
+        let (outcome, evidently_changed) = match run_touching(Some(&self.store), &mut st, cmd, &mut reloaded) {
+            Ok(done) => done,
+            Err(e) => {
+                // Refused after catching up with another instance's writes: those are published now.
+                if reloaded {
+                    self.publish(&st);
+                }
+                return Err(e);
+            }
+        };
+        // A policy write keeps the compiled Evidently features (unless the state was reloaded from the
+        // store meanwhile): only the routes are compiled again.
+        let keep = (!evidently_changed && !reloaded).then(|| self.published.load().evidently.clone());
         self.publish_keeping(&st, keep);
         Ok(answer(&st, outcome))
     }
