@@ -124,8 +124,9 @@ fn reload(store: &Store, st: &mut ControlState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// How often a command is applied again after another instance wrote first.
-const STALE_RETRIES: usize = 5;
+/// How long a command keeps being applied again while other instances write first (each try catches up
+/// with them); past it the write fails (503), as the store is too contended to take it.
+const STALE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The store rows of one command's changes.
 fn rows(changes: &[command::Change]) -> Vec<Row> {
@@ -155,15 +156,19 @@ fn run_touching(
     cmd: command::Command,
     reloaded: &mut bool,
 ) -> Result<(command::Outcome, bool), ExecuteError> {
-    let mut attempt = 0;
+    let (started, mut attempt) = (std::time::Instant::now(), 0u32);
     let applied = loop {
         let applied = command::apply(st, cmd.clone(), command::Fresh::now()).map_err(ExecuteError::Domain)?;
         let Some(store) = store else { break applied };
         match store.write(&rows(&applied.changes)) {
             Ok(()) => break applied,
             // Another instance wrote first: catch up with it, and apply the command to that state.
-            Err(StoreError::Stale(_)) if attempt < STALE_RETRIES => {
+            Err(StoreError::Stale(_)) if started.elapsed() < STALE_BUDGET => {
+                // A random pause, growing with each lost race (up to 16 ms), so that instances racing
+                // each other do not meet again at once.
                 attempt += 1;
+                let pause = (crate::random::id128() % (1u128 << attempt.min(4))) as u64;
+                std::thread::sleep(std::time::Duration::from_millis(pause));
                 reload(store, st).map_err(ExecuteError::Store)?;
                 *reloaded = true;
             }
