@@ -294,23 +294,8 @@ fn from_domain(e: DomainError) -> CfError {
         DomainError::Invalid { field: _, message } => invalid(message),
         DomainError::Constraint(v) => invalid(v.to_string()),
         DomainError::Conflict { resource: _, message } => invalid(message),
-        // Evidently's resources: no policy command names one.
-        e @ (DomainError::NotFound(
-            ResourceId::Project(_)
-            | ResourceId::Feature(..)
-            | ResourceId::Launch(..)
-            | ResourceId::Experiment(..)
-            | ResourceId::Segment(_)
-            | ResourceId::Arn(..),
-        )
-        | DomainError::Exists(
-            ResourceId::Project(_)
-            | ResourceId::Feature(..)
-            | ResourceId::Launch(..)
-            | ResourceId::Experiment(..)
-            | ResourceId::Segment(_)
-            | ResourceId::Arn(..),
-        )) => err(CfCode::InternalError, e.to_string()),
+        // Any other resource (Evidently's): no policy command names one.
+        e @ (DomainError::NotFound(_) | DomainError::Exists(_)) => err(CfCode::InternalError, e.to_string()),
         DomainError::StagingInUse { name } => err(
             CfCode::StagingDistributionInUse,
             format!("A continuous deployment policy for the staging distribution {name} already exists."),

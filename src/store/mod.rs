@@ -68,8 +68,6 @@ pub struct Loaded {
 
 pub struct Store {
     backend: Backend,
-    /// Writes survive a restart (not an in-memory store).
-    pub durable: bool,
 }
 
 enum Backend {
@@ -80,17 +78,17 @@ enum Backend {
 impl Store {
     /// Opens (or creates) `dir/edgesplit.redb`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Redb(redb::Redb::open(dir)?), durable: true })
+        Ok(Store { backend: Backend::Redb(redb::Redb::open(dir)?) })
     }
 
     /// A store that lives in memory only.
     pub fn in_memory() -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Redb(redb::Redb::in_memory()?), durable: false })
+        Ok(Store { backend: Backend::Redb(redb::Redb::in_memory()?) })
     }
 
     /// Connects to PostgreSQL and brings its schema up to date (the migrations in `migrations/`).
     pub fn postgres(config: &PostgresConfig) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config)?)), durable: true })
+        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config)?)) })
     }
 
     /// The stored control state, read in one transaction; later writes are checked against it.
@@ -101,21 +99,23 @@ impl Store {
         }
     }
 
-    /// Every stored Evidently resource, as (key, JSON), for inspection (a restart, a test): unlike
-    /// [`Store::load`], it does not move the revision later writes are checked against.
-    pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// The stored control state, for inspection (a test): unlike [`Store::load`], it does not move the
+    /// revision later writes are checked against.
+    fn read(&self) -> Result<Loaded, StoreError> {
         match &self.backend {
-            Backend::Redb(s) => s.evidently(),
-            Backend::Postgres(s) => s.evidently(),
+            Backend::Redb(s) => s.load(),
+            Backend::Postgres(s) => s.read().map(|(_, loaded)| loaded),
         }
     }
 
-    /// Every stored policy, for inspection (as [`Store::evidently`]).
+    /// Every stored Evidently resource, as (key, JSON), for inspection.
+    pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read().map(|l| l.evidently)
+    }
+
+    /// Every stored policy, for inspection.
     pub fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
-        match &self.backend {
-            Backend::Redb(s) => s.policies(),
-            Backend::Postgres(s) => s.policies(),
-        }
+        self.read().map(|l| l.policies)
     }
 
     /// Writes `rows` in one transaction: all or nothing, on disk on return. With PostgreSQL, refused as

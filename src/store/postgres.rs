@@ -208,7 +208,14 @@ impl Pg {
 
     /// The control state and its revision, read in one snapshot; later writes expect that revision.
     pub(super) fn load(&self) -> Result<Loaded, StoreError> {
-        let (revision, loaded) = self.call("load", |pool| async move {
+        let (revision, loaded) = self.read()?;
+        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
+        Ok(loaded)
+    }
+
+    /// The control state and its revision, read in one snapshot.
+    pub(super) fn read(&self) -> Result<(i64, Loaded), StoreError> {
+        self.call("load", |pool| async move {
             let e = "load";
             let mut c = pool.get().await.ctx(e)?;
             let tx = c
@@ -229,24 +236,6 @@ impl Pg {
             }
             tx.commit().await.ctx(e)?;
             Ok((revision, loaded))
-        })?;
-        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
-        Ok(loaded)
-    }
-
-    pub(super) fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.call("read", |pool| async move {
-            let c = pool.get().await.ctx("read")?;
-            let rows = c.query("SELECT key, document FROM edgesplit_evidently ORDER BY key", &[]).await.ctx("read")?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
-    }
-
-    pub(super) fn policies(&self) -> Result<Vec<crate::cd::model::StoredPolicy>, StoreError> {
-        self.call("read", |pool| async move {
-            let c = pool.get().await.ctx("read")?;
-            let rows = c.query("SELECT document FROM edgesplit_policies ORDER BY id", &[]).await.ctx("read")?;
-            rows.iter().map(|r| serde_json::from_slice(r.get::<_, &[u8]>(0)).ctx("read")).collect()
         })
     }
 

@@ -7,7 +7,6 @@ use std::sync::{PoisonError, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Loaded, Row, StoreError, Table};
-use crate::cd::model::StoredPolicy;
 
 const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
@@ -161,33 +160,6 @@ impl Redb {
         })
     }
 
-    /// Every stored Evidently resource, as (key, JSON).
-    pub(super) fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.with(|db| {
-            let tx = db.begin_read().map_err(err)?;
-            let table = tx.open_table(EVIDENTLY).map_err(err)?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(err)? {
-                let (k, v) = entry.map_err(err)?;
-                out.push((k.value().to_string(), v.value().to_vec()));
-            }
-            Ok(out)
-        })
-    }
-
-    pub(super) fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
-        self.with(|db| {
-            let tx = db.begin_read().map_err(err)?;
-            let table = tx.open_table(POLICIES).map_err(err)?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(err)? {
-                let (_, v) = entry.map_err(err)?;
-                out.push(serde_json::from_slice(v.value()).map_err(err)?);
-            }
-            Ok(out)
-        })
-    }
-
     /// Writes `rows` in one transaction: all or nothing, on disk on return.
     pub(super) fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
         self.with(|db| {
@@ -236,7 +208,7 @@ impl Redb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cd::model::PolicyConfig;
+    use crate::cd::model::{PolicyConfig, StoredPolicy};
 
     #[test]
     fn policies_survive_reopening() {
@@ -254,7 +226,7 @@ mod tests {
             s.cookie_key(crate::random::key().unwrap().to_vec()).unwrap()
         };
         let s = Redb::open(dir.path()).unwrap();
-        assert_eq!(s.policies().unwrap(), vec![p]);
+        assert_eq!(s.load().unwrap().policies, vec![p]);
         assert_eq!(s.cookie_key(crate::random::key().unwrap().to_vec()).unwrap(), key);
         // 32 bytes from the OS generator: not zero, and another store makes another key.
         assert_eq!(key.len(), 32);
@@ -264,8 +236,9 @@ mod tests {
         let resource = Row { table: Table::Evidently, key: "project/x".into(), value: Some(b"{}".to_vec()) };
         let delete = Row { table: Table::Policies, key: "p1".into(), value: None };
         s.write(&[delete, resource]).unwrap();
-        assert!(s.policies().unwrap().is_empty());
-        assert_eq!(s.evidently().unwrap(), vec![("project/x".to_string(), b"{}".to_vec())]);
+        let loaded = s.load().unwrap();
+        assert!(loaded.policies.is_empty());
+        assert_eq!(loaded.evidently, vec![("project/x".to_string(), b"{}".to_vec())]);
     }
 
     #[test]
