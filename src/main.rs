@@ -32,6 +32,25 @@ enum Command {
         #[arg(long)]
         ephemeral_ports: bool,
     },
+    /// Print everything the configured store holds (policies, Evidently resources, the cookie key and
+    /// session epochs, experiment results) as one JSON document, to move it to another store with
+    /// `import`. A redb store must not be in use by a running instance.
+    Export {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Write a document made by `export` into the configured store, which must hold no policies,
+    /// Evidently resources or results yet: all of it in one transaction, or nothing.
+    Import {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The document `export` made; `-` reads standard input.
+        #[arg(value_name = "FILE")]
+        input: PathBuf,
+    },
     /// Install the Evidently model for boto3 and the AWS CLI (botocore dropped it after 1.42.50): in
     /// ~/.aws/models, or in DIR for AWS_DATA_PATH.
     InstallModels {
@@ -100,6 +119,29 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Export { config, output } => transfer(&config, |store| {
+            let dump = store.dump().map_err(|e| e.to_string())?;
+            let bytes = dump.encode().map_err(|e| e.to_string())?;
+            match &output {
+                Some(path) => {
+                    std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?
+                }
+                None => std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes).map_err(|e| e.to_string())?,
+            }
+            Ok(format!("exported {}", counts(&dump)))
+        }),
+        Command::Import { config, input } => transfer(&config, |store| {
+            let bytes = if input.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|e| e.to_string())?;
+                bytes
+            } else {
+                edgesplit::files::read(&input, edgesplit::store::DUMP_CAP).map_err(|e| e.to_string())?
+            };
+            let dump = edgesplit::store::Dump::decode(&bytes).map_err(|e| format!("{}: {e}", input.display()))?;
+            store.import(&dump).map_err(|e| e.to_string())?;
+            Ok(format!("imported {}", counts(&dump)))
+        }),
         Command::InstallModels { dir } => {
             let explicit = dir.is_some();
             let root = dir.map(|d| std::path::absolute(&d).unwrap_or(d));
@@ -140,6 +182,50 @@ fn main() -> ExitCode {
             runtime(async move { Ok(demo::run(config, ephemeral_ports, stop_signal()).await?) })
         }
     }
+}
+
+/// Opens the store `config` names (without a last-known-good copy: these commands only read or write
+/// the database) and runs `f` on it; prints its report on standard error.
+fn transfer(config: &std::path::Path, f: impl FnOnce(&edgesplit::store::Store) -> Result<String, String>) -> ExitCode {
+    use edgesplit::store::Store;
+    let config = match config::load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match (&config.postgres, &config.store_path) {
+        (Some(pg), _) => Store::postgres(pg, None),
+        (None, Some(path)) => Store::open(path),
+        (None, None) => {
+            eprintln!("edgesplit: the config names no store: set [store] path, or backend = \"postgres\"");
+            return ExitCode::from(2);
+        }
+    };
+    match store.map_err(|e| e.to_string()).and_then(|store| f(&store)) {
+        Ok(report) => {
+            eprintln!("edgesplit: {report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgesplit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a dump holds, in words.
+fn counts(dump: &edgesplit::store::Dump) -> String {
+    use edgesplit::store::Table;
+    let n = |t: Table| dump.tables[t as usize].len();
+    format!(
+        "{} policies, {} Evidently resources, {} meta entries and {} result buckets",
+        n(Table::Policies),
+        n(Table::Evidently),
+        n(Table::Meta),
+        n(Table::Results)
+    )
 }
 
 /// Why a command failed: a bad config file exits 2, anything else 1.

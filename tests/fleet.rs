@@ -24,6 +24,18 @@ struct Instance {
     admin: SocketAddr,
 }
 
+/// The config of an instance of the fleet on `db`, with `store` appended to its `[store]` table.
+fn fleet_config(db: &Postgres, primary: &str, staging: &str, store: &str) -> String {
+    instance_config(primary, staging, &format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n{store}", db.url()))
+}
+
+/// The config of an instance with the distribution `web`, on the store `store` (TOML).
+fn instance_config(primary: &str, staging: &str, store: &str) -> String {
+    simple_config(primary, Some(staging), store)
+        .replace("level = \"warn\"", "level = \"info\"")
+        .replace("domains = [\"*\"]\n", &format!("domains = [\"*\"]\nstaging_dns_name = \"{STAGING}\"\n"))
+}
+
 /// Writes a config for `db` and starts `n` instances on it.
 async fn fleet(dir: &std::path::Path, db: &Postgres, primary: &str, staging: &str, n: usize) -> Vec<Instance> {
     fleet_declaring(dir, db, primary, staging, n, "").await
@@ -39,20 +51,10 @@ async fn fleet_declaring(
     n: usize,
     declared: &str,
 ) -> Vec<Instance> {
-    let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n{declared}", db.url());
-    let config = simple_config(primary, Some(staging), &store)
-        .replace("level = \"warn\"", "level = \"info\"")
-        .replace("domains = [\"*\"]\n", &format!("domains = [\"*\"]\nstaging_dns_name = \"{STAGING}\"\n"));
+    let config = fleet_config(db, primary, staging, declared);
     let path: PathBuf = dir.join("edgesplit.toml");
     std::fs::write(&path, config).unwrap();
-    let procs: Vec<Proc> = (0..n).map(|_| Proc::start(&path)).collect();
-    let mut out = Vec::new();
-    for mut proc in procs {
-        let http = proc.addr("http").await;
-        let admin = proc.admin().await;
-        out.push(Instance { _proc: proc, http, admin });
-    }
-    out
+    fleet_from(&path, n).await
 }
 
 /// Which pool answers a request carrying the staging header through `proxy`.
@@ -212,7 +214,9 @@ async fn the_database_down_the_fleet_keeps_proxying_refuses_writes_then_takes_th
             (ok, failed)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // And wrk on both, at full speed, until the database is back.
+    let wrks: Vec<Wrk> = proxies.iter().map(|p| Wrk::start(*p, &[("aws-cf-cd-test", "on")])).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     db.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Writes are refused in each protocol's shape, quickly (bounded by the store's timeouts).
@@ -250,6 +254,12 @@ async fn the_database_down_the_fleet_keeps_proxying_refuses_writes_then_takes_th
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (proxy, wrk) in proxies.iter().zip(wrks) {
+        let (requests, report) = wrk.finish();
+        assert!(requests > 1000, "{proxy}: too little wrk traffic to tell: {report}");
+        assert!(!report.contains("Non-2xx") && !report.contains("Socket errors"), "{proxy}: {report}");
+        eprintln!("wrk through {proxy} across the outage: {requests} requests, none failed");
+    }
     for l in load {
         let (ok, failed) = l.await.unwrap();
         assert!(ok > 50, "too little traffic to tell: {ok}");
@@ -417,4 +427,218 @@ async fn instances_starting_together_on_one_file_all_start_and_apply_it_once() {
         assert_eq!((status, body["launch"]["status"].as_str()), (200, Some("RUNNING")), "{body}");
     }
     assert_eq!(db.psql("SELECT count(*) FROM edgesplit_evidently WHERE key LIKE 'launch/%'").trim(), "1");
+}
+
+/// Waits until `file` exists and contains `needle` (the last-known-good copy is written just after the
+/// change it holds).
+async fn wait_for_file(file: &std::path::Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(file).is_ok_and(|t| t.contains(needle)) {
+        assert!(Instant::now() < deadline, "{} never held {needle}", file.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_while_the_database_is_down_starts_from_its_last_known_good_copy() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let copy_dir = dir.path().join("copy");
+    let store = format!("path = \"{}\"\nconnect_timeout = \"1s\"\n", copy_dir.display());
+    let config = dir.path().join("a.toml");
+    std::fs::write(&config, fleet_config(&db, &primary.url(), &staging.url(), &store)).unwrap();
+    let mut proc = Proc::start(&config);
+    let admin = proc.admin().await;
+    let (id, _) = create_policy(admin, &header_policy(STAGING, "on")).await;
+    let (status, body) = ev(admin, "POST", "/projects", json!({ "name": "kept" })).await;
+    assert_eq!(status, 200, "{body}");
+    let copy = copy_dir.join("last-known-good.json");
+    wait_for_file(&copy, "project/kept").await;
+    let held = std::fs::read_to_string(&copy).unwrap();
+    assert!(held.contains(&id) && held.contains("\"cookie_key\""), "{held}");
+
+    // A rolling restart during an outage: the database goes, the instance is killed and started again.
+    db.stop();
+    proc.kill9();
+    let mut proc = Proc::start(&config);
+    let (http, admin) = (proc.addr("http").await, proc.admin().await);
+    assert!(proc.find(&["starting from the last-known-good copy"]).is_some(), "{}", proc.log());
+    // It routes by the fleet's policy, answers reads from its state, is ready, and says it is degraded.
+    assert!(pool_for_header(http, "on").await.contains("staging"));
+    assert_eq!(api(admin, "GET", &format!("{CF}/{id}"), "", &[]).await.0, 200);
+    assert_eq!(ev(admin, "GET", "/projects/kept", json!({})).await.0, 200);
+    assert_eq!(api(admin, "GET", "/readyz", "", &[]).await.0, 200);
+    let (_, _, metrics) = api(admin, "GET", "/metrics", "", &[]).await;
+    assert!(metrics.contains("edgesplit_store_up 0"), "{metrics}");
+    // Writes wait for the database.
+    let (status, body) = ev(admin, "POST", "/projects", json!({ "name": "during" })).await;
+    assert_eq!((status, body["__type"].as_str()), (503, Some("ServiceUnavailableException")), "{body}");
+
+    // Without a copy, an instance cannot start on an unreachable database, and says why.
+    let bare = dir.path().join("b.toml");
+    let empty_dir = dir.path().join("empty");
+    let store = format!("path = \"{}\"\nconnect_timeout = \"1s\"\n", empty_dir.display());
+    std::fs::write(&bare, fleet_config(&db, &primary.url(), &staging.url(), &store)).unwrap();
+    let out = std::process::Command::new(support::process::BIN).args(["run", "--config"]).arg(&bare).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no last-known-good copy at"), "{stderr}");
+
+    // The database back: the instance reconnects, takes writes, and keeps what it had.
+    db.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = ev(admin, "POST", "/projects", json!({ "name": "after" })).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes still refused after the restart: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ev(admin, "GET", "/projects/kept", json!({})).await.0, 200);
+    assert!(pool_for_header(http, "on").await.contains("staging"));
+    wait_for_file(&copy, "project/after").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_redb_and_import_into_postgres_keeps_policies_resources_results_and_sessions() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    // A single instance on redb, with a sticky policy, a project and experiment results.
+    let redb = dir.path().join("single.toml");
+    let store = format!("[store]\npath = \"{}\"\n", dir.path().join("redb").display());
+    let single = instance_config(&primary.url(), &staging.url(), &store);
+    std::fs::write(&redb, single).unwrap();
+    let mut proc = Proc::start(&redb);
+    let (http, admin) = (proc.addr("http").await, proc.admin().await);
+    let weight = "<ContinuousDeploymentPolicyConfig xmlns=\"http://cloudfront.amazonaws.com/doc/2020-05-31/\">\
+         <StagingDistributionDnsNames><Quantity>1</Quantity><Items><DnsName>staging.web.test</DnsName></Items></StagingDistributionDnsNames>\
+         <Enabled>true</Enabled><TrafficConfig><Type>SingleWeight</Type><SingleWeightConfig><Weight>0.15</Weight>\
+         <SessionStickinessConfig><IdleTTL>300</IdleTTL><MaximumTTL>600</MaximumTTL></SessionStickinessConfig>\
+         </SingleWeightConfig></TrafficConfig></ContinuousDeploymentPolicyConfig>";
+    let (id, etag) = create_policy(admin, weight).await;
+    assert_eq!(ev(admin, "POST", "/projects", json!({ "name": "moved" })).await.0, 200);
+    let mut cookie = None;
+    for _ in 0..400 {
+        let (_, headers, body) = get(&format!("http://{http}/")).await;
+        if body.contains("staging")
+            && let Some(c) = headers.get("set-cookie")
+        {
+            cookie = Some(c.to_str().unwrap().split(';').next().unwrap().to_string());
+            break;
+        }
+    }
+    let cookie = cookie.expect("no session pinned to staging in 400 tries");
+    assert_eq!(proc.stop().await, 0);
+    let export = |config: &std::path::Path, out: &std::path::Path| {
+        let o = std::process::Command::new(support::process::BIN)
+            .args(["export", "--config"])
+            .arg(config)
+            .arg("--output")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let import = |config: &std::path::Path, file: &std::path::Path| {
+        std::process::Command::new(support::process::BIN)
+            .args(["import", "--config"])
+            .arg(config)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let dump = dir.path().join("state.json");
+    let said = export(&redb, &dump);
+    assert!(said.contains("exported 1 policies, 1 Evidently resources"), "{said}");
+    // A results bucket too, as events would have made: results travel with the rest.
+    let mut edited: Value = serde_json::from_slice(&std::fs::read(&dump).unwrap()).unwrap();
+    edited["results"]["moved/x/m/control/1"] = json!({ "n": 3, "sum": 6.0, "sum_sq": 14.0 });
+    std::fs::write(&dump, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let fleet_toml = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_toml, fleet_config(&db, &primary.url(), &staging.url(), "")).unwrap();
+    let o = import(&fleet_toml, &dump);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A second import is refused: the store is not empty any more.
+    let o = import(&fleet_toml, &dump);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("import into an empty store"));
+    // A file that is not a dump is refused with its reason.
+    std::fs::write(dir.path().join("bad.json"), "{\"format\": 1}").unwrap();
+    let o = import(&fleet_toml, &dir.path().join("bad.json"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an edgesplit state dump"));
+
+    // The fleet serves what the single instance did: the policy with its ETag, the project, and the
+    // session pinned to staging (the cookie key moved too).
+    let fleet = fleet_from(&fleet_toml, 2).await;
+    for i in &fleet {
+        let (status, headers, _) = api(i.admin, "GET", &format!("{CF}/{id}"), "", &[]).await;
+        assert_eq!((status, headers["etag"].to_str().unwrap()), (200, etag.as_str()));
+        assert_eq!(ev(i.admin, "GET", "/projects/moved", json!({})).await.0, 200);
+        for _ in 0..10 {
+            let body = get_with(&format!("http://{}/", i.http), &[("cookie", &cookie)]).await.2;
+            assert!(body.contains("staging"), "{} moved the imported session", i.http);
+        }
+    }
+    // And an export of the fleet holds the same state as the single instance's.
+    let again = dir.path().join("again.json");
+    export(&fleet_toml, &again);
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&std::fs::read(&dump).unwrap()).unwrap(),
+        serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap(),
+    );
+    for table in ["policies", "evidently", "results"] {
+        assert_eq!(a[table], b[table], "{table}");
+    }
+    assert_eq!(b["results"].as_object().unwrap().len(), 1);
+    assert_eq!(a["meta"]["cookie_key"], b["meta"]["cookie_key"]);
+}
+
+/// Starts `n` instances on `config` (every one started before any is waited for).
+async fn fleet_from(config: &std::path::Path, n: usize) -> Vec<Instance> {
+    let procs: Vec<Proc> = (0..n).map(|_| Proc::start(config)).collect();
+    let mut out = Vec::new();
+    for mut proc in procs {
+        let http = proc.addr("http").await;
+        let admin = proc.admin().await;
+        out.push(Instance { _proc: proc, http, admin });
+    }
+    out
+}
+
+/// wrk against one proxy listener until [`Wrk::finish`] (at most a minute): 1 thread, 4 connections.
+struct Wrk(std::process::Child);
+
+impl Wrk {
+    fn start(proxy: SocketAddr, headers: &[(&str, &str)]) -> Wrk {
+        let mut cmd = std::process::Command::new("wrk");
+        cmd.args(["-t1", "-c4", "-d60s", "--latency"]);
+        for (name, value) in headers {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        cmd.arg(format!("http://{proxy}/"));
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wrk is needed (Debian package wrk; .ci/run installs it)");
+        Wrk(child)
+    }
+
+    /// Stops wrk (SIGINT: it prints its report) and returns the requests it completed, and the report.
+    fn finish(self) -> (u64, String) {
+        let ok = std::process::Command::new("kill").args(["-INT", &self.0.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let out = self.0.wait_with_output().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        let requests = report
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no request count in wrk's report: {report}"));
+        (requests, report)
+    }
 }

@@ -215,6 +215,8 @@ impl std::fmt::Debug for PostgresConfig {
 
 /// The database file the embedded store keeps in `[store] path`.
 pub const STORE_FILE_NAME: &str = "edgesplit.redb";
+/// With `backend = "postgres"`, the last-known-good copy of the fleet's state in `[store] path`.
+pub const COPY_FILE_NAME: &str = "last-known-good.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

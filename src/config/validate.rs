@@ -200,8 +200,10 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
 
     let store_path = fc.store.path.as_ref().map(|s| {
         let path = resolve(base_dir, s.get_ref());
+        let postgres = fc.store.backend.as_ref().is_some_and(|b| b.get_ref() == "postgres");
+        let file = if postgres { super::COPY_FILE_NAME } else { super::STORE_FILE_NAME };
         // What `check` can tell without opening the store: the open itself refuses the same (see `files`).
-        if let Err(e) = crate::files::check_dir_for(&path, super::STORE_FILE_NAME) {
+        if let Err(e) = crate::files::check_dir_for(&path, file) {
             p.add(s.span(), format!("cannot use the store: {e}"));
         }
         path
@@ -347,9 +349,6 @@ fn postgres(
             p.add(span, format!("backend must be \"redb\" or \"postgres\", not `{other}`"));
             return None;
         }
-    }
-    if let Some(path) = &s.path {
-        p.add(path.span(), "`path` is the redb backend's; with backend = \"postgres\" the state lives in the database");
     }
     let url = secret(&s.url, &s.url_env, ("url", "url_env"), p);
     if url.is_none() && s.url.is_none() && s.url_env.is_none() {
@@ -1010,13 +1009,20 @@ host = "staging.internal"
         // The URL is a secret: never in Debug output.
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(c.store_path.is_none());
+        // With postgres, `path` is where the instance keeps its last-known-good copy.
+        let c = parse(
+            &with("backend = \"postgres\"\nurl = \"postgres://db/x\"\npath = \"copy\"\n"),
+            "e.toml",
+            Path::new("/etc/edgesplit"),
+        )
+        .unwrap();
+        assert_eq!(c.store_path.as_deref(), Some(Path::new("/etc/edgesplit/copy")));
         let cases = [
             ("backend = \"postgres\"\n", "needs url or url_env"),
             ("backend = \"postgres\"\nurl = \"postgres://db/x?sslmode=nonsense\"\n", "the database URL does not parse"),
             ("backend = \"postgres\"\nurl_env = \"EDGESPLIT_TEST_UNSET_VARIABLE\"\n", "is not set"),
             ("backend = \"postgres\"\nurl = \"postgres://db/x\"\ntls = \"maybe\"\n", "tls must be"),
             ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npool_size = 0\n", "pool_size must be 1 to 1000"),
-            ("backend = \"postgres\"\nurl = \"postgres://db/x\"\npath = \"/tmp/x\"\n", "`path` is the redb backend's"),
             ("backend = \"postgres\"\nurl = \"postgres://db/x\"\nca_file = \"/tmp/x.pem\"\n", "ca_file needs tls"),
             ("url = \"postgres://db/x\"\n", "`url` is a setting of backend = \"postgres\""),
             ("backend = \"sqlite\"\n", "backend must be"),

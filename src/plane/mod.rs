@@ -199,14 +199,7 @@ impl Plane {
         // Keys and ids come from the OS generator: without it, edgesplit does not start.
         crate::random::check().map_err(|e| format!("the OS random generator failed: {e}"))?;
         let max_exposures = config.quotas.exposures;
-        let store = match (&config.postgres, &config.store_path) {
-            (Some(pg), _) => Store::postgres(pg).map_err(|e| e.to_string())?,
-            (None, Some(path)) => Store::open(path).map_err(|e| e.to_string())?,
-            (None, None) => {
-                tracing::warn!("No [store] path: API writes live in memory and are lost at exit");
-                Store::in_memory().map_err(|e| e.to_string())?
-            }
-        };
+        let store = Store::of(&config).map_err(|e| e.to_string())?;
         let (policies, evidently) = stored_state(&store).map_err(|e| e.to_string())?;
         let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
         let metrics = Arc::new(Metrics::default());

@@ -8,6 +8,7 @@
 //!   instances are serialized: a write applied to an older state is refused as [`StoreError::Stale`],
 //!   and the plane catches up and applies it again.
 
+mod dump;
 mod postgres;
 mod redb;
 
@@ -18,7 +19,8 @@ use crate::config::PostgresConfig;
 use crate::evidently::exposure::Exposure;
 use crate::evidently::stats::Moments;
 
-pub use postgres::Health;
+pub use dump::{DUMP_CAP, Dump};
+pub use postgres::{COPY_FILE_NAME, Health};
 
 /// The database file in `[store] path` (named by the config layer, which checks the path).
 pub use crate::config::STORE_FILE_NAME as FILE_NAME;
@@ -32,6 +34,22 @@ pub enum Table {
     Evidently = 1,
     /// Bookkeeping: the cookie key, session epochs, declaration fingerprints.
     Meta = 2,
+    /// Experiment and launch metric moments by series bucket, as JSON (written by imports only; events
+    /// add to them through [`Store::add_results`]).
+    Results = 3,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Policies, Table::Evidently, Table::Meta, Table::Results];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Policies => "policy",
+            Table::Evidently => "Evidently resource",
+            Table::Meta => "meta",
+            Table::Results => "result",
+        }
+    }
 }
 
 /// One row to put (`value`) or delete (`None`).
@@ -66,6 +84,19 @@ pub struct Loaded {
     pub evidently: Vec<(String, Vec<u8>)>,
 }
 
+impl Loaded {
+    fn of(dump: &Dump) -> Result<Loaded, StoreError> {
+        let policies = dump.tables[Table::Policies as usize]
+            .iter()
+            .map(|(id, doc)| {
+                serde_json::from_slice(doc).map_err(|e| StoreError::Failed(format!("stored policy `{id}`: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let evidently = dump.tables[Table::Evidently as usize].iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(Loaded { policies, evidently })
+    }
+}
+
 pub struct Store {
     backend: Backend,
 }
@@ -86,9 +117,61 @@ impl Store {
         Ok(Store { backend: Backend::Redb(redb::Redb::in_memory()?) })
     }
 
-    /// Connects to PostgreSQL and brings its schema up to date (the migrations in `migrations/`).
-    pub fn postgres(config: &PostgresConfig) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config)?)) })
+    /// Connects to PostgreSQL and brings its schema up to date (the migrations in `migrations/`). With
+    /// `copy` (a directory), keeps a last-known-good copy of the shared state there, and starts from it
+    /// when the database cannot be reached.
+    pub fn postgres(config: &PostgresConfig, copy: Option<&Path>) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(config, copy)?)) })
+    }
+
+    /// The store `[store]` names: PostgreSQL, redb in `path`, or redb in memory (with a warning).
+    pub fn of(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match (&config.postgres, &config.store_path) {
+            (Some(pg), copy) => Store::postgres(pg, copy.as_deref()),
+            (None, Some(path)) => Store::open(path),
+            (None, None) => {
+                tracing::warn!("No [store] path: API writes live in memory and are lost at exit");
+                Store::in_memory()
+            }
+        }
+    }
+
+    /// Everything the store holds, results included, read in one transaction (`edgesplit export`).
+    pub fn dump(&self) -> Result<Dump, StoreError> {
+        match &self.backend {
+            Backend::Redb(s) => s.dump(),
+            Backend::Postgres(s) => s.dump(true),
+        }
+    }
+
+    /// Writes everything in `dump` in one transaction (`edgesplit import`), into a store that holds no
+    /// policies, Evidently resources or results yet (its meta, such as a cookie key an instance made, is
+    /// replaced by the dump's).
+    pub fn import(&self, dump: &Dump) -> Result<(), StoreError> {
+        // Every document reads, or nothing is written (an instance could not start on the policy, and
+        // would skip the resource).
+        Loaded::of(dump)?;
+        for (key, json) in &dump.tables[Table::Evidently as usize] {
+            if crate::evidently::model::Resource::from_stored(key, json).is_none() {
+                return Err(StoreError::Failed(format!("Evidently resource `{key}` does not read")));
+            }
+        }
+        for (key, json) in &dump.tables[Table::Results as usize] {
+            serde_json::from_slice::<Moments>(json)
+                .map_err(|e| StoreError::Failed(format!("result bucket `{key}` does not read: {e}")))?;
+        }
+        self.load()?;
+        let here = self.dump()?;
+        if !here.is_empty() {
+            let count = |t: Table| here.tables[t as usize].len();
+            return Err(StoreError::Failed(format!(
+                "the store already holds {} policies, {} Evidently resources and {} result buckets: import into an empty store",
+                count(Table::Policies),
+                count(Table::Evidently),
+                count(Table::Results)
+            )));
+        }
+        self.write(&dump.rows().collect::<Vec<_>>())
     }
 
     /// The stored control state, read in one transaction; later writes are checked against it.
@@ -104,7 +187,7 @@ impl Store {
     fn read(&self) -> Result<Loaded, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.load(),
-            Backend::Postgres(s) => s.read().map(|(_, loaded)| loaded),
+            Backend::Postgres(s) => Loaded::of(&s.dump(false)?),
         }
     }
 

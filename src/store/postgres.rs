@@ -12,6 +12,12 @@
 //!   wait timeout. A call that misses its deadline fails (a write answers 503); if it committed after
 //!   all, the revision tells, and the next write or check catches up.
 //!
+//! - **A last-known-good copy.** With `[store] path`, the state this instance holds (at the revision it
+//!   holds, meta included) is also kept in `path/last-known-good.json` ([`super::Dump`]), rewritten
+//!   after each change it sees. While the database cannot be reached, reads are answered from it, so an
+//!   instance restarting during an outage starts from it and serves what the fleet served; writes still
+//!   fail (503) until the database is back.
+//!
 //! The plane is synchronous (its lock is a std mutex, its writes run on blocking threads), so the
 //! async client runs on a small runtime of this store's own, and each call waits for its answer on a
 //! channel: callable from any thread, an async worker's included (it blocks that worker for the call,
@@ -19,8 +25,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -28,7 +35,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Socket};
 use tokio_util::sync::CancellationToken;
 
-use super::{Loaded, Row, StoreError, Table};
+use super::{Dump, Loaded, Row, StoreError, Table};
 use crate::config::PostgresConfig;
 use crate::evidently::exposure::{Exposure, RuleKind};
 use crate::evidently::stats::Moments;
@@ -36,6 +43,9 @@ use crate::evidently::stats::Moments;
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
+
+/// The last-known-good copy's file, in `[store] path`.
+pub use crate::config::COPY_FILE_NAME;
 
 /// How often a follower reads the revision, besides listening.
 const POLL: Duration = Duration::from_millis(500);
@@ -95,6 +105,28 @@ pub(super) struct Pg {
     deadline: Duration,
     health: Arc<Health>,
     stop: CancellationToken,
+    /// Whether this instance brought the schema up to date (not yet if it started from its copy).
+    migrated: Arc<AtomicBool>,
+    /// The last-known-good copy, with `[store] path`.
+    copy: Option<Arc<Copy>>,
+}
+
+/// The state this instance holds, as stored, kept on disk by [`keep_copy`].
+struct Copy {
+    path: PathBuf,
+    state: Mutex<Dump>,
+    changed: tokio::sync::Notify,
+}
+
+impl Copy {
+    fn update(&self, f: impl FnOnce(&mut Dump)) {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_one();
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Dump) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// What the follower needs to open its own connection.
@@ -116,8 +148,10 @@ impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
 }
 
 impl Pg {
-    /// Connects, and brings the schema up to date (refinery, in one transaction per migration).
-    pub(super) fn connect(config: &PostgresConfig) -> Result<Pg, StoreError> {
+    /// Connects, and brings the schema up to date (refinery, in one transaction per migration). With
+    /// `copy_dir`, keeps the last-known-good copy there, and if the database cannot be reached, starts
+    /// from that copy (the schema is brought up to date by the first call that reaches it).
+    pub(super) fn connect(config: &PostgresConfig, copy_dir: Option<&Path>) -> Result<Pg, StoreError> {
         let mut pg: tokio_postgres::Config =
             config.url.parse().map_err(|e| StoreError::Failed(format!("the database URL does not parse: {e}")))?;
         pg.connect_timeout(config.connect_timeout);
@@ -158,7 +192,19 @@ impl Pg {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .ctx("the database pool")?;
-        let store = Pg {
+        let copy = match copy_dir {
+            None => None,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).ctx(&format!("cannot create {}", dir.display()))?;
+                let path = dir.join(COPY_FILE_NAME);
+                let found = Dump::read(&path).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "The last-known-good copy is unreadable; it will be rewritten");
+                    None
+                });
+                Some((path, found))
+            }
+        };
+        let mut store = Pg {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             pool,
@@ -167,17 +213,59 @@ impl Pg {
             deadline: config.connect_timeout + config.statement_timeout,
             health: Arc::default(),
             stop: CancellationToken::new(),
+            migrated: Arc::default(),
+            copy: None,
         };
-        store.call("migrations", |pool| async move {
-            let mut c = pool.get().await.ctx("migrations")?;
-            // Instances starting together would each create the tables: one at a time, the others then
-            // find them applied.
-            c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
-            let ran = embedded::migrations::runner().run_async(&mut **c).await.ctx("migrations");
-            c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
-            ran.map(drop)
-        })?;
+        let reached = store.call("migrations", |_| async { Ok(()) });
+        match (reached, copy) {
+            (Ok(()), copy) => {
+                // Served only if the first load fails after all; replaced by it otherwise.
+                if let Some((path, found)) = copy {
+                    let found = found.unwrap_or_default();
+                    store.seen.store(found.revision, Relaxed);
+                    store.keep_copy(path, found);
+                }
+            }
+            (Err(e), Some((path, Some(found)))) => {
+                tracing::warn!(
+                    error = %e,
+                    copy = %path.display(),
+                    revision = found.revision,
+                    "PostgreSQL unreachable at start: starting from the last-known-good copy (writes answer 503 until it is back)"
+                );
+                store.seen.store(found.revision, Relaxed);
+                store.keep_copy(path, found);
+            }
+            (Err(e), Some((path, None))) => {
+                return Err(StoreError::Failed(format!(
+                    "{e} (and there is no last-known-good copy at {})",
+                    path.display()
+                )));
+            }
+            (Err(e), None) => return Err(e),
+        }
         Ok(store)
+    }
+
+    /// Keeps `state` (then every change) in the copy at `path`, rewritten after each change.
+    fn keep_copy(&mut self, path: PathBuf, state: Dump) {
+        let copy = Arc::new(Copy { path, state: Mutex::new(state), changed: tokio::sync::Notify::new() });
+        let (writer, stop) = (copy.clone(), self.stop.clone());
+        self.handle.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = writer.changed.notified() => {}
+                    () = stop.cancelled() => return,
+                }
+                let (state, path) = (writer.read(Dump::clone), writer.path.clone());
+                match tokio::task::spawn_blocking(move || state.write(&path)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "Cannot write the last-known-good copy"),
+                    Err(e) => tracing::warn!(error = %e, "Cannot write the last-known-good copy"),
+                }
+            }
+        });
+        self.copy = Some(copy);
     }
 
     pub(super) fn health(&self) -> &Health {
@@ -192,9 +280,16 @@ impl Pg {
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let (pool, deadline) = (self.pool.clone(), self.deadline);
+        let (pool, deadline, migrated) = (self.pool.clone(), self.deadline, self.migrated.clone());
         self.handle.spawn(async move {
-            let r = tokio::time::timeout(deadline, f(pool))
+            let call = async {
+                if !migrated.load(Relaxed) {
+                    migrate(&pool).await?;
+                    migrated.store(true, Relaxed);
+                }
+                f(pool).await
+            };
+            let r = tokio::time::timeout(deadline, call)
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Failed(format!("{what}: no answer within {deadline:?}"))));
             let _ = tx.send(r);
@@ -207,15 +302,28 @@ impl Pg {
     }
 
     /// The control state and its revision, read in one snapshot; later writes expect that revision.
+    /// While the database cannot be reached, the last-known-good copy's (the state this instance holds).
     pub(super) fn load(&self) -> Result<Loaded, StoreError> {
-        let (revision, loaded) = self.read()?;
-        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
-        Ok(loaded)
+        match self.dump(false) {
+            Ok(dump) => {
+                self.seen.store(dump.revision, Relaxed);
+                let loaded = Loaded::of(&dump);
+                if let Some(copy) = &self.copy {
+                    copy.update(|state| *state = dump);
+                }
+                loaded
+            }
+            Err(e @ StoreError::Failed(_)) => match &self.copy {
+                Some(copy) => copy.read(Loaded::of),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
-    /// The control state and its revision, read in one snapshot.
-    pub(super) fn read(&self) -> Result<(i64, Loaded), StoreError> {
-        self.call("load", |pool| async move {
+    /// Every table but the results (with `results`, every table) and the revision, read in one snapshot.
+    pub(super) fn dump(&self, results: bool) -> Result<Dump, StoreError> {
+        self.call("load", move |pool| async move {
             let e = "load";
             let mut c = pool.get().await.ctx(e)?;
             let tx = c
@@ -226,23 +334,23 @@ impl Pg {
                 .await
                 .ctx(e)?;
             let revision: i64 = tx.query_one("SELECT revision FROM edgesplit_revision", &[]).await.ctx(e)?.get(0);
-            let mut loaded = Loaded::default();
-            for row in tx.query("SELECT document FROM edgesplit_policies ORDER BY id", &[]).await.ctx(e)? {
-                let document: &[u8] = row.get(0);
-                loaded.policies.push(serde_json::from_slice(document).ctx(e)?);
-            }
-            for row in tx.query("SELECT key, document FROM edgesplit_evidently ORDER BY key", &[]).await.ctx(e)? {
-                loaded.evidently.push((row.get(0), row.get(1)));
+            let mut dump = Dump { revision: u64::try_from(revision).unwrap_or(0), ..Dump::default() };
+            for table in Table::ALL.into_iter().filter(|t| results || *t != Table::Results) {
+                let (name, key, value) = sql_table(table);
+                for row in tx.query(&format!("SELECT {key}, {value} FROM {name}"), &[]).await.ctx(e)? {
+                    dump.tables[table as usize].insert(row.get(0), row.get(1));
+                }
             }
             tx.commit().await.ctx(e)?;
-            Ok((revision, loaded))
+            Ok(dump)
         })
     }
 
     /// Writes `rows` and raises the revision, if it is still the one this instance holds.
     pub(super) fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
         let expected = i64::try_from(self.seen.load(Relaxed)).unwrap_or(i64::MAX);
-        let rows = rows.to_vec();
+        let written = rows.to_vec();
+        let rows = written.clone();
         let revision = self.call("write", move |pool| async move {
             let e = "write";
             let mut c = pool.get().await.ctx(e)?;
@@ -254,26 +362,16 @@ impl Pg {
                 return Err(StoreError::Stale(u64::try_from(current).unwrap_or(0)));
             }
             for row in &rows {
-                let (put, delete) = match row.table {
-                    Table::Policies => (
-                        "INSERT INTO edgesplit_policies (id, document) VALUES ($1, $2) \
-                         ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document",
-                        "DELETE FROM edgesplit_policies WHERE id = $1",
-                    ),
-                    Table::Evidently => (
-                        "INSERT INTO edgesplit_evidently (key, document) VALUES ($1, $2) \
-                         ON CONFLICT (key) DO UPDATE SET document = EXCLUDED.document",
-                        "DELETE FROM edgesplit_evidently WHERE key = $1",
-                    ),
-                    Table::Meta => (
-                        "INSERT INTO edgesplit_meta (key, value) VALUES ($1, $2) \
-                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                        "DELETE FROM edgesplit_meta WHERE key = $1",
-                    ),
-                };
+                let (name, key, value) = sql_table(row.table);
                 match &row.value {
-                    Some(v) => tx.execute(put, &[&row.key, v]).await,
-                    None => tx.execute(delete, &[&row.key]).await,
+                    Some(v) => {
+                        let put = format!(
+                            "INSERT INTO {name} ({key}, {value}) VALUES ($1, $2) \
+                             ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}"
+                        );
+                        tx.execute(&put, &[&row.key, v]).await
+                    }
+                    None => tx.execute(&format!("DELETE FROM {name} WHERE {key} = $1"), &[&row.key]).await,
                 }
                 .ctx(e)?;
             }
@@ -286,8 +384,32 @@ impl Pg {
             tx.commit().await.ctx(e)?;
             Ok(revision)
         })?;
-        self.seen.store(u64::try_from(revision).unwrap_or(0), Relaxed);
+        let revision = u64::try_from(revision).unwrap_or(0);
+        self.seen.store(revision, Relaxed);
+        if let Some(copy) = &self.copy {
+            copy.update(|state| {
+                state.apply(written);
+                state.revision = revision;
+            });
+        }
         Ok(())
+    }
+
+    /// Keeps a meta row in the copy.
+    fn copy_meta(&self, key: &str, value: &[u8]) {
+        if let Some(copy) = &self.copy {
+            copy.update(|state| {
+                state.apply([Row { table: Table::Meta, key: key.into(), value: Some(value.to_vec()) }])
+            });
+        }
+    }
+
+    /// A meta row from the copy, while the database cannot be reached.
+    fn meta_from_copy(&self, key: &str, e: StoreError) -> Result<Option<Vec<u8>>, StoreError> {
+        match (&self.copy, e) {
+            (Some(copy), StoreError::Failed(_)) => Ok(copy.read(|s| s.tables[Table::Meta as usize].get(key).cloned())),
+            (_, e) => Err(e),
+        }
     }
 
     /// Whether the stored revision moved past the one this instance holds.
@@ -302,17 +424,19 @@ impl Pg {
     }
 
     pub(super) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_string();
+        let owned = key.to_string();
         self.call("meta", move |pool| async move {
             let c = pool.get().await.ctx("meta")?;
-            let row = c.query_opt("SELECT value FROM edgesplit_meta WHERE key = $1", &[&key]).await.ctx("meta")?;
+            let row = c.query_opt("SELECT value FROM edgesplit_meta WHERE key = $1", &[&owned]).await.ctx("meta")?;
             Ok(row.map(|r| r.get(0)))
         })
+        .or_else(|e| self.meta_from_copy(key, e))
     }
 
     pub(super) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let (key, value) = (key.to_string(), value.to_vec());
+        let (owned, bytes) = (key.to_string(), value.to_vec());
         self.call("meta", move |pool| async move {
+            let (key, value) = (owned, bytes);
             let c = pool.get().await.ctx("meta")?;
             c.execute(
                 "INSERT INTO edgesplit_meta (key, value) VALUES ($1, $2) \
@@ -322,12 +446,14 @@ impl Pg {
             .await
             .ctx("meta")?;
             Ok(())
-        })
+        })?;
+        self.copy_meta(key, value);
+        Ok(())
     }
 
     /// The fleet's cookie key: `made` if no instance stored one before.
     pub(super) fn cookie_key(&self, made: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        self.call("cookie key", move |pool| async move {
+        let key = self.call("cookie key", move |pool| async move {
             let e = "cookie key";
             let c = pool.get().await.ctx(e)?;
             c.execute(
@@ -337,8 +463,17 @@ impl Pg {
             .await
             .ctx(e)?;
             let row = c.query_one("SELECT value FROM edgesplit_meta WHERE key = 'cookie_key'", &[]).await.ctx(e)?;
-            Ok(row.get(0))
-        })
+            Ok(row.get::<_, Vec<u8>>(0))
+        });
+        match key {
+            Ok(key) => {
+                self.copy_meta("cookie_key", &key);
+                Ok(key)
+            }
+            Err(e) => self.meta_from_copy("cookie_key", e)?.ok_or_else(|| {
+                StoreError::Failed("cookie key: the database is unreachable and the copy holds none".into())
+            }),
+        }
     }
 
     /// Adds values to their buckets' moments, under a fleet-wide lock so concurrent calls add up.
@@ -495,6 +630,27 @@ impl Pg {
                 }
             }
         });
+    }
+}
+
+/// Brings the schema up to date (refinery, in one transaction per migration).
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut c = pool.get().await.ctx("migrations")?;
+    // Instances starting together would each create the tables: one at a time, the others then find
+    // them applied.
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
+    let ran = embedded::migrations::runner().run_async(&mut **c).await.ctx("migrations");
+    c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATIONS_LOCK]).await.ctx("migrations")?;
+    ran.map(drop)
+}
+
+/// A [`Table`]'s SQL table, key column and value column.
+fn sql_table(table: Table) -> (&'static str, &'static str, &'static str) {
+    match table {
+        Table::Policies => ("edgesplit_policies", "id", "document"),
+        Table::Evidently => ("edgesplit_evidently", "key", "document"),
+        Table::Meta => ("edgesplit_meta", "key", "value"),
+        Table::Results => ("edgesplit_results", "key", "moments"),
     }
 }
 

@@ -6,13 +6,15 @@ use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Loaded, Row, StoreError, Table};
+use super::{Dump, Loaded, Row, StoreError, Table};
 
 const POLICIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("cd_policies");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("evidently");
 /// Experiment and launch metric moments by series bucket (see `evidently::events::result_key`).
 const RESULTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("results");
+/// Each [`Table`]'s, in its order.
+const TABLES: [TableDefinition<'_, &str, &[u8]>; 4] = [POLICIES, EVIDENTLY, META, RESULTS];
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Failed(e.to_string())
@@ -160,6 +162,21 @@ impl Redb {
         })
     }
 
+    /// Every table, read in one transaction.
+    pub(super) fn dump(&self) -> Result<Dump, StoreError> {
+        self.with(|db| {
+            let tx = db.begin_read().map_err(err)?;
+            let mut dump = Dump::default();
+            for (table, definition) in Table::ALL.into_iter().zip(TABLES) {
+                for entry in tx.open_table(definition).map_err(err)?.iter().map_err(err)? {
+                    let (k, v) = entry.map_err(err)?;
+                    dump.tables[table as usize].insert(k.value().to_string(), v.value().to_vec());
+                }
+            }
+            Ok(dump)
+        })
+    }
+
     /// Writes `rows` in one transaction: all or nothing, on disk on return.
     pub(super) fn write(&self, rows: &[Row]) -> Result<(), StoreError> {
         self.with(|db| {
@@ -169,6 +186,7 @@ impl Redb {
                     tx.open_table(POLICIES).map_err(err)?,
                     tx.open_table(EVIDENTLY).map_err(err)?,
                     tx.open_table(META).map_err(err)?,
+                    tx.open_table(RESULTS).map_err(err)?,
                 ];
                 for row in rows {
                     let table = &mut tables[row.table as usize];
