@@ -1,8 +1,9 @@
 //! Client-facing sockets: bind, accept under a connection cap, TLS with ALPN, HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge on plain TCP) through hyper-util's auto builder, the per-connection watchdog for the
-//! header-read and idle timeouts, and graceful drain.
+//! prior knowledge on plain TCP, told from HTTP/1.1 by its first bytes) through hyper, the
+//! per-connection watchdog for the header-read and idle timeouts, and graceful drain.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,9 +13,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -43,13 +44,38 @@ pub(crate) struct ServerCtx {
 pub(crate) struct ListenerSettings {
     pub tls: Option<TlsAcceptor>,
     pub timeouts: Timeouts,
-    pub limits: Limits,
+    /// hyper's connection builders, configured once here rather than per connection.
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+/// Which protocol serves a connection: told by ALPN over TLS, by the first bytes on plain TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
 }
 
 impl ListenerSettings {
     pub fn new(config: &ListenerConfig, timeouts: Timeouts, limits: Limits) -> ListenerSettings {
         let tls = config.tls.as_ref().map(|t| TlsAcceptor::from(t.server_config.clone()));
-        ListenerSettings { tls, timeouts, limits }
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            // The watchdog below owns the header-read timeout: hyper's own timer also runs while a
+            // keep-alive connection is idle, which would cut idle connections at the header timeout.
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes);
+        // Left unset at hyper's own default: hyper then parses into an inline array, where a set limit makes
+        // it fill `max_headers` slots one by one for every request head (about 1.7k instructions).
+        if limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
+            h1.max_headers(limits.max_headers);
+        }
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            // nginx's default: each stream may hold an origin connection.
+            .max_concurrent_streams(128);
+        ListenerSettings { tls, timeouts, http1: h1, http2: h2 }
     }
 }
 
@@ -131,23 +157,25 @@ impl Drop for Workers {
 }
 
 thread_local! {
-    /// Client connections this worker has closed.
-    static CLOSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Client connections this worker has opened or closed.
+    static CHURN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// mimalloc returns freed pages to the OS lazily, on a later allocation or free by the same thread, once
 /// its purge delay (1 s) has passed: a worker that goes quiet right after its connections close would
-/// keep their memory for good. So once a second, for three seconds after connections closed, the worker
-/// asks mimalloc to collect what is past the delay. Costs one timer wake-up a second per worker.
+/// keep their memory for good, and one that goes quiet after a burst of new connections would keep what
+/// their first requests used and freed. So once a second, for three seconds after connections opened or
+/// closed, the worker asks mimalloc to collect what is past the delay. Costs one timer wake-up a second
+/// per worker.
 async fn return_freed_memory() {
     let (mut seen, mut ticks_left) = (0, 0u32);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let closed = CLOSED.get();
-        if closed != seen {
-            (seen, ticks_left) = (closed, 3);
+        let churn = CHURN.get();
+        if churn != seen {
+            (seen, ticks_left) = (churn, 3);
         }
         if ticks_left > 0 {
             ticks_left -= 1;
@@ -224,75 +252,98 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let settings = settings.load_full();
         let ctx2 = ctx.clone();
+        CHURN.set(CHURN.get().wrapping_add(1));
         ctx.tracker.spawn(async move {
             let _permit = permit;
             ctx2.proxy.metrics.open_connections.fetch_add(1, Relaxed);
             ctx2.proxy.metrics.connections_total.fetch_add(1, Relaxed);
             serve_tcp(stream, addr, &settings, &ctx2).await;
             ctx2.proxy.metrics.open_connections.fetch_sub(1, Relaxed);
-            CLOSED.set(CLOSED.get().wrapping_add(1));
+            CHURN.set(CHURN.get().wrapping_add(1));
         });
     }
 }
 
 async fn serve_tcp(stream: TcpStream, addr: SocketAddr, settings: &ListenerSettings, ctx: &Arc<ServerCtx>) {
     let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some()));
-    let io = Watched { inner: stream, info: info.clone() };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    configure(&mut builder, settings);
+    let mut io = Watched { inner: stream, info: info.clone(), replay: Replay::default() };
     match &settings.tls {
-        None => serve(io, builder, info, settings, ctx).await,
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(settings.timeouts.client_header, acceptor.accept(io));
-            let tls = tokio::select! {
-                r = handshake => r,
+        None => {
+            let protocol = tokio::select! {
+                p = sniff(&mut io, &settings.timeouts) => p,
                 _ = ctx.shutdown.cancelled() => return,
             };
-            let tls = match tls {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    return tracing::debug!(client.addr = %addr, error = %e, "TLS handshake failed");
+            match protocol {
+                Ok(protocol) => serve_io(io, protocol, info, settings, ctx).await,
+                Err(e) => {
+                    tracing::debug!(client.addr = %addr, error = %e, "Connection closed before its first request")
                 }
-                Err(_) => return tracing::debug!(client.addr = %addr, "TLS handshake timed out"),
-            };
-            let builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                builder.http2_only()
-            } else {
-                builder.http1_only()
-            };
-            serve(tls, builder, info, settings, ctx).await
+            }
         }
+        // Boxed: the handshake and the TLS stream are large, and inline they would size every
+        // connection's task, plain ones too (issue 17).
+        Some(acceptor) => Box::pin(serve_tls(io, acceptor, addr, info, settings, ctx)).await,
     }
 }
 
-fn configure(builder: &mut auto::Builder<TokioExecutor>, settings: &ListenerSettings) {
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // The watchdog below owns the header-read timeout: hyper's own timer also runs while a
-        // keep-alive connection is idle, which would cut idle connections at the header timeout.
-        .header_read_timeout(None)
-        .max_buf_size(settings.limits.max_header_bytes);
-    // Left unset at hyper's own default: hyper then parses into an inline array, where a set limit makes it
-    // fill `max_headers` slots one by one for every request head (about 1.7k instructions).
-    if settings.limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
-        builder.http1().max_headers(settings.limits.max_headers);
+/// HTTP/2's connection preface: what an h2c client with prior knowledge sends first.
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads a plain connection's first bytes until they are HTTP/2's preface or cannot be (one read for
+/// an HTTP/1.1 request), and keeps them for hyper to read again. Waits up to `client_idle` for the
+/// first byte and `client_header` for the rest, as the watchdog would.
+async fn sniff(io: &mut Watched, t: &Timeouts) -> io::Result<Protocol> {
+    use tokio::io::AsyncReadExt;
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "no request");
+    let mut wait = t.client_idle;
+    let replay = &mut io.replay;
+    while usize::from(replay.len) < PREFACE.len() {
+        let free = &mut replay.bytes[usize::from(replay.len)..];
+        let n = tokio::time::timeout(wait, io.inner.read(free)).await.map_err(|_| timed_out())??;
+        if n == 0 {
+            // Closed: hyper sees the end of the stream too, and says nothing.
+            break;
+        }
+        replay.len += n as u8;
+        if replay.bytes[..usize::from(replay.len)] != PREFACE[..usize::from(replay.len)] {
+            break;
+        }
+        wait = t.client_header;
     }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(settings.limits.max_header_bytes).unwrap_or(u32::MAX))
-        // nginx's default: each stream may hold an origin connection.
-        .max_concurrent_streams(128);
+    let reads = &io.info.activity.reads;
+    reads.store(reads.load(Relaxed).wrapping_add(1), Relaxed);
+    Ok(if replay.bytes == *PREFACE { Protocol::Http2 } else { Protocol::Http1 })
 }
 
-async fn serve<I>(
-    io: I,
-    builder: auto::Builder<TokioExecutor>,
+async fn serve_tls(
+    io: Watched,
+    acceptor: &TlsAcceptor,
+    addr: SocketAddr,
     info: Arc<ConnInfo>,
     settings: &ListenerSettings,
     ctx: &Arc<ServerCtx>,
-) where
+) {
+    let handshake = tokio::time::timeout(settings.timeouts.client_header, acceptor.accept(io));
+    let tls = tokio::select! {
+        r = handshake => r,
+        _ = ctx.shutdown.cancelled() => return,
+    };
+    let tls = match tls {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            return tracing::debug!(client.addr = %addr, error = %e, "TLS handshake failed");
+        }
+        Err(_) => return tracing::debug!(client.addr = %addr, "TLS handshake timed out"),
+    };
+    let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") { Protocol::Http2 } else { Protocol::Http1 };
+    serve_io(tls, protocol, info, settings, ctx).await
+}
+
+/// Serves `io` with hyper's HTTP/1.1 (upgrades allowed) or HTTP/2 connection. Each is boxed: in the task,
+/// the HTTP/1.1 one (about 0.7 KB) would be sized as the larger HTTP/2 one (1.5 KB), and some
+/// compilers keep room for a connection twice in the future that awaits it (issue 17).
+async fn serve_io<I>(io: I, protocol: Protocol, info: Arc<ConnInfo>, settings: &ListenerSettings, ctx: &Arc<ServerCtx>)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proxy = ctx.proxy.clone();
@@ -305,8 +356,29 @@ async fn serve<I>(
         // instructions (1 %), for 4 KB less per idle keep-alive connection (benches/load/memory.sh).
         Box::pin(async move { Ok::<_, Infallible>(proxy.handle(&info, req).await) })
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    tokio::pin!(conn);
+    let io = TokioIo::new(io);
+    match protocol {
+        Protocol::Http1 => {
+            let conn = Box::pin(settings.http1.serve_connection(io, svc).with_upgrades());
+            serve(conn, |c| c.graceful_shutdown(), info, settings, ctx).await
+        }
+        Protocol::Http2 => {
+            let conn = Box::pin(settings.http2.serve_connection(io, svc));
+            serve(conn, |c| c.graceful_shutdown(), info, settings, ctx).await
+        }
+    }
+}
+
+/// Drives a connection under the watchdog (idle, header and send timeouts) and the shutdown.
+async fn serve<C>(
+    mut conn: Pin<Box<C>>,
+    graceful_shutdown: fn(Pin<&mut C>),
+    info: Arc<ConnInfo>,
+    settings: &ListenerSettings,
+    ctx: &Arc<ServerCtx>,
+) where
+    C: Future<Output = hyper::Result<()>>,
+{
     let mut dog = Watchdog::new(&settings.timeouts);
     let mut tick = tokio::time::interval_at(Instant::now() + dog.period, dog.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -316,14 +388,14 @@ async fn serve<I>(
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client.addr = %info.client, error = %e, "Connection closed with an error");
-                    if let Some(status) = e.downcast_ref::<hyper::Error>().and_then(automatic_status) {
+                    if let Some(status) = automatic_status(&e) {
                         answered_by_hyper(&ctx.proxy, &info, status);
                     }
                 }
                 return;
             }
             _ = ctx.shutdown.cancelled(), if closing.is_none() => {
-                conn.as_mut().graceful_shutdown();
+                graceful_shutdown(conn.as_mut());
                 closing = Some(Instant::now() + settings.timeouts.shutdown_grace);
             }
             now = tick.tick() => {
@@ -334,7 +406,7 @@ async fn serve<I>(
                     Verdict::Fine => {}
                     Verdict::Idle if closing.is_none() => {
                         tracing::debug!(client.addr = %info.client, "Idle connection closed");
-                        conn.as_mut().graceful_shutdown();
+                        graceful_shutdown(conn.as_mut());
                         closing = Some(now + dog.period * 2);
                     }
                     Verdict::Idle => {}
@@ -470,14 +542,33 @@ impl Watchdog {
     }
 }
 
-/// The client socket, counting reads for the watchdog.
+/// The client socket, counting reads for the watchdog, and giving back the bytes [`sniff`] read first.
 struct Watched {
     inner: TcpStream,
     info: Arc<ConnInfo>,
+    replay: Replay,
+}
+
+/// The first bytes of a plain connection, read to tell HTTP/2 from HTTP/1.1 (inline: no allocation).
+#[derive(Default)]
+struct Replay {
+    bytes: [u8; 24],
+    len: u8,
+    taken: u8,
 }
 
 impl AsyncRead for Watched {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let r = &mut self.replay;
+        if r.taken < r.len {
+            // A read of its own, as hyper-util's `Rewind` does: hyper's buffer then grows (and its limits
+            // trip) as they always did.
+            let left = &r.bytes[usize::from(r.taken)..usize::from(r.len)];
+            let n = left.len().min(buf.remaining());
+            buf.put_slice(&left[..n]);
+            r.taken += n as u8;
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {

@@ -1077,3 +1077,39 @@ async fn a_refused_websocket_upgrade_leaves_no_tunnel_behind() {
     }
     still_serves(&edge).await;
 }
+
+// === telling h2c from HTTP/1.1 on a plain listener ===
+
+/// edgesplit reads a plain connection's first bytes to tell HTTP/2's preface from an HTTP/1.1 request
+/// (issue 17: no hyper-util auto connection, sized for HTTP/2, in every HTTP/1.1 connection). A preface
+/// split across writes is still HTTP/2; a head that starts like the preface and turns into something
+/// else is HTTP/1.1; and bytes that stop mid-preface are cut at the header timeout.
+#[tokio::test]
+async fn a_split_h2c_preface_is_http2_and_a_near_miss_is_http1() {
+    let (origin, _log) = recording_origin().await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "[timeouts]\nclient_header = \"1s\"\n")).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+    for split in [1, 7, 16, 23] {
+        let mut s = TcpStream::connect(edge.addr("http")).await.unwrap();
+        s.write_all(&preface[..split]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        s.write_all(&preface[split..]).await.unwrap();
+        s.write_all(&settings).await.unwrap();
+        let mut head = [0u8; 9];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head)).await.unwrap().unwrap();
+        // The server's first frame: its SETTINGS (type 4 on stream 0), not an HTTP/1.1 answer.
+        assert_eq!((head[3], &head[5..9]), (4, &[0u8, 0, 0, 0][..]), "split at {split}: {head:?}");
+    }
+    // Starts as the preface, then is not: an HTTP/1.1 request (method PRI), answered as one.
+    let near_miss = b"PRI * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let (reply, closed) = exchange(edge.addr("http"), near_miss, Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 "), "{reply:?}");
+    assert!(closed);
+    // Half a preface, then silence: closed within the header timeout (and a margin), never served.
+    let started = Instant::now();
+    let (reply, closed) = exchange(edge.addr("http"), &preface[..10], Duration::from_secs(5)).await;
+    assert!(closed && reply.is_empty(), "{reply:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    still_serves(&edge).await;
+}

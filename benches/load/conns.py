@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Opens N keep-alive HTTP/1.1 connections to 127.0.0.1:PORT, makes one GET on each, and keeps them
-all open (idle) for HOLD seconds or until killed (memory.sh kills it once it has measured).
+all open (idle) for HOLD seconds or until killed (memory.sh kills it once it has measured). With
+TLS=1 in the environment the connections are HTTPS (ALPN http/1.1, the certificate not checked: the
+bench's own, on loopback).
 
     conns.py PORT N [HOLD=120] [PARALLEL=200]
 
@@ -9,14 +11,23 @@ had its answer (or failed), then waits.
 """
 
 import asyncio
+import os
 import resource
+import ssl
 import sys
+
+TLS = None
+if os.environ.get("TLS") == "1":
+    TLS = ssl.create_default_context()
+    TLS.check_hostname = False
+    TLS.verify_mode = ssl.CERT_NONE
+    TLS.set_alpn_protocols(["http/1.1"])
 
 
 async def one(port, sem, held):
     async with sem:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=TLS), 10)
             writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: conns.py\r\n\r\n".encode())
             await writer.drain()
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -31,7 +42,7 @@ async def one(port, sem, held):
                 return False
             held.append(writer)
             return True
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             return False
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Memory per connection: each proxy (same configuration as run.sh) at idle, then holding MEM_CONNS
 # (default 10,000) idle keep-alive HTTP/1.1 connections that have each made one request, then after they
-# close. RSS is VmRSS from /proc, summed over the process tree (nginx: master + workers). Loopback only.
+# close; over plain HTTP and over TLS (MEM_PROTOCOLS). RSS is VmRSS from /proc, summed over the process
+# tree (nginx: master + workers). Loopback only.
 #
-#   MEM_CONNS=10000 CONTENDERS="edgesplit nginx haproxy" BASE_PORT=27100 SKIP_BUILD=1 RESULTS=FILE NICE=-10
+#   MEM_CONNS=10000 MEM_PROTOCOLS="http https" CONTENDERS="edgesplit nginx haproxy" BASE_PORT=27100
+#   SKIP_BUILD=1 RESULTS=FILE NICE=-10
 #   AFTER_WAIT=27 (seconds after the 3 s reading for the second one: RSS 30 s after the close)
 #   EDGESPLIT_BIN=PATH (with SKIP_BUILD: measure that binary instead of target/release/edgesplit)
 set -euo pipefail
@@ -12,6 +14,7 @@ source "$(dirname "$0")/lib.sh"
 MEM_CONNS=${MEM_CONNS:-10000}
 CONTENDERS=${CONTENDERS:-"edgesplit nginx haproxy"}
 read -r -a WHO <<<"$CONTENDERS"
+read -r -a PROTOS <<<"${MEM_PROTOCOLS:-http https}"
 
 ensure_tools nginx haproxy openssl curl ss
 command -v "$PYTHON" >/dev/null || die "no $PYTHON (set PYTHON)"
@@ -28,27 +31,33 @@ ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((MEM_CONNS + 500)) ] || die "open-files limit $(ulimit -n) is too low for $MEM_CONNS connections"
 
 make_work
-BOUND=$((${#WHO[@]} * (150 + ${AFTER_WAIT:-27}) + 60))
-log "${#WHO[@]} contenders x $MEM_CONNS connections; hard time bound $((BOUND / 60))m$((BOUND % 60))s"
+BOUND=$((${#WHO[@]} * ${#PROTOS[@]} * (150 + ${AFTER_WAIT:-27}) + 60))
+log "${#WHO[@]} contenders x ${#PROTOS[@]} protocols x $MEM_CONNS connections; hard time bound $((BOUND / 60))m$((BOUND % 60))s"
 start_watchdog "$BOUND"
 check_ports_free
 make_cert
 start_origins
 
 ROWS=()
+for proto in "${PROTOS[@]}"; do
 for who in "${WHO[@]}"; do
   case $who in
-    edgesplit) start_edgesplit; pid=$EDGESPLIT_PID; port=$E_H1 ;;
-    nginx) start_nginx; pid=$NGINX_PID; port=$N_H1 ;;
-    haproxy) start_haproxy; pid=$HAPROXY_PID; port=$H_H1 ;;
+    edgesplit) start_edgesplit; pid=$EDGESPLIT_PID; port=$E_H1; tls_port=$E_TLS ;;
+    nginx) start_nginx; pid=$NGINX_PID; port=$N_H1; tls_port=$N_TLS ;;
+    haproxy) start_haproxy; pid=$HAPROXY_PID; port=$H_H1; tls_port=$H_TLS ;;
     *) die "unknown contender $who" ;;
   esac
+  case $proto in
+    http) tls=0 ;;
+    https) tls=1; port=$tls_port ;;
+    *) die "unknown protocol $proto (http or https)" ;;
+  esac
   # Idle: started, one request through (so lazily built pools and tables exist), settled.
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" = 200 ] || die "$who does not answer 200"
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' "$proto://127.0.0.1:$port/")" = 200 ] || die "$who does not answer 200 over $proto"
   sleep 2
   idle=$(rss_kib "$pid")
 
-  "$PYTHON" "$LOAD_DIR/conns.py" "$port" "$MEM_CONNS" 120 >"$WORK/conns-$who.out" 2>&1 &
+  TLS=$tls "$PYTHON" "$LOAD_DIR/conns.py" "$port" "$MEM_CONNS" 120 >"$WORK/conns-$who.out" 2>&1 &
   cpid=$!
   PIDS+=("$cpid")
   for _ in $(seq 900); do
@@ -71,16 +80,17 @@ for who in "${WHO[@]}"; do
   left=$(ss -Htn state established "( sport = :$port )" | wc -l)
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  log "$who: idle ${idle} KiB, ${loaded} KiB with ${ok} connections held (${open} established), ${after} KiB 3 s after they closed (${left} still established), ${after30} KiB 30 s after"
+  log "$who over $proto: idle ${idle} KiB, ${loaded} KiB with ${ok} connections held (${open} established), ${after} KiB 3 s after they closed (${left} still established), ${after30} KiB 30 s after"
   per=$(( (loaded - idle) * 1024 / (ok > 0 ? ok : 1) ))
-  ROWS+=("| $who | $((idle / 1024)) MiB | $((loaded / 1024)) MiB | $ok ($open open) | $(( per )) B | $((after / 1024)) MiB | $((after30 / 1024)) MiB |")
+  ROWS+=("| $who | $proto | $((idle / 1024)) MiB | $((loaded / 1024)) MiB | $ok ($open open) | $(( per )) B | $((after / 1024)) MiB | $((after30 / 1024)) MiB |")
+done
 done
 
 {
   echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC'); $(describe_build); $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | head -1 | cut -d' ' -f3)."
   echo
-  echo "| contender | RSS idle | RSS with $MEM_CONNS connections | connections held | per connection | RSS 3 s after they close | 30 s after |"
-  echo "|---|--:|--:|--:|--:|--:|--:|"
+  echo "| contender | protocol | RSS idle | RSS with $MEM_CONNS connections | connections held | per connection | RSS 3 s after they close | 30 s after |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "RSS is VmRSS summed over the process tree (nginx: master and 2 workers; HAProxy: one process, 2 threads; edgesplit: one process, a worker thread per core). Per connection = (RSS held - RSS idle) / connections held. nginx and HAProxy allocate their connection tables (worker_connections, maxconn = 30000) at start, so part of their per-connection cost is already in the idle figure."
