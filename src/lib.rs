@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod plane;
 pub mod proxy;
 pub mod random;
+pub mod rollout;
 pub mod routing;
 pub mod server;
 pub mod store;

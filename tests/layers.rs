@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// listed before it, and from its own (but see `SIDEWAYS`).
 const LAYERS: &[(&str, &[&str])] = &[
     // Pure rules and types: no I/O.
-    ("domain", &["domain", "cd", "evidently", "limits"]),
+    ("domain", &["domain", "cd", "evidently", "limits", "rollout"]),
     // Small services every layer may use: OS files and randomness, TLS material, counters.
     ("support", &["files", "random", "tls", "metrics", "aws_models"]),
     // The file to a validated Config.

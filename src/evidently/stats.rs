@@ -462,14 +462,14 @@ fn norm_cdf(z: f64) -> Option<f64> {
 }
 
 /// Standard normal survival function `1 − Φ(z) = Φ(−z)`.
-fn norm_sf(z: f64) -> Option<f64> {
+pub(crate) fn norm_sf(z: f64) -> Option<f64> {
     norm_cdf(-z)
 }
 
 /// Standard normal quantile for `0 < p < 1`: P. J. Acklam's rational approximation (relative error
 /// 1.15e-9) refined by one Halley step on [`norm_cdf`].
 #[allow(clippy::excessive_precision, reason = "the coefficients as published, to compare them with the source")]
-fn norm_ppf(p: f64) -> Option<f64> {
+pub(crate) fn norm_ppf(p: f64) -> Option<f64> {
     if !(p > 0.0 && p < 1.0) {
         return None;
     }
