@@ -10,7 +10,7 @@
 //!    continuous deployment: policy model, rules, the signed session cookie and every `Set-Cookie`),
 //!    [`evidently`] (the Evidently model, request decoding, ARNs, error shapes, segment patterns,
 //!    evaluation engine, exposures, events and statistics), [`limits`] (input constraints generated
-//!    from the AWS service models).
+//!    from the AWS service models), [`rollout`] (guarded rollouts: the guards' statistics so far).
 //! 2. **Support**: [`files`] (bounded, non-blocking reads of operator files), [`random`] (secrets and
 //!    ids from the OS generator), [`tls`] (certificates, SNI, client TLS), [`metrics`] (atomic counters,
 //!    every line of `/metrics`), [`aws_models`] (`edgesplit install-models`).
@@ -18,7 +18,7 @@
 //!    `FILE:LINE:COL: message`.
 //! 4. **Control plane**: [`plane`] (the state under one lock; typed commands applied by pure rules,
 //!    `Plane::execute` the one writer; compiling and publishing the [`plane::Snapshot`]), [`store`]
-//!    (redb, one transaction per command), [`routing`] (the routing table compiled into the snapshot).
+//!    (redb or PostgreSQL, one transaction per command), [`routing`] (the routing table compiled into the snapshot).
 //! 5. **Data plane**, reading the snapshot only: [`server`] (accept, connection cap, TLS/ALPN, HTTP/1.1 +
 //!    HTTP/2, the watchdog), [`proxy`] (the request path, the origin pool), [`edge_evidently`]
 //!    (Evidently evaluated per request and injected as headers).
