@@ -23,6 +23,18 @@ if [ -z "${NICE:-}" ]; then
   if [ "$(id -u)" = 0 ]; then NICE=-10; else NICE=0; fi
 fi
 RUN=(nice -n "$NICE")
+# PIN=1 (issue 17's layout): the client alone on the first core; the origins and the proxy together on
+# the last, with one worker each (nginx 1 worker, HAProxy 1 thread, edgesplit 1 Tokio worker: it sizes
+# itself to the cores its affinity allows). req/s is then what one core of proxy serves, shared with the
+# origins as on a real host, and not who spreads best over cores the client also needs.
+CLIENT_RUN=("${RUN[@]}")
+if [ -n "${PIN:-}" ]; then
+  LAST_CPU=$(($(nproc) - 1))
+  [ "$LAST_CPU" -ge 1 ] || { echo "PIN needs at least 2 cores" >&2; exit 1; }
+  NPROC=1
+  RUN=(taskset -c "$LAST_CPU" nice -n "$NICE")
+  CLIENT_RUN=(taskset -c 0 nice -n "$NICE")
+fi
 
 # --- ports (all on 127.0.0.1) ---------------------------------------------------------------------------
 BASE_PORT=${BASE_PORT:-27100}

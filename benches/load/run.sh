@@ -12,6 +12,8 @@
 #   or EDGESPLIT_BIN=PATH)
 #   RESULTS=FILE (also write the markdown there)  KEEP_WORK=1 (keep the temp folder with raw outputs)
 #   NICE=-10 (nice value of every bench process; default -10 as root, else 0)
+#   PIN=1 (the client on the first core; origins and proxy, one worker each, on the last: issue 17's
+#   per-core comparison)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -146,8 +148,8 @@ EOF
 client() { # proto url seconds outfile
   local proto=$1 url=$2 secs=$3 out=$4
   case $proto in
-    h1|h1tls) timeout $((secs + 30)) "${RUN[@]}" wrk -t"$CLIENT_THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$WORK/done.lua" "$url" >"$out" 2>&1 ;;
-    h2c|h2tls) timeout $((secs + 30)) "${RUN[@]}" h2load -t"$CLIENT_THREADS" -c"$CONNS" -m"$H2_STREAMS" -D"$secs" "$url" >"$out" 2>&1 ;;
+    h1|h1tls) timeout $((secs + 30)) "${CLIENT_RUN[@]}" wrk -t"$CLIENT_THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$WORK/done.lua" "$url" >"$out" 2>&1 ;;
+    h2c|h2tls) timeout $((secs + 30)) "${CLIENT_RUN[@]}" h2load -t"$CLIENT_THREADS" -c"$CONNS" -m"$H2_STREAMS" -D"$secs" "$url" >"$out" 2>&1 ;;
   esac
 }
 
@@ -185,7 +187,12 @@ for round in $(seq "$ROUNDS"); do
 done
 
 {
-  echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC'); $(describe_build); $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), shared by the client, both origins and the proxy; load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  if [ -n "${PIN:-}" ]; then
+    layout="pinned (PIN=1): the client alone on core 0, both origins and the proxy on core $LAST_CPU, one worker each (nginx 1 worker, HAProxy 1 thread, edgesplit 1 Tokio worker), so req/s is per proxy core"
+  else
+    layout="shared by the client, both origins and the proxy"
+  fi
+  echo "Measured $(date -u +'%Y-%m-%d %H:%M UTC'); $(describe_build); $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $layout; load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(h2load --version | head -1), $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | head -1 | cut -d' ' -f3). $ROUNDS rounds of ${DURATION}s after ${WARMUP}s warm-up; $CONNS connections, $CLIENT_THREADS client thread(s); h2load $H2_STREAMS streams per connection. Every bench process at nice $NICE."
   echo
   "$PYTHON" "$LOAD_DIR/report.py" "$MANIFEST"
