@@ -77,6 +77,17 @@ ensure_tools() {
   done
 }
 
+# Sets EDGESPLIT_BIN: with SKIP_BUILD, the binary as it is (EDGESPLIT_BIN, or target/release/edgesplit);
+# otherwise a fresh release build.
+edgesplit_binary() {
+  if [ -n "${SKIP_BUILD:-}" ]; then
+    EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
+    [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
+  else
+    build_edgesplit
+  fi
+}
+
 build_edgesplit() {
   log "building edgesplit (cargo build --release --locked --bin edgesplit)"
   (cd "$REPO_DIR" && cargo build --release --locked --bin edgesplit) >&2

@@ -18,12 +18,7 @@ read -r -a PROTOS <<<"${MEM_PROTOCOLS:-http https}"
 
 ensure_tools nginx haproxy openssl curl ss
 command -v "$PYTHON" >/dev/null || die "no $PYTHON (set PYTHON)"
-if [ -n "${SKIP_BUILD:-}" ]; then
-  EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
-  [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
-else
-  build_edgesplit
-fi
+edgesplit_binary
 
 # Every process started from here inherits the raised limit: the client needs MEM_CONNS descriptors,
 # a proxy MEM_CONNS plus its origin connections.

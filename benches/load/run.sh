@@ -33,12 +33,7 @@ EXPECTED=$((MEASUREMENTS * (WARMUP + DURATION + 1) + 20))
 BOUND=$((MEASUREMENTS * (WARMUP + DURATION + 15) + 120))
 
 ensure_tools wrk h2load nginx haproxy openssl curl ss
-if [ -n "${SKIP_BUILD:-}" ]; then
-  EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
-  [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
-else
-  build_edgesplit
-fi
+edgesplit_binary
 
 make_work
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)

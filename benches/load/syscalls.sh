@@ -13,12 +13,7 @@ read -r -a WHO <<<"$CONTENDERS"
 ensure_tools nginx haproxy wrk openssl curl
 command -v strace >/dev/null || die "strace is needed (apt-get install strace)"
 command -v perf >/dev/null || die "perf is needed (apt-get install linux-perf)"
-if [ -n "${SKIP_BUILD:-}" ]; then
-  EDGESPLIT_BIN=${EDGESPLIT_BIN:-"$REPO_DIR/target/release/edgesplit"}
-  [ -x "$EDGESPLIT_BIN" ] || die "SKIP_BUILD set but no $EDGESPLIT_BIN"
-else
-  build_edgesplit
-fi
+edgesplit_binary
 
 make_work
 start_watchdog $((${#WHO[@]} * 60 + 60))
