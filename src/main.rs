@@ -184,25 +184,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// Opens the store `config` names (without a last-known-good copy: these commands only read or write
-/// the database) and runs `f` on it; prints its report on standard error.
+/// Opens the store `config` names (`Store::of`, without a last-known-good copy: these commands only
+/// read or write the database) and runs `f` on it; prints its report on standard error.
 fn transfer(config: &std::path::Path, f: impl FnOnce(&edgesplit::store::Store) -> Result<String, String>) -> ExitCode {
-    use edgesplit::store::Store;
-    let config = match config::load(config) {
+    let mut config = match config::load(config) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(2);
         }
     };
-    let store = match (&config.postgres, &config.store_path) {
-        (Some(pg), _) => Store::postgres(pg, None),
-        (None, Some(path)) => Store::open(path),
-        (None, None) => {
-            eprintln!("edgesplit: the config names no store: set [store] path, or backend = \"postgres\"");
-            return ExitCode::from(2);
-        }
-    };
+    if config.postgres.is_none() && config.store_path.is_none() {
+        eprintln!("edgesplit: the config names no store: set [store] path, or backend = \"postgres\"");
+        return ExitCode::from(2);
+    }
+    // With PostgreSQL, `path` holds a running instance's last-known-good copy: not these commands'.
+    if config.postgres.is_some() {
+        config.store_path = None;
+    }
+    let store = edgesplit::store::Store::of(&config);
     match store.map_err(|e| e.to_string()).and_then(|store| f(&store)) {
         Ok(report) => {
             eprintln!("edgesplit: {report}");
