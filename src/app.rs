@@ -90,6 +90,7 @@ pub async fn start(
     let plane = Arc::new(Plane::new(config.clone()).map_err(StartError::Plane)?);
     plane.follow();
     plane.share_exposures();
+    plane.drive_rollouts();
     let metrics = plane.metrics.clone();
     let proxy = Proxy::new(
         plane.snapshot(),

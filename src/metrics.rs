@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::{Reason, Target};
+use crate::rollout::guard::{ArmCounts, BUCKETS, LatencyHistogram};
 
 /// Upper bounds of the latency histogram, in seconds.
 const LATENCY_BOUNDS: [f64; 14] =
@@ -51,6 +52,8 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct TargetMetrics {
     by_class: [AtomicU64; 5],
     pub latency: Histogram,
+    /// What the guards of a rollout read.
+    pub guard: GuardCounts,
 }
 
 impl TargetMetrics {
@@ -58,6 +61,44 @@ impl TargetMetrics {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].fetch_add(1, Relaxed);
         self.latency.observe(elapsed);
+        self.guard.latency[LatencyHistogram::bucket_of(elapsed)].fetch_add(1, Relaxed);
+    }
+}
+
+/// One arm's counts as a rollout's guards read them (`rollout::guard`): every answer, 5xx answers
+/// (edgesplit's own 502 and 504 for connect failures and timeouts among them), and connections staging
+/// refused before the request went to primary instead, in the guards' latency buckets. Cumulative; the
+/// driver reads them at a step's start and subtracts. The request count is the by-class sum, so a
+/// request costs one more atomic add here, for its latency bucket.
+pub struct GuardCounts {
+    latency: [AtomicU64; BUCKETS],
+    /// Connections refused, counted as errors with no latency.
+    refused: AtomicU64,
+}
+
+impl Default for GuardCounts {
+    fn default() -> Self {
+        GuardCounts { latency: std::array::from_fn(|_| AtomicU64::new(0)), refused: AtomicU64::new(0) }
+    }
+}
+
+impl GuardCounts {
+    /// A connection this arm refused, whose request another arm answered.
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
+    }
+}
+
+impl TargetMetrics {
+    /// The counts so far, for the guards.
+    pub fn guard_counts(&self) -> ArmCounts {
+        let refused = self.guard.refused.load(Relaxed);
+        let answered: u64 = self.by_class.iter().map(|c| c.load(Relaxed)).sum();
+        ArmCounts {
+            requests: answered + refused,
+            errors: self.by_class[4].load(Relaxed) + refused,
+            latency: LatencyHistogram::from_counts(std::array::from_fn(|i| self.guard.latency[i].load(Relaxed))),
+        }
     }
 }
 
@@ -118,6 +159,8 @@ pub struct Metrics {
     pub send_timeouts: AtomicU64,
     /// Edge evaluations by (project, feature, variation, reason).
     evaluations: Mutex<EvaluationCounters>,
+    /// The rollout driver's last reading, by distribution.
+    rollouts: Mutex<BTreeMap<String, crate::rollout::Figures>>,
 }
 
 impl Metrics {
@@ -137,6 +180,20 @@ impl Metrics {
         }
         let variations = m.entry(project.to_owned()).or_default().entry(feature.to_owned()).or_default();
         variations.entry(variation.to_owned()).or_default().entry(reason).or_default().clone()
+    }
+
+    /// Keeps the rollout driver's last reading of a distribution (`None` forgets it).
+    pub fn set_rollout_figures(&self, distribution: &str, figures: Option<crate::rollout::Figures>) {
+        let mut m = self.rollouts.lock().unwrap_or_else(|e| e.into_inner());
+        match figures {
+            Some(f) => m.insert(distribution.to_string(), f),
+            None => m.remove(distribution),
+        };
+    }
+
+    /// The rollout driver's last reading of a distribution.
+    pub fn rollout_figures(&self, distribution: &str) -> Option<crate::rollout::Figures> {
+        self.rollouts.lock().unwrap_or_else(|e| e.into_inner()).get(distribution).cloned()
     }
 
     pub(crate) fn upstream_error(&self, kind: UpstreamError) {
@@ -255,6 +312,73 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The rollout families: each rollout's state, step and weight, and the guards' figures per arm over
+    /// the step's window (from the driver's last evaluation, on the instance that drives it).
+    fn render_rollouts(&self, out: &mut String, rollouts: &[(String, crate::rollout::State, usize, f64)]) {
+        out.push_str(
+            "# HELP edgesplit_rollout_state A distribution's guarded rollout: 1 for the state it is in.
+             # TYPE edgesplit_rollout_state gauge
+",
+        );
+        for (d, state, _, _) in rollouts {
+            for s in crate::rollout::State::ALL {
+                let _ = writeln!(
+                    out,
+                    "edgesplit_rollout_state{{distribution=\"{}\",state=\"{}\"}} {}",
+                    label(d),
+                    s.as_str(),
+                    u8::from(s == *state)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP edgesplit_rollout_step The rollout's current step, from 1.
+# TYPE edgesplit_rollout_step gauge
+",
+        );
+        for (d, _, step, _) in rollouts {
+            let _ = writeln!(out, "edgesplit_rollout_step{{distribution=\"{}\"}} {step}", label(d));
+        }
+        out.push_str(
+            "# HELP edgesplit_rollout_weight Staging's share in force, as the rollout set it.
+             # TYPE edgesplit_rollout_weight gauge
+",
+        );
+        for (d, _, _, weight) in rollouts {
+            let _ = writeln!(out, "edgesplit_rollout_weight{{distribution=\"{}\"}} {weight}", label(d));
+        }
+        out.push_str(
+            "# HELP edgesplit_rollout_guard_requests Requests in the current step's window, by arm.
+             # TYPE edgesplit_rollout_guard_requests gauge
+             # HELP edgesplit_rollout_guard_errors Errors (5xx, connect failures, timeouts) in the window, by arm.
+             # TYPE edgesplit_rollout_guard_errors gauge
+             # HELP edgesplit_rollout_guard_latency_seconds The latency guard's quantile in the window, by arm (its bucket's upper bound).
+             # TYPE edgesplit_rollout_guard_latency_seconds gauge
+             # HELP edgesplit_rollout_guard_breach 1 when the last evaluation found a breach.
+             # TYPE edgesplit_rollout_guard_breach gauge
+",
+        );
+        let figures = self.rollouts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (d, f) in &figures {
+            for (target, arm) in [("primary", &f.primary), ("staging", &f.staging)] {
+                let labels = format!("distribution=\"{}\",target=\"{target}\"", label(d));
+                let _ = writeln!(out, "edgesplit_rollout_guard_requests{{{labels}}} {}", arm.requests);
+                let _ = writeln!(out, "edgesplit_rollout_guard_errors{{{labels}}} {}", arm.errors);
+                if let Some(ms) = arm.p99_ms {
+                    let _ = writeln!(out, "edgesplit_rollout_guard_latency_seconds{{{labels}}} {}", ms / 1000.0);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "edgesplit_rollout_guard_breach{{distribution=\"{}\"}} {}",
+                label(d),
+                u8::from(f.verdict == "breach")
+            );
+        }
+    }
+}
+
 /// A Prometheus label value: `\`, `"` and newlines escaped, as the text format requires.
 /// One group of one running launch's metric monitor, aggregated from the stored moments.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +402,8 @@ pub(crate) struct Outside {
     pub monitors: Vec<MonitorFigure>,
     /// The fleet store (PostgreSQL): reachable at the last call, and calls failed so far.
     pub store: Option<(bool, u64)>,
+    /// Each distribution's rollout: (distribution, state, 1-based step, staging weight in force).
+    pub rollouts: Vec<(String, crate::rollout::State, usize, f64)>,
 }
 
 impl Metrics {
@@ -292,6 +418,7 @@ impl Metrics {
         for (reason, n) in &outside.auth_denied {
             let _ = writeln!(out, "edgesplit_admin_auth_denied_total{{reason=\"{reason}\"}} {n}");
         }
+        self.render_rollouts(&mut out, &outside.rollouts);
         let (recorded, dropped, unshared) = outside.exposures;
         let _ = write!(
             out,

@@ -627,6 +627,7 @@ mod tests {
             upstream_idle: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(1),
             config_poll: Duration::from_secs(1),
+            rollout_interval: Duration::from_secs(1),
         }
     }
 

@@ -272,7 +272,9 @@ fn delete(plane: &Plane, id: &str, if_match: Option<&str>) -> CfResult<()> {
 fn policy(r: Result<Outcome, ExecuteError>) -> CfResult<StoredPolicy> {
     match r.map_err(from_execute)? {
         Outcome::Policy(p) => Ok(p),
-        Outcome::Resource(_) | Outcome::Deleted => Err(err(CfCode::InternalError, "The write answered no policy.")),
+        Outcome::Resource(_) | Outcome::Rollout(_) | Outcome::Deleted => {
+            Err(err(CfCode::InternalError, "The write answered no policy."))
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The admin listener (default 127.0.0.1:9901): `/healthz`, `/readyz`, `/metrics`, and the AWS
 //! wire-compatible APIs: CloudFront's continuous deployment policies under `/2020-05-31/` ([`cloudfront`])
-//! and Evidently ([`evidently`]). It ignores the Host header for routing (D7), and routes on the raw path,
+//! and Evidently ([`evidently`]); and edgesplit's own guarded rollouts under `/edgesplit/` ([`rollouts`]). It ignores the Host header for routing (D7), and routes on the raw path,
 //! percent-decoding each segment after splitting, so ARNs with `%2F` stay one segment.
 //!
 //! Every API call is checked with AWS Signature Version 4 ([`sigv4`]) once its body is read (a body over
@@ -10,6 +10,7 @@
 
 pub mod cloudfront;
 pub mod evidently;
+pub mod rollouts;
 pub mod sigv4;
 pub mod xml;
 
@@ -81,6 +82,7 @@ impl Auth {
             // CloudFront is a global service whose requests are signed for us-east-1, as on AWS.
             Api::CloudFront => sigv4::Scope { service: "cloudfront", region: Some("us-east-1"), double_encode: true },
             Api::Evidently => sigv4::Scope { service: "evidently", region: None, double_encode: true },
+            Api::Rollouts => sigv4::Scope { service: "edgesplit", region: None, double_encode: true },
         };
         let req = sigv4::Signed {
             method: parts.method.as_str(),
@@ -130,6 +132,8 @@ impl Auth {
 enum Api {
     CloudFront,
     Evidently,
+    /// edgesplit's own: guarded rollouts.
+    Rollouts,
 }
 
 impl Api {
@@ -138,6 +142,8 @@ impl Api {
             Some(Api::CloudFront)
         } else if evidently::owns(path) {
             Some(Api::Evidently)
+        } else if path.starts_with(rollouts::PREFIX) {
+            Some(Api::Rollouts)
         } else {
             None
         }
@@ -147,6 +153,7 @@ impl Api {
         match self {
             Api::CloudFront => "cloudfront",
             Api::Evidently => "evidently",
+            Api::Rollouts => "edgesplit",
         }
     }
 
@@ -157,7 +164,7 @@ impl Api {
                 let e = cloudfront::CfError::new(cloudfront::CfCode::AccessDenied, message);
                 cloudfront::error_response(&e, &request_id())
             }
-            Api::Evidently => evidently::error_response(&evidently::access_denied(message)),
+            Api::Evidently | Api::Rollouts => evidently::error_response(&evidently::access_denied(message)),
         }
     }
 
@@ -172,7 +179,7 @@ impl Api {
                 );
                 cloudfront::error_response(&e, &request_id())
             }
-            Api::Evidently => evidently::error_response(&evidently::EvError {
+            Api::Evidently | Api::Rollouts => evidently::error_response(&evidently::EvError {
                 code: evidently::EvCode::TooLarge,
                 ..evidently::invalid("body", format!("is larger than {MAX_BODY} bytes or was cut short"))
             }),
@@ -205,6 +212,7 @@ impl Admin {
                     exposures: (x.recorded.load(Relaxed), x.dropped.load(Relaxed), x.unshared.load(Relaxed)),
                     monitors: self.plane.launch_monitors(),
                     store: self.plane.store.health().map(|h| (h.up(), h.failures.load(Relaxed))),
+                    rollouts: self.plane.rollout_states(),
                 };
                 let mut r = text(StatusCode::OK, self.plane.metrics.render_all(&outside));
                 r.headers_mut().insert(
@@ -256,6 +264,13 @@ impl Admin {
                 let query: Vec<(String, String)> = parts_query(parts.uri.query());
                 let call = evidently::EvCall { method: parts.method, segments, query, body };
                 evidently::handle(&self.plane, call).await
+            }
+            Api::Rollouts => {
+                let rest = path.strip_prefix(rollouts::PREFIX).unwrap_or_default();
+                let Some(segments) = rest.split('/').map(percent_decode).collect::<Option<Vec<_>>>() else {
+                    return evidently::error_response(&evidently::invalid("path", "is not valid percent-encoding"));
+                };
+                rollouts::handle(&self.plane, rollouts::Call { method: parts.method, segments, body }).await
             }
         }
     }

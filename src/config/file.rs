@@ -82,6 +82,7 @@ pub(crate) struct FileTimeouts {
     pub upstream_idle: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
     pub config_poll: Option<Spanned<String>>,
+    pub rollout_interval: Option<Spanned<String>>,
 }
 
 /// `[limits]`

@@ -236,6 +236,8 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
     /// How often the config file is checked for changes (0 turns polling off; SIGHUP still reloads).
     pub config_poll: Duration,
+    /// How often guarded rollouts are evaluated (their guards read, their steps advanced).
+    pub rollout_interval: Duration,
 }
 
 /// `limits.max_headers` when unset: hyper's own default, which lets hyper parse heads into an inline array.

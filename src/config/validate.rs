@@ -258,6 +258,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         upstream_idle: duration(&t.upstream_idle, Duration::from_secs(90), false, p),
         shutdown_grace: duration(&t.shutdown_grace, Duration::from_secs(30), true, p),
         config_poll: duration(&t.config_poll, Duration::from_secs(2), true, p),
+        rollout_interval: duration(&t.rollout_interval, Duration::from_secs(1), false, p),
     };
 
     let l = &fc.limits;

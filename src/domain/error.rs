@@ -13,6 +13,10 @@ pub enum ResourceKind {
     Launch,
     Experiment,
     Segment,
+    /// A distribution of the config file.
+    Distribution,
+    /// A distribution's guarded rollout.
+    Rollout,
     /// Any taggable resource, named by an ARN that names none (TagResource, ListTagsForResource).
     Resource,
 }
@@ -27,6 +31,8 @@ impl ResourceKind {
             ResourceKind::Launch => "launch",
             ResourceKind::Experiment => "experiment",
             ResourceKind::Segment => "segment",
+            ResourceKind::Distribution => "distribution",
+            ResourceKind::Rollout => "rollout",
             ResourceKind::Resource => "resource",
         }
     }
@@ -40,6 +46,8 @@ impl ResourceKind {
             ResourceKind::Launch => "launches",
             ResourceKind::Experiment => "experiments",
             ResourceKind::Segment => "segments",
+            ResourceKind::Distribution => "distributions",
+            ResourceKind::Rollout => "rollouts",
             ResourceKind::Resource => "resources",
         }
     }
@@ -61,6 +69,9 @@ pub enum ResourceId {
     Launch(String, String),
     Experiment(String, String),
     Segment(String),
+    Distribution(String),
+    /// A distribution's rollout, by distribution id.
+    Rollout(String),
     /// A resource named only by an ARN that is not one of this account's, or names nothing.
     Arn(ResourceKind, String),
 }
@@ -74,6 +85,8 @@ impl ResourceId {
             ResourceId::Launch(..) => ResourceKind::Launch,
             ResourceId::Experiment(..) => ResourceKind::Experiment,
             ResourceId::Segment(_) => ResourceKind::Segment,
+            ResourceId::Distribution(_) => ResourceKind::Distribution,
+            ResourceId::Rollout(_) => ResourceKind::Rollout,
             ResourceId::Arn(kind, _) => *kind,
         }
     }
@@ -152,7 +165,11 @@ impl std::fmt::Display for ResourceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = self.kind().name();
         match self {
-            ResourceId::Policy(n) | ResourceId::Project(n) | ResourceId::Segment(n) => write!(f, "{kind} `{n}`"),
+            ResourceId::Policy(n)
+            | ResourceId::Project(n)
+            | ResourceId::Segment(n)
+            | ResourceId::Distribution(n)
+            | ResourceId::Rollout(n) => write!(f, "{kind} `{n}`"),
             ResourceId::Feature(p, n) | ResourceId::Launch(p, n) | ResourceId::Experiment(p, n) => {
                 write!(f, "{kind} `{p}/{n}`")
             }

@@ -43,7 +43,7 @@ impl Arns {
     /// The ARN of `id` (a policy's is its id: CloudFront names policies by id).
     pub fn of(&self, id: &ResourceId) -> String {
         match id {
-            ResourceId::Policy(id) => id.clone(),
+            ResourceId::Policy(id) | ResourceId::Distribution(id) | ResourceId::Rollout(id) => id.clone(),
             ResourceId::Project(p) => self.project(p),
             ResourceId::Feature(p, f) => self.feature(p, f),
             ResourceId::Launch(p, l) => self.launch(p, l),

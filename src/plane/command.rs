@@ -117,6 +117,17 @@ pub enum Command {
         add: Tags,
         remove: Vec<String>,
     },
+    /// Starts a guarded rollout of the distribution's policy (replacing an ended one).
+    StartRollout {
+        distribution: String,
+        spec: crate::rollout::Spec,
+    },
+    /// Moves a distribution's rollout: the operator's pause, resume and abort, the driver's advance,
+    /// finish and rollback.
+    MoveRollout {
+        distribution: String,
+        action: crate::rollout::Action,
+    },
 }
 
 /// What the world gives a command: the time, and ids and versions no one can guess (drawn by the
@@ -149,6 +160,8 @@ pub enum Change {
     PutResource(Resource),
     /// An Evidently resource, by its store key (`Resource::key`).
     DeleteResource(String),
+    /// A distribution's rollout, written whole.
+    PutRollout(crate::rollout::Rollout),
 }
 
 /// What a command answers with, once committed.
@@ -157,14 +170,16 @@ pub enum Outcome {
     Policy(StoredPolicy),
     /// The Evidently resource as written.
     Resource(Resource),
+    /// The rollout as written.
+    Rollout(crate::rollout::Rollout),
     Deleted,
 }
 
 /// The changes and the answer of one applied command.
 #[derive(Debug)]
 pub struct Applied {
-    pub changes: Vec<Change>,
-    pub outcome: Outcome,
+    pub(super) changes: Vec<Change>,
+    pub(super) outcome: Outcome,
 }
 
 impl Applied {
@@ -207,6 +222,7 @@ pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, D
             if let Some(d) = st.config.distributions.iter().find(|d| d.policy_id.as_deref() == Some(id.as_str())) {
                 return Err(DomainError::PolicyInUse { id, distribution: d.id.clone() });
             }
+            super::rollouts::check_not_driven(st, &id)?;
             Applied { changes: vec![Change::DeletePolicy(id)], outcome: Outcome::Deleted }
         }
         Command::CreateProject(p) => Applied::put(Resource::Project(ev::create_project(e, q, p, t)?)),
@@ -258,6 +274,8 @@ pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, D
             Applied::put(Resource::Experiment(ev::stop(x, stop, t)?))
         }
         Command::Retag { resource, add, remove } => Applied::put(ev::retag(e, &resource, add, &remove)?),
+        Command::StartRollout { distribution, spec } => super::rollouts::start(st, distribution, spec, fresh)?,
+        Command::MoveRollout { distribution, action } => super::rollouts::apply(st, &distribution, action, fresh)?,
     })
 }
 
@@ -333,6 +351,7 @@ mod tests {
             config,
             policies: Default::default(),
             evidently: Default::default(),
+            rollouts: Default::default(),
             inline_epochs: Default::default(),
             cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
         }

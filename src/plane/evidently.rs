@@ -357,7 +357,7 @@ pub fn resource(ev: &EvResources, id: &ResourceId) -> DomainResult<Resource> {
         ResourceId::Launch(p, n) => ev.launches.get(&pair(p, n)).cloned().map(Resource::Launch),
         ResourceId::Experiment(p, n) => ev.experiments.get(&pair(p, n)).cloned().map(Resource::Experiment),
         ResourceId::Segment(s) => ev.segments.get(s).cloned().map(Resource::Segment),
-        ResourceId::Policy(_) | ResourceId::Arn(..) => None,
+        ResourceId::Policy(_) | ResourceId::Distribution(_) | ResourceId::Rollout(_) | ResourceId::Arn(..) => None,
     };
     found.ok_or_else(|| DomainError::NotFound(id.clone()))
 }

@@ -8,6 +8,7 @@ mod declare;
 mod events;
 pub mod evidently;
 pub mod results;
+pub mod rollouts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -82,6 +83,8 @@ pub struct ControlState {
     pub policies: BTreeMap<String, StoredPolicy>,
     /// Evidently's projects, features, launches, experiments and segments.
     pub evidently: EvResources,
+    /// Guarded rollouts by distribution id.
+    pub rollouts: BTreeMap<String, crate::rollout::Rollout>,
     inline_epochs: HashMap<String, u64>,
     cookie_key: CookieKey,
 }
@@ -98,12 +101,22 @@ impl ControlState {
             }
             command::Change::PutResource(r) => self.evidently.put(r),
             command::Change::DeleteResource(key) => self.evidently.remove(&key),
+            command::Change::PutRollout(r) => {
+                self.rollouts.insert(r.distribution.clone(), r);
+            }
         }
     }
 }
 
-/// The policies and Evidently resources the store holds, read in one transaction.
-fn stored_state(store: &Store) -> Result<(BTreeMap<String, StoredPolicy>, EvResources), StoreError> {
+/// What the store holds of the control state, read in one transaction.
+struct Stored {
+    policies: BTreeMap<String, StoredPolicy>,
+    evidently: EvResources,
+    rollouts: BTreeMap<String, crate::rollout::Rollout>,
+}
+
+/// The policies, Evidently resources and rollouts the store holds, read in one transaction.
+fn stored_state(store: &Store) -> Result<Stored, StoreError> {
     let loaded = store.load()?;
     let policies = loaded.policies.into_iter().map(|p| (p.id.clone(), p)).collect();
     let mut evidently = EvResources::default();
@@ -113,14 +126,16 @@ fn stored_state(store: &Store) -> Result<(BTreeMap<String, StoredPolicy>, EvReso
             None => tracing::warn!(key, "Unreadable Evidently resource in the store; skipped"),
         }
     }
-    Ok((policies, evidently))
+    let rollouts = loaded.rollouts.into_iter().map(|r| (r.distribution.clone(), r)).collect();
+    Ok(Stored { policies, evidently, rollouts })
 }
 
 /// Replaces the stored part of `st` (policies, Evidently resources) with what the store holds now.
 fn reload(store: &Store, st: &mut ControlState) -> Result<(), StoreError> {
-    let (policies, evidently) = stored_state(store)?;
-    st.policies = policies;
-    st.evidently = evidently;
+    let stored = stored_state(store)?;
+    st.policies = stored.policies;
+    st.evidently = stored.evidently;
+    st.rollouts = stored.rollouts;
     Ok(())
 }
 
@@ -138,6 +153,11 @@ fn rows(changes: &[command::Change]) -> Vec<Row> {
             command::Change::DeletePolicy(id) => Row { table: Table::Policies, key: id.clone(), value: None },
             command::Change::PutResource(r) => evidently(r.key(), Some(r.to_json())),
             command::Change::DeleteResource(key) => evidently(key.clone(), None),
+            command::Change::PutRollout(r) => Row {
+                table: Table::Rollouts,
+                key: r.distribution.clone(),
+                value: Some(serde_json::to_vec(r).unwrap_or_default()),
+            },
         })
         .collect()
 }
@@ -200,12 +220,12 @@ impl Plane {
         crate::random::check().map_err(|e| format!("the OS random generator failed: {e}"))?;
         let max_exposures = config.quotas.exposures;
         let store = Store::of(&config).map_err(|e| e.to_string())?;
-        let (policies, evidently) = stored_state(&store).map_err(|e| e.to_string())?;
+        let Stored { policies, evidently, rollouts } = stored_state(&store).map_err(|e| e.to_string())?;
         let cookie_key = cookie_key(&config, &store).map_err(|e| e.to_string())?;
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
         let declared = config.declared.clone();
-        let mut st = ControlState { config, policies, evidently, inline_epochs: HashMap::new(), cookie_key };
+        let mut st = ControlState { config, policies, evidently, rollouts, inline_epochs: HashMap::new(), cookie_key };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let published = ArcSwap::from_pointee(compile(&st, &metrics, &health, None));
         let plane = Plane {

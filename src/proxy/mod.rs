@@ -424,6 +424,8 @@ impl Proxy {
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
             origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
             self.metrics.upstream_error(UpstreamError::Connect);
+            // Primary answers this request, but staging failed it: its guards count the failure.
+            dist.metrics.staging.guard.refused();
             tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, "Staging refused the connection; sending to primary");
             if let Some(primary) = dist.primary.pick_any()
                 && aim(&mut parts, primary, &dist.primary, &path, &host, false)

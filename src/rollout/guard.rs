@@ -229,6 +229,20 @@ impl ArmCounts {
     }
 
     /// Adds another window's or instance's counts to these.
+    /// The counts added since `earlier`, both cumulative counts of the same arm (a window from two
+    /// readings of the same counters).
+    pub fn since(&self, earlier: &ArmCounts) -> ArmCounts {
+        let mut counts = [0; BUCKETS];
+        for ((c, now), then) in counts.iter_mut().zip(self.latency.counts()).zip(earlier.latency.counts()) {
+            *c = now.saturating_sub(*then);
+        }
+        ArmCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            errors: self.errors.saturating_sub(earlier.errors),
+            latency: LatencyHistogram::from_counts(counts),
+        }
+    }
+
     pub fn merge(&mut self, other: &ArmCounts) {
         self.requests = self.requests.saturating_add(other.requests);
         self.errors = self.errors.saturating_add(other.errors);
@@ -241,8 +255,10 @@ impl ArmCounts {
     }
 }
 
-/// The guards of a rollout step; a guard left out is not checked.
-#[derive(Debug, Clone, PartialEq)]
+/// The guards of a rollout step; a guard left out (JSON `null`) is not checked, one not named has its
+/// defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GuardConfig {
     /// Staging's error rate against primary's, and against a ceiling.
     pub error_rate: Option<ErrorRateGuard>,
@@ -258,7 +274,8 @@ impl Default for GuardConfig {
 }
 
 /// Staging's error rate against primary's: the one-sided two-proportion z-test of the module doc.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ErrorRateGuard {
     /// The test's false-alarm probability per evaluation (one-sided).
     pub alpha: f64,
@@ -280,7 +297,8 @@ impl Default for ErrorRateGuard {
 }
 
 /// Staging's latency quantile against primary's: the exceedance test of the module doc.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LatencyGuard {
     /// The quantile compared, in `(0, 1)`: 0.99 compares the p99.
     pub quantile: f64,
@@ -289,10 +307,12 @@ pub struct LatencyGuard {
     /// Latencies each arm needs before the test runs (and staging before the limit applies).
     pub min_requests: u64,
     /// How much slower staging's quantile must be than primary's, at least, for a breach.
+    #[serde(with = "super::duration")]
     pub min_slowdown: Duration,
     /// And by how much, relatively (0.2 = 20 % slower).
     pub min_slowdown_ratio: f64,
     /// An absolute limit on staging's quantile.
+    #[serde(with = "super::duration::option")]
     pub limit: Option<Duration>,
 }
 

@@ -32,7 +32,7 @@ pub const DUMP_CAP: u64 = 1 << 30;
 pub struct Dump {
     pub revision: u64,
     /// Indexed by [`Table`] (`Table::X as usize`).
-    pub tables: [BTreeMap<String, Vec<u8>>; 4],
+    pub tables: [BTreeMap<String, Vec<u8>>; 5],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +45,8 @@ struct Wire {
     meta: BTreeMap<String, String>,
     #[serde(default)]
     results: BTreeMap<String, Box<RawValue>>,
+    #[serde(default)]
+    rollouts: BTreeMap<String, Box<RawValue>>,
 }
 
 impl Dump {
@@ -75,7 +77,9 @@ impl Dump {
 
     /// Whether it holds no control state (policies, Evidently resources) and no results.
     pub fn is_empty(&self) -> bool {
-        [Table::Policies, Table::Evidently, Table::Results].iter().all(|t| self.tables[*t as usize].is_empty())
+        [Table::Policies, Table::Evidently, Table::Results, Table::Rollouts]
+            .iter()
+            .all(|t| self.tables[*t as usize].is_empty())
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
@@ -98,6 +102,7 @@ impl Dump {
             evidently: raw(Table::Evidently)?,
             meta: self.tables[Table::Meta as usize].iter().map(|(k, v)| (k.clone(), STANDARD.encode(v))).collect(),
             results: raw(Table::Results)?,
+            rollouts: raw(Table::Rollouts)?,
         };
         let mut out = serde_json::to_vec_pretty(&wire).map_err(|e| StoreError::Failed(e.to_string()))?;
         out.push(b'\n');
@@ -118,7 +123,10 @@ impl Dump {
             let bytes = STANDARD.decode(&v).map_err(|e| format!("meta `{k}` is not base64: {e}"))?;
             meta.insert(k, bytes);
         }
-        Ok(Dump { revision: wire.revision, tables: [raw(wire.policies), raw(wire.evidently), meta, raw(wire.results)] })
+        Ok(Dump {
+            revision: wire.revision,
+            tables: [raw(wire.policies), raw(wire.evidently), meta, raw(wire.results), raw(wire.rollouts)],
+        })
     }
 
     /// Reads the dump at `path`; `Ok(None)` if there is none.

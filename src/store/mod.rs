@@ -37,10 +37,12 @@ pub enum Table {
     /// Experiment and launch metric moments by series bucket, as JSON (written by imports only; events
     /// add to them through [`Store::add_results`]).
     Results = 3,
+    /// Guarded rollouts by distribution id, as JSON (`rollout::Rollout`).
+    Rollouts = 4,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Policies, Table::Evidently, Table::Meta, Table::Results];
+    pub const ALL: [Table; 5] = [Table::Policies, Table::Evidently, Table::Meta, Table::Results, Table::Rollouts];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +50,7 @@ impl Table {
             Table::Evidently => "Evidently resource",
             Table::Meta => "meta",
             Table::Results => "result",
+            Table::Rollouts => "rollout",
         }
     }
 }
@@ -82,6 +85,7 @@ pub struct Loaded {
     pub policies: Vec<StoredPolicy>,
     /// Evidently resources as (store key, JSON).
     pub evidently: Vec<(String, Vec<u8>)>,
+    pub rollouts: Vec<crate::rollout::Rollout>,
 }
 
 impl Loaded {
@@ -93,8 +97,17 @@ impl Loaded {
             })
             .collect::<Result<_, _>>()?;
         let evidently = dump.tables[Table::Evidently as usize].iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Loaded { policies, evidently })
+        let rollouts = rollouts(dump.tables[Table::Rollouts as usize].iter())?;
+        Ok(Loaded { policies, evidently, rollouts })
     }
+}
+
+/// Stored rollouts, read; one that does not read fails the load (the driver must not forget it).
+fn rollouts<'a>(
+    rows: impl Iterator<Item = (&'a String, &'a Vec<u8>)>,
+) -> Result<Vec<crate::rollout::Rollout>, StoreError> {
+    rows.map(|(k, v)| serde_json::from_slice(v).map_err(|e| StoreError::Failed(format!("stored rollout `{k}`: {e}"))))
+        .collect()
 }
 
 pub struct Store {
@@ -148,8 +161,8 @@ impl Store {
     /// policies, Evidently resources or results yet (its meta, such as a cookie key an instance made, is
     /// replaced by the dump's).
     pub fn import(&self, dump: &Dump) -> Result<(), StoreError> {
-        // Every document reads, or nothing is written (an instance could not start on the policy, and
-        // would skip the resource).
+        // Every document reads, or nothing is written (an instance could not start on the policy or the
+        // rollout, and would skip the resource).
         Loaded::of(dump)?;
         for (key, json) in &dump.tables[Table::Evidently as usize] {
             if crate::evidently::model::Resource::from_stored(key, json).is_none() {
@@ -165,10 +178,11 @@ impl Store {
         if !here.is_empty() {
             let count = |t: Table| here.tables[t as usize].len();
             return Err(StoreError::Failed(format!(
-                "the store already holds {} policies, {} Evidently resources and {} result buckets: import into an empty store",
+                "the store already holds {} policies, {} Evidently resources, {} result buckets and {} rollouts: import into an empty store",
                 count(Table::Policies),
                 count(Table::Evidently),
-                count(Table::Results)
+                count(Table::Results),
+                count(Table::Rollouts)
             )));
         }
         self.write(&dump.rows().collect::<Vec<_>>())
@@ -194,6 +208,11 @@ impl Store {
     /// Every stored Evidently resource, as (key, JSON), for inspection.
     pub fn evidently(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.read().map(|l| l.evidently)
+    }
+
+    /// Every stored rollout, for inspection.
+    pub fn rollouts(&self) -> Result<Vec<crate::rollout::Rollout>, StoreError> {
+        self.read().map(|l| l.rollouts)
     }
 
     /// Every stored policy, for inspection.

@@ -651,6 +651,7 @@ fn sql_table(table: Table) -> (&'static str, &'static str, &'static str) {
         Table::Evidently => ("edgesplit_evidently", "key", "document"),
         Table::Meta => ("edgesplit_meta", "key", "value"),
         Table::Results => ("edgesplit_results", "key", "moments"),
+        Table::Rollouts => ("edgesplit_rollouts", "distribution", "document"),
     }
 }
 

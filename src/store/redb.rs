@@ -14,7 +14,8 @@ const EVIDENTLY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("eviden
 /// Experiment and launch metric moments by series bucket (see `evidently::events::result_key`).
 const RESULTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("results");
 /// Each [`Table`]'s, in its order.
-const TABLES: [TableDefinition<'_, &str, &[u8]>; 4] = [POLICIES, EVIDENTLY, META, RESULTS];
+const ROLLOUTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("rollouts");
+const TABLES: [TableDefinition<'_, &str, &[u8]>; 5] = [POLICIES, EVIDENTLY, META, RESULTS, ROLLOUTS];
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Failed(e.to_string())
@@ -61,10 +62,10 @@ impl Redb {
     fn init(&self) -> Result<(), StoreError> {
         self.with(|db| {
             let tx = db.begin_write().map_err(err)?;
-            tx.open_table(POLICIES).map_err(err)?;
-            tx.open_table(META).map_err(err)?;
-            tx.open_table(EVIDENTLY).map_err(err)?;
-            tx.open_table(RESULTS).map_err(err)?;
+            // Every table, so that reads find them (a file from before a table was added gets it here).
+            for table in TABLES {
+                tx.open_table(table).map_err(err)?;
+            }
             tx.commit().map_err(err)
         })
     }
@@ -158,6 +159,10 @@ impl Redb {
                 let (k, v) = entry.map_err(err)?;
                 loaded.evidently.push((k.value().to_string(), v.value().to_vec()));
             }
+            let table = tx.open_table(ROLLOUTS).map_err(err)?;
+            let rows = table.iter().map_err(err)?.map(|e| e.map(|(k, v)| (k.value().to_string(), v.value().to_vec())));
+            let rows = rows.collect::<Result<Vec<_>, _>>().map_err(err)?;
+            loaded.rollouts = super::rollouts(rows.iter().map(|(k, v)| (k, v)))?;
             Ok(loaded)
         })
     }
@@ -187,6 +192,7 @@ impl Redb {
                     tx.open_table(EVIDENTLY).map_err(err)?,
                     tx.open_table(META).map_err(err)?,
                     tx.open_table(RESULTS).map_err(err)?,
+                    tx.open_table(ROLLOUTS).map_err(err)?,
                 ];
                 for row in rows {
                     let table = &mut tables[row.table as usize];

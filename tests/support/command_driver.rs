@@ -603,6 +603,7 @@ pub fn check(
             }
         }
         Ok(Outcome::Policy(p)) => return Err(format!("an Evidently command answered a policy: {p:?}")),
+        Ok(Outcome::Rollout(r)) => return Err(format!("an Evidently command answered a rollout: {r:?}")),
     }
 
     // 2. D6: one running launch, and one running experiment, per (project, feature).

@@ -240,7 +240,7 @@ fn with_request_id(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     r
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -427,7 +427,7 @@ fn empty(_: &ControlState, _: Outcome) -> Value {
 fn written(outcome: Outcome) -> Option<Resource> {
     match outcome {
         Outcome::Resource(r) => Some(r),
-        Outcome::Policy(_) | Outcome::Deleted => None,
+        Outcome::Policy(_) | Outcome::Rollout(_) | Outcome::Deleted => None,
     }
 }
 

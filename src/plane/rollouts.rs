@@ -1,0 +1,380 @@
+//! Guarded rollouts in the control plane (issue 18): the commands that start and move a rollout, each
+//! writing the rollout and the policy weight it sets in one transaction, and the [`Driver`] that reads
+//! both arms' counts and moves the rollouts on (advance, finish, roll back).
+//!
+//! A rollout drives the weight of the CloudFront continuous deployment policy that applies to its
+//! distribution, as an operator would with UpdateContinuousDeploymentPolicy: each transition writes the
+//! policy with a new ETag, so GetContinuousDeploymentPolicy shows the weight in force. A rollback or an
+//! abort sets the weight to 0 and moves the policy's session epoch, so a client pinned to staging is
+//! back on primary at its next request.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::cd::model::{StoredPolicy, TrafficType};
+use crate::rollout::guard::{self, ArmCounts, Verdict};
+use crate::rollout::{Action, Figures, Refused, Rollout, Spec, State};
+
+use super::command::{Applied, Change, Command, DomainError, Fresh, Outcome, ResourceId};
+use super::{ControlState, Plane};
+
+/// StartRollout: checks that the distribution is wired for it, then starts at the first step.
+pub(super) fn start(st: &ControlState, distribution: String, spec: Spec, fresh: Fresh) -> Result<Applied, DomainError> {
+    spec.check().map_err(|e| DomainError::invalid("rollout", e))?;
+    let policy = driven_policy(st, &distribution)?;
+    if let Some(r) = st.rollouts.get(&distribution)
+        && r.state.is_active()
+    {
+        return Err(DomainError::Conflict {
+            resource: ResourceId::Rollout(distribution.clone()),
+            message: format!(
+                "distribution `{distribution}` already has a {} rollout (step {} of {}): abort it first",
+                r.state.as_str(),
+                r.step + 1,
+                r.spec.steps.len()
+            ),
+        });
+    }
+    let rollout = Rollout::start(distribution, fresh.id.clone(), policy.id.clone(), spec, fresh.now_ms);
+    Ok(write(st, rollout, &fresh, false))
+}
+
+/// A transition of a distribution's rollout.
+pub(super) fn apply(
+    st: &ControlState,
+    distribution: &str,
+    action: Action,
+    fresh: Fresh,
+) -> Result<Applied, DomainError> {
+    let r =
+        st.rollouts.get(distribution).ok_or_else(|| DomainError::NotFound(ResourceId::Rollout(distribution.into())))?;
+    let moved = r.apply(action, fresh.now_ms).map_err(|e| match e {
+        Refused::Conflict(message) => {
+            DomainError::Conflict { resource: ResourceId::Rollout(distribution.into()), message }
+        }
+        Refused::Invalid(message) => DomainError::invalid("rollout", message),
+    })?;
+    let ends = moved.ends_sessions() && !r.ends_sessions();
+    Ok(write(st, moved, &fresh, ends))
+}
+
+/// A policy that an active rollout drives cannot be deleted.
+pub(super) fn check_not_driven(st: &ControlState, policy_id: &str) -> Result<(), DomainError> {
+    match st.rollouts.values().find(|r| r.state.is_active() && r.policy_id == policy_id) {
+        Some(r) => Err(DomainError::Conflict {
+            resource: ResourceId::Policy(policy_id.into()),
+            message: format!(
+                "The policy is driven by the {} rollout of distribution {}; abort the rollout first.",
+                r.state.as_str(),
+                r.distribution
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The policy a rollout of `distribution` drives, or why the distribution cannot have one.
+fn driven_policy<'a>(st: &'a ControlState, distribution: &str) -> Result<&'a StoredPolicy, DomainError> {
+    let invalid = |message: String| DomainError::invalid("distribution", message);
+    let d = st
+        .config
+        .distributions
+        .iter()
+        .find(|d| d.id == distribution)
+        .ok_or_else(|| DomainError::NotFound(ResourceId::Distribution(distribution.into())))?;
+    if d.staging.is_none() {
+        return Err(invalid(format!("distribution `{distribution}` has no staging pool to roll out")));
+    }
+    if let Some(route) = d.edge.as_ref().and_then(|e| e.route.as_ref()) {
+        return Err(invalid(format!(
+            "distribution `{distribution}` routes to staging by the Evidently feature `{}`, not by a continuous \
+             deployment policy; rollouts drive a policy's weight (launch-driven rollouts are not built yet)",
+            route.feature
+        )));
+    }
+    if d.inline_policy.is_some() {
+        return Err(invalid(format!(
+            "distribution `{distribution}` has its policy written in the config file ([distribution.policy]), which \
+             only the file changes; a rollout drives a policy made through the CloudFront API"
+        )));
+    }
+    let policy = crate::routing::policy_for(d, &st.policies).ok_or_else(|| {
+        invalid(format!(
+            "no continuous deployment policy applies to distribution `{distribution}`: create one that names its \
+             staging distribution{} (CreateContinuousDeploymentPolicy) first",
+            d.staging_dns_name.as_deref().map(|n| format!(" `{n}`")).unwrap_or_default()
+        ))
+    })?;
+    match policy.config.traffic.as_ref().map(|t| t.kind) {
+        Some(TrafficType::SingleWeight) => Ok(policy),
+        _ => Err(invalid(format!(
+            "policy {} of distribution `{distribution}` sends to staging by header (SingleHeader); a rollout drives a \
+             SingleWeight policy's share",
+            policy.id
+        ))),
+    }
+}
+
+/// The changes of a rollout transition: the rollout, and its policy when the weight, the switch or the
+/// session epoch it sets differs from the policy's. `ends` moves the epoch: staging's sessions end.
+fn write(st: &ControlState, rollout: Rollout, fresh: &Fresh, ends: bool) -> Applied {
+    let mut changes = Vec::with_capacity(2);
+    if let Some(old) = st.policies.get(&rollout.policy_id) {
+        let mut config = old.config.clone();
+        config.enabled = rollout.policy_enabled();
+        if let Some(w) = config.traffic.as_mut().and_then(|t| t.single_weight.as_mut()) {
+            w.weight = rollout.weight();
+        }
+        let epoch = if ends { old.epoch + 1 } else { old.next_epoch(&config) };
+        if config != old.config || epoch != old.epoch {
+            changes.push(Change::PutPolicy(StoredPolicy {
+                id: old.id.clone(),
+                etag: fresh.etag.clone(),
+                last_modified_ms: fresh.now_ms,
+                config,
+                epoch,
+            }));
+        }
+    }
+    changes.push(Change::PutRollout(rollout.clone()));
+    Applied { changes, outcome: Outcome::Rollout(rollout) }
+}
+
+/// Moves rollouts on from both arms' counts: evaluated every `timeouts.rollout_interval` by the app.
+///
+/// The window of a step starts when the driver first sees the step (at its start, after a resume, or
+/// after this instance started): counts from before a restart are not in it, so a restart makes the step
+/// gather its minimum sample again rather than judge on counts it cannot see.
+#[derive(Default)]
+pub struct Driver {
+    watches: HashMap<String, Watch>,
+}
+
+/// The counts at the start of the window of the step a driver watches.
+struct Watch {
+    rollout_id: String,
+    step: usize,
+    step_started_ms: u64,
+    since: Instant,
+    primary: ArmCounts,
+    staging: ArmCounts,
+}
+
+impl Driver {
+    /// One evaluation of every active rollout: their figures published, and at most one transition
+    /// each. Blocking (it writes to the store): run it off the async workers.
+    pub fn tick(&mut self, plane: &Plane) {
+        let active: Vec<Rollout> = plane.lock().rollouts.values().filter(|r| r.state.is_active()).cloned().collect();
+        self.watches.retain(|d, _| active.iter().any(|r| &r.distribution == d));
+        for r in active {
+            let metrics = plane.metrics.distribution(&r.distribution);
+            let (primary, staging) = (metrics.primary.guard_counts(), metrics.staging.guard_counts());
+            let watch =
+                self.watches.entry(r.distribution.clone()).or_insert_with(|| Watch::new(&r, &primary, &staging));
+            if watch.rollout_id != r.id || watch.step != r.step || watch.step_started_ms != r.step_started_ms {
+                *watch = Watch::new(&r, &primary, &staging);
+            }
+            let (primary, staging) = (primary.since(&watch.primary), staging.since(&watch.staging));
+            let verdict = guard::evaluate(&r.spec.guards, &primary, &staging);
+            let window_ms = watch.since.elapsed().as_millis() as u64;
+            plane
+                .metrics
+                .set_rollout_figures(&r.distribution, Some(Figures::of(&r, window_ms, &primary, &staging, &verdict)));
+            let now_ms = crate::domain::clock::now_ms();
+            let last = r.spec.steps.len() - 1;
+            let action = match &verdict {
+                Verdict::Breach(breach) => {
+                    Action::RollBack { from: r.step, reason: format!("step {}: {breach}", r.step + 1) }
+                }
+                Verdict::Pass if r.state == State::Running && r.baked(now_ms) && r.step < last => {
+                    Action::Advance { from: r.step }
+                }
+                Verdict::Pass if r.state == State::Running && r.baked(now_ms) => Action::Finish { from: r.step },
+                _ => continue,
+            };
+            let cmd = Command::MoveRollout { distribution: r.distribution.clone(), action: action.clone() };
+            match plane.execute(cmd) {
+                Ok(Outcome::Rollout(moved)) => log(&moved, &action),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(distribution = %r.distribution, error = %e, "Rollout transition not written"),
+            }
+        }
+    }
+}
+
+impl Plane {
+    /// Drives the rollouts: a thread that runs a [`Driver`] every `timeouts.rollout_interval`, until the
+    /// plane is dropped.
+    pub fn drive_rollouts(self: &std::sync::Arc<Self>) {
+        let plane = std::sync::Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("edgesplit-rollouts".into()).spawn(move || {
+            let mut driver = Driver::default();
+            loop {
+                let Some(every) = plane.upgrade().map(|p| p.lock().config.timeouts.rollout_interval) else { return };
+                std::thread::sleep(every);
+                let Some(plane) = plane.upgrade() else { return };
+                driver.tick(&plane);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Cannot start the rollout driver");
+        }
+    }
+
+    /// Each rollout's (distribution, state, 1-based step, weight in force), for `/metrics`.
+    pub(crate) fn rollout_states(&self) -> Vec<(String, State, usize, f64)> {
+        let st = self.lock();
+        st.rollouts.values().map(|r| (r.distribution.clone(), r.state, r.step + 1, r.weight())).collect()
+    }
+}
+
+impl Watch {
+    fn new(r: &Rollout, primary: &ArmCounts, staging: &ArmCounts) -> Watch {
+        Watch {
+            rollout_id: r.id.clone(),
+            step: r.step,
+            step_started_ms: r.step_started_ms,
+            since: Instant::now(),
+            primary: primary.clone(),
+            staging: staging.clone(),
+        }
+    }
+}
+
+/// The log line of a transition the driver made.
+fn log(r: &Rollout, action: &Action) {
+    let (d, step, weight) = (&r.distribution, r.step + 1, r.weight());
+    match action {
+        Action::RollBack { reason, .. } => {
+            tracing::warn!(distribution = %d, step, weight, reason = %reason, "Rollout rolled back: staging breached a guard")
+        }
+        Action::Advance { .. } => tracing::info!(distribution = %d, step, weight, "Rollout advanced"),
+        Action::Finish { .. } => {
+            tracing::info!(distribution = %d, step, weight, at_end = ?r.spec.at_end, "Rollout finished")
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cd::model::{PolicyConfig, SingleWeight, Stickiness, TrafficConfig};
+
+    fn state(extra: &str) -> ControlState {
+        let text = format!(
+            "[[listener]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n[admin]\nauth = \"none\"\n\
+             [[distribution]]\nid = \"shop\"\ndomains = [\"shop.test\"]\nstaging_dns_name = \"s.test\"\n\
+             [distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n\
+             [distribution.staging]\norigins = [\"http://127.0.0.1:2\"]\n{extra}"
+        );
+        let config = crate::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
+        ControlState {
+            config,
+            policies: Default::default(),
+            evidently: Default::default(),
+            rollouts: Default::default(),
+            inline_epochs: Default::default(),
+            cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
+        }
+    }
+
+    fn policy(st: &mut ControlState, kind: TrafficType) {
+        let config = PolicyConfig {
+            staging_dns_names: vec!["s.test".into()],
+            enabled: false,
+            traffic: Some(TrafficConfig {
+                kind,
+                single_weight: Some(SingleWeight {
+                    weight: 0.0,
+                    stickiness: Some(Stickiness { idle_ttl: 300, maximum_ttl: 600 }),
+                }),
+                single_header: None,
+            }),
+        };
+        st.policies.insert(
+            "E1".into(),
+            StoredPolicy { id: "E1".into(), etag: "T0".into(), last_modified_ms: 0, config, epoch: 3 },
+        );
+    }
+
+    fn spec() -> Spec {
+        Spec::from_json(br#"{"steps":[{"weight":0.01,"bake":"1s"},{"weight":0.05,"bake":"1s"}]}"#).unwrap()
+    }
+
+    fn run(st: &mut ControlState, cmd: Command, n: u64) -> Result<Outcome, DomainError> {
+        let applied = super::super::command::apply(
+            st,
+            cmd,
+            Fresh { now_ms: n * 1000, id: format!("r{n}"), etag: format!("T{n}") },
+        )?;
+        for c in applied.changes {
+            st.commit(c);
+        }
+        Ok(applied.outcome)
+    }
+
+    fn weight(st: &ControlState) -> (f64, bool, u64, String) {
+        let p = &st.policies["E1"];
+        (
+            p.config.traffic.as_ref().unwrap().single_weight.as_ref().unwrap().weight,
+            p.config.enabled,
+            p.epoch,
+            p.etag.clone(),
+        )
+    }
+
+    #[test]
+    fn a_rollout_drives_its_policy_weight_and_a_rollback_ends_staging_sessions() {
+        let mut st = state("");
+        policy(&mut st, TrafficType::SingleWeight);
+        let start =
+            |st: &mut ControlState, n| run(st, Command::StartRollout { distribution: "shop".into(), spec: spec() }, n);
+        let Ok(Outcome::Rollout(r)) = start(&mut st, 1) else { panic!() };
+        assert_eq!((r.id.as_str(), r.policy_id.as_str(), r.state), ("r1", "E1", State::Running));
+        // Enabled at 1 %: enabling moves the epoch (CloudFront's rule), the ETag is new.
+        assert_eq!(weight(&st), (0.01, true, 4, "T1".into()));
+        let again = start(&mut st, 2).unwrap_err();
+        assert!(
+            matches!(&again, DomainError::Conflict { message, .. } if message.contains("already has a running rollout")),
+            "{again:?}"
+        );
+        let mv = |action| Command::MoveRollout { distribution: "shop".into(), action };
+        run(&mut st, mv(Action::Advance { from: 0 }), 3).unwrap();
+        assert_eq!(weight(&st), (0.05, true, 4, "T3".into()));
+        // A pause changes nothing in the policy: no policy write, the ETag stays.
+        run(&mut st, mv(Action::Pause { reason: None }), 4).unwrap();
+        assert_eq!(weight(&st).3, "T3");
+        let delete = Command::DeletePolicy { id: "E1".into(), if_match: Some("T3".into()) };
+        assert!(matches!(run(&mut st, delete, 5), Err(DomainError::Conflict { .. })), "a driven policy stays");
+        run(&mut st, mv(Action::RollBack { from: 1, reason: "error rate".into() }), 6).unwrap();
+        assert_eq!(weight(&st), (0.0, true, 5, "T6".into()), "weight 0, and the epoch moved");
+        assert_eq!(st.rollouts["shop"].state, State::RolledBack);
+        // An ended rollout is replaced by the next start.
+        let Ok(Outcome::Rollout(r)) = start(&mut st, 7) else { panic!() };
+        assert_eq!((r.id.as_str(), r.step), ("r7", 0));
+        assert_eq!(weight(&st).0, 0.01);
+    }
+
+    #[test]
+    fn a_rollout_that_contradicts_the_wiring_is_refused_with_the_reason() {
+        let why = |st: &ControlState, distribution: &str| {
+            let cmd = Command::StartRollout { distribution: distribution.into(), spec: spec() };
+            match super::super::command::apply(st, cmd, Fresh { now_ms: 0, id: "r".into(), etag: "T".into() }) {
+                Err(e) => format!("{e:?}"),
+                Ok(_) => "accepted".into(),
+            }
+        };
+        let mut st = state("");
+        assert!(why(&st, "nope").contains("NotFound(Distribution(\"nope\"))"));
+        assert!(why(&st, "shop").contains("no continuous deployment policy applies"));
+        policy(&mut st, TrafficType::SingleHeader);
+        assert!(why(&st, "shop").contains("by header (SingleHeader)"));
+        let inline = state("[distribution.policy]\ntype = \"SingleWeight\"\nweight = 0.1\n");
+        assert!(why(&inline, "shop").contains("written in the config file"), "{}", why(&inline, "shop"));
+        let mv = Command::MoveRollout { distribution: "shop".into(), action: Action::Resume };
+        let e =
+            super::super::command::apply(&st, mv, Fresh { now_ms: 0, id: "r".into(), etag: "T".into() }).unwrap_err();
+        assert_eq!(e, DomainError::NotFound(ResourceId::Rollout("shop".into())));
+    }
+}
