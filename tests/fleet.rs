@@ -642,3 +642,73 @@ impl Wrk {
         (requests, report)
     }
 }
+
+/// The rollout through one instance's `/edgesplit/` API.
+async fn rollout(admin: SocketAddr, method: &str, body: &str) -> (u16, Value) {
+    let (status, _, text) = api(admin, method, "/edgesplit/rollouts/web", body, &[]).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Which instance logged all of `needles` first, waiting at most 10 s.
+async fn which_logged(fleet: &[Instance], needles: &[&str]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(i) = fleet.iter().position(|i| i._proc.find(needles).is_some()) {
+            return i;
+        }
+        let logs: Vec<String> = fleet.iter().map(|i| i._proc.log()).collect();
+        assert!(Instant::now() < deadline, "no instance logged {needles:?}:\n{}", logs.join("\n---\n"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_drives_a_rollout_on_the_fleets_counts_and_another_takes_over_when_it_dies() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fast = "[timeouts]\nrollout_interval = \"100ms\"\n";
+    let mut fleet = fleet_declaring(dir.path(), &db, &primary.url(), &staging.url(), 2, fast).await;
+    create_policy(fleet[0].admin, &support::cloudfront::weight_policy(STAGING, 0.0, false)).await;
+    let spec = json!({"steps": [{"weight": 0.05, "bake": "1s"}, {"weight": 0.1, "bake": "3s"}, {"weight": 0.15, "bake": "1s"}],
+                      "guards": {"error_rate": {"min_requests": 60}, "latency": {"min_requests": 40}}});
+    let (status, r) = rollout(fleet[0].admin, "PUT", &spec.to_string()).await;
+    assert_eq!(status, 201, "{r}");
+    let leader = which_logged(&fleet, &["This instance drives the fleet's rollouts"]).await;
+    let other = 1 - leader;
+    // Traffic through the other instance only: the leader advances on the fleet's counts, not its own.
+    let wrk = Wrk::start(fleet[other].http, &[]);
+    let step_2 = Instant::now();
+    loop {
+        let (_, r) = rollout(fleet[leader].admin, "GET", "").await;
+        if r["step"] == 2 {
+            let g = &r["guards"];
+            assert!(g["staging"]["requests"].as_u64().unwrap_or(0) < 1_000_000, "{g}");
+            break;
+        }
+        assert!(step_2.elapsed() < Duration::from_secs(30), "no step 2: {r:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fleet[leader]._proc.find(&["Rollout advanced"]).is_some(), "the leader advanced");
+    assert!(fleet[other]._proc.find(&["Rollout advanced"]).is_none(), "only the leader acts");
+    // The leader dies mid-step; the other takes the lease over and finishes the rollout.
+    fleet[leader]._proc.kill9();
+    let killed = Instant::now();
+    which_logged(&fleet[other..=other], &["This instance drives the fleet's rollouts"]).await;
+    let took_over = killed.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let (_, r) = rollout(fleet[other].admin, "GET", "").await;
+        if r["state"] == "finished" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "not finished: {r:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (requests, _) = wrk.finish();
+    let events: Vec<&str> = r["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["started", "advanced", "advanced", "finished"], "{r:#}");
+    assert!(fleet[other]._proc.find(&["Rollout finished"]).is_some());
+    eprintln!("lease taken over {took_over:?} after kill -9; {requests} requests through the other instance");
+    assert!(took_over < Duration::from_secs(10), "{took_over:?}");
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::cd::model::{StoredPolicy, TrafficType};
 use crate::rollout::guard::{self, ArmCounts, Verdict};
-use crate::rollout::{Action, Figures, Refused, Rollout, Spec, State};
+use crate::rollout::{Action, Figures, Refused, Rollout, SharedWindow, Spec, State};
 
 use super::command::{Applied, Change, Command, DomainError, Fresh, Outcome, ResourceId};
 use super::{ControlState, Plane};
@@ -142,44 +142,92 @@ fn write(st: &ControlState, rollout: Rollout, fresh: &Fresh, ends: bool) -> Appl
 
 /// Moves rollouts on from both arms' counts: evaluated every `timeouts.rollout_interval` by the app.
 ///
-/// The window of a step starts when the driver first sees the step (at its start, after a resume, or
-/// after this instance started): counts from before a restart are not in it, so a restart makes the step
-/// gather its minimum sample again rather than judge on counts it cannot see.
-#[derive(Default)]
+/// Each instance counts both arms of each active rollout over the current step's window, which starts
+/// when the instance first sees the step (at its start, after a resume, or after the instance started):
+/// counts from before a restart are not in it, so a restart makes the step gather its minimum sample
+/// again rather than judge on counts it cannot see. On a fleet store every instance shares its window
+/// counts, and the guards read the sum of every instance's counts of the same window; one instance, the
+/// holder of the store's lease, acts on the verdicts. With redb the one instance does both.
 pub struct Driver {
+    /// This process, in the fleet's shared counts and lease.
+    instance: String,
     watches: HashMap<String, Watch>,
+    /// Whether this instance held the lease at its last evaluation.
+    leading: bool,
 }
 
-/// The counts at the start of the window of the step a driver watches.
+/// The counts at the start of the window of the step an instance watches.
 struct Watch {
-    rollout_id: String,
-    step: usize,
-    step_started_ms: u64,
+    window: String,
     since: Instant,
     primary: ArmCounts,
     staging: ArmCounts,
 }
 
+impl Default for Driver {
+    fn default() -> Self {
+        Driver { instance: crate::random::uuid(), watches: HashMap::new(), leading: false }
+    }
+}
+
 impl Driver {
-    /// One evaluation of every active rollout: their figures published, and at most one transition
-    /// each. Blocking (it writes to the store): run it off the async workers.
-    pub fn tick(&mut self, plane: &Plane) {
+    /// One evaluation of every active rollout: this instance's counts shared, the figures published, and
+    /// (by the lease holder) at most one transition each. Blocking (it calls the store): run it off the
+    /// async workers.
+    pub fn tick(&mut self, plane: &Plane, lease: std::time::Duration) {
         let active: Vec<Rollout> = plane.lock().rollouts.values().filter(|r| r.state.is_active()).cloned().collect();
         self.watches.retain(|d, _| active.iter().any(|r| &r.distribution == d));
-        for r in active {
+        if active.is_empty() {
+            return;
+        }
+        let mut local = Vec::with_capacity(active.len());
+        for r in &active {
             let metrics = plane.metrics.distribution(&r.distribution);
             let (primary, staging) = (metrics.primary.guard_counts(), metrics.staging.guard_counts());
+            let window = r.window();
             let watch =
-                self.watches.entry(r.distribution.clone()).or_insert_with(|| Watch::new(&r, &primary, &staging));
-            if watch.rollout_id != r.id || watch.step != r.step || watch.step_started_ms != r.step_started_ms {
-                *watch = Watch::new(&r, &primary, &staging);
+                self.watches.entry(r.distribution.clone()).or_insert_with(|| Watch::new(&window, &primary, &staging));
+            if watch.window != window {
+                *watch = Watch::new(&window, &primary, &staging);
             }
-            let (primary, staging) = (primary.since(&watch.primary), staging.since(&watch.staging));
+            let shared = SharedWindow {
+                window,
+                primary: (&primary.since(&watch.primary)).into(),
+                staging: (&staging.since(&watch.staging)).into(),
+            };
+            local.push((watch.since.elapsed().as_millis() as u64, shared));
+        }
+        let fleet = plane.store.shared();
+        if fleet {
+            let rows = active
+                .iter()
+                .zip(&local)
+                .map(|(r, (_, w))| (r.distribution.clone(), serde_json::to_vec(w).unwrap_or_default()))
+                .collect();
+            if let Err(e) = plane.store.share_counts(&self.instance, rows) {
+                tracing::warn!(error = %e, "Rollout counts not shared with the fleet");
+            }
+        }
+        let leading = plane.store.rollout_lease(&self.instance, lease).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Cannot take or renew the rollout lease");
+            false
+        });
+        if leading != self.leading && fleet {
+            if leading {
+                tracing::info!(instance = %self.instance, "This instance drives the fleet's rollouts (it holds the lease)");
+            } else {
+                tracing::info!(instance = %self.instance, "This instance no longer drives the fleet's rollouts");
+            }
+        }
+        self.leading = leading;
+        for (r, (window_ms, mine)) in active.into_iter().zip(local) {
+            let (primary, staging) = if fleet { fleet_window(plane, &r, &mine) } else { counts(&mine) };
             let verdict = guard::evaluate(&r.spec.guards, &primary, &staging);
-            let window_ms = watch.since.elapsed().as_millis() as u64;
-            plane
-                .metrics
-                .set_rollout_figures(&r.distribution, Some(Figures::of(&r, window_ms, &primary, &staging, &verdict)));
+            let figures = Figures::of(&r, window_ms, &primary, &staging, &verdict);
+            plane.metrics.set_rollout_figures(&r.distribution, Some(figures));
+            if !leading {
+                continue;
+            }
             let now_ms = crate::domain::clock::now_ms();
             let last = r.spec.steps.len() - 1;
             let action = match &verdict {
@@ -202,6 +250,37 @@ impl Driver {
     }
 }
 
+/// Both arms' counts of one instance's window.
+fn counts(w: &SharedWindow) -> (ArmCounts, ArmCounts) {
+    (w.primary.counts().unwrap_or_default(), w.staging.counts().unwrap_or_default())
+}
+
+/// Both arms' counts over the fleet: every instance's shared counts of the rollout's current window
+/// (this instance's own as it just shared them, whatever the store answers).
+fn fleet_window(plane: &Plane, r: &Rollout, mine: &SharedWindow) -> (ArmCounts, ArmCounts) {
+    let rows = plane.store.fleet_counts(&r.distribution).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, distribution = %r.distribution, "Cannot read the fleet's rollout counts; judging on this instance's");
+        Vec::new()
+    });
+    let (mut primary, mut staging) = counts(mine);
+    let mine_json = serde_json::to_vec(mine).unwrap_or_default();
+    let mut seen_mine = false;
+    for row in rows {
+        if !seen_mine && row == mine_json {
+            // This instance's own row: already counted.
+            seen_mine = true;
+            continue;
+        }
+        let Ok(w) = serde_json::from_slice::<SharedWindow>(&row) else { continue };
+        if w.window == mine.window {
+            let (p, s) = counts(&w);
+            primary.merge(&p);
+            staging.merge(&s);
+        }
+    }
+    (primary, staging)
+}
+
 impl Plane {
     /// Drives the rollouts: a thread that runs a [`Driver`] every `timeouts.rollout_interval`, until the
     /// plane is dropped.
@@ -213,7 +292,9 @@ impl Plane {
                 let Some(every) = plane.upgrade().map(|p| p.lock().config.timeouts.rollout_interval) else { return };
                 std::thread::sleep(every);
                 let Some(plane) = plane.upgrade() else { return };
-                driver.tick(&plane);
+                // Renewed every evaluation; another instance takes over when five go by without one.
+                let lease = (every * 5).max(std::time::Duration::from_secs(2));
+                driver.tick(&plane, lease);
             }
         });
         if let Err(e) = spawned {
@@ -229,15 +310,8 @@ impl Plane {
 }
 
 impl Watch {
-    fn new(r: &Rollout, primary: &ArmCounts, staging: &ArmCounts) -> Watch {
-        Watch {
-            rollout_id: r.id.clone(),
-            step: r.step,
-            step_started_ms: r.step_started_ms,
-            since: Instant::now(),
-            primary: primary.clone(),
-            staging: staging.clone(),
-        }
+    fn new(window: &str, primary: &ArmCounts, staging: &ArmCounts) -> Watch {
+        Watch { window: window.to_string(), since: Instant::now(), primary: primary.clone(), staging: staging.clone() }
     }
 }
 

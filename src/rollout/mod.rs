@@ -483,6 +483,49 @@ impl Figures {
     }
 }
 
+/// One instance's counts of both arms over a step's window, as shared with the fleet (JSON): the window
+/// names the rollout, the step and when it started baking, so that only counts of the same window add up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedWindow {
+    pub window: String,
+    pub primary: WireCounts,
+    pub staging: WireCounts,
+}
+
+/// [`guard::ArmCounts`] on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireCounts {
+    pub requests: u64,
+    pub errors: u64,
+    /// The latency histogram's bucket counts ([`guard::BUCKETS`] of them).
+    pub latency: Vec<u64>,
+}
+
+impl From<&guard::ArmCounts> for WireCounts {
+    fn from(a: &guard::ArmCounts) -> WireCounts {
+        WireCounts { requests: a.requests, errors: a.errors, latency: a.latency.counts().to_vec() }
+    }
+}
+
+impl WireCounts {
+    /// The counts, if the histogram has the right number of buckets.
+    pub fn counts(&self) -> Option<guard::ArmCounts> {
+        let latency: [u64; guard::BUCKETS] = self.latency.as_slice().try_into().ok()?;
+        Some(guard::ArmCounts {
+            requests: self.requests,
+            errors: self.errors.min(self.requests),
+            latency: guard::LatencyHistogram::from_counts(latency),
+        })
+    }
+}
+
+impl Rollout {
+    /// The name of the current step's window, as [`SharedWindow::window`] carries it.
+    pub fn window(&self) -> String {
+        format!("{}/{}/{}", self.id, self.step, self.step_started_ms)
+    }
+}
+
 /// Durations as humantime strings ("30s", "1m 30s") in JSON and TOML.
 pub(crate) mod duration {
     use std::time::Duration;

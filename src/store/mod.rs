@@ -303,6 +303,33 @@ impl Store {
         }
     }
 
+    /// Shares this instance's guard counts with the fleet (PostgreSQL only): `(distribution, window counts
+    /// as JSON)`, under `instance`, a process's id.
+    pub fn share_counts(&self, instance: &str, rows: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(()),
+            Backend::Postgres(s) => s.share_counts(instance, rows),
+        }
+    }
+
+    /// Every instance's shared window counts for `distribution`, as JSON (PostgreSQL only; nothing for
+    /// redb).
+    pub fn fleet_counts(&self, distribution: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(Vec::new()),
+            Backend::Postgres(s) => s.fleet_counts(distribution),
+        }
+    }
+
+    /// Takes or renews the lease of the instance that drives the rollouts, for `ttl`: whether `holder`
+    /// holds it (always, with redb: one instance owns the store).
+    pub fn rollout_lease(&self, holder: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(true),
+            Backend::Postgres(s) => s.rollout_lease(holder, ttl),
+        }
+    }
+
     /// Whether another instance wrote since this one last loaded or wrote (always `false` for redb,
     /// which one instance owns).
     pub fn behind(&self) -> Result<bool, StoreError> {

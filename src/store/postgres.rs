@@ -564,6 +564,62 @@ impl Pg {
         })
     }
 
+    /// Writes this instance's window counts, `(distribution, counts as JSON)`, and prunes the rows of
+    /// instances silent for an hour.
+    pub(super) fn share_counts(&self, instance: &str, rows: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        let instance = instance.to_string();
+        self.call("rollout counts", move |pool| async move {
+            let e = "rollout counts";
+            let c = pool.get().await.ctx(e)?;
+            for (distribution, counts) in &rows {
+                c.execute(
+                    "INSERT INTO edgesplit_rollout_counts (instance, distribution, counts) VALUES ($1, $2, $3) \
+                     ON CONFLICT (instance, distribution) DO UPDATE SET counts = EXCLUDED.counts, updated_at = now()",
+                    &[&instance, distribution, counts],
+                )
+                .await
+                .ctx(e)?;
+            }
+            c.execute("DELETE FROM edgesplit_rollout_counts WHERE updated_at < now() - interval '1 hour'", &[])
+                .await
+                .ctx(e)?;
+            Ok(())
+        })
+    }
+
+    /// Every instance's window counts for `distribution`, as JSON.
+    pub(super) fn fleet_counts(&self, distribution: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let distribution = distribution.to_string();
+        self.call("rollout counts", move |pool| async move {
+            let c = pool.get().await.ctx("rollout counts")?;
+            let rows = c
+                .query("SELECT counts FROM edgesplit_rollout_counts WHERE distribution = $1", &[&distribution])
+                .await
+                .ctx("rollout counts")?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// Takes or renews the rollout driver's lease for `ttl`: whether `holder` holds it now.
+    pub(super) fn rollout_lease(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (holder, ttl_ms) = (holder.to_string(), ttl.as_millis() as f64);
+        self.call("rollout lease", move |pool| async move {
+            let c = pool.get().await.ctx("rollout lease")?;
+            let row = c
+                .query_opt(
+                    "INSERT INTO edgesplit_rollout_lease (id, holder, expires_at) \
+                     VALUES (true, $1, now() + make_interval(secs => $2::float8 / 1000.0)) \
+                     ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+                     WHERE edgesplit_rollout_lease.holder = EXCLUDED.holder OR edgesplit_rollout_lease.expires_at < now() \
+                     RETURNING holder",
+                    &[&holder, &ttl_ms],
+                )
+                .await
+                .ctx("rollout lease")?;
+            Ok(row.is_some())
+        })
+    }
+
     pub(super) fn shared_exposures(
         &self,
         project: &str,
