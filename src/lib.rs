@@ -25,12 +25,14 @@
 //!    **Wire**, beside it: [`admin`] (the admin listener: `/healthz`, `/readyz`, `/metrics`, SigV4, the
 //!    CloudFront restXml and Evidently restJson APIs, which decode, run a command and encode).
 //! 6. **App**: [`app`] (`Config -> running edgesplit`, the control loop: reload, drain), [`demo`],
-//!    [`telemetry`] (logging, the access log); `main.rs` parses flags.
+//!    [`telemetry`] (logging, the access log), [`cli`] (`edgesplit rollout`: signed calls to the admin
+//!    API's rollout endpoints, and their report); `main.rs` parses flags.
 
 pub mod admin;
 pub mod app;
 pub mod aws_models;
 pub mod cd;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use edgesplit::{app, aws_models, config, demo, telemetry};
+use edgesplit::{app, aws_models, cli, config, demo, telemetry};
 
 #[derive(Parser)]
 #[command(name = "edgesplit", version, about = "Edge traffic-splitting reverse proxy")]
@@ -58,6 +58,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Guarded rollouts, through a running instance's admin API: list, status, start, pause, resume, abort.
+    ///
+    /// Exit 0; 1 when the API refuses or cannot be reached; 2 on bad usage or a bad config file.
+    Rollout(cli::RolloutArgs),
 }
 
 /// mimalloc: fewer instructions per allocation than glibc, and the request path still allocates a few
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Rollout(args) => cli::run(args),
         Command::Demo { ephemeral_ports } => {
             // An unguessable name, made here (never an existing folder) and private to this user: a
             // predictable one in a shared /tmp could be made beforehand by someone else.

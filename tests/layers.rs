@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The admin listener: decode, run, encode.
     ("wire", &["admin"]),
     // Wiring it all together.
-    ("app", &["app", "demo", "telemetry"]),
+    ("app", &["app", "demo", "telemetry", "cli"]),
 ];
 
 /// Layers that share a rank: neither may import the other.
