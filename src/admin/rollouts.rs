@@ -61,7 +61,7 @@ async fn route(plane: &Arc<Plane>, call: Call) -> Result<(StatusCode, Value), Fa
         }
         (&Method::PUT, ["rollouts", d]) => {
             let spec = Spec::from_json(&call.body).map_err(|e| invalid("rollout", e))?;
-            let cmd = Command::StartRollout { distribution: d.to_string(), spec };
+            let cmd = Command::StartRollout { distribution: d.to_string(), spec, declared: None };
             Ok((StatusCode::CREATED, write(plane, cmd).await?))
         }
         (&Method::POST, ["rollouts", d, verb @ ("pause" | "resume" | "abort")]) => {

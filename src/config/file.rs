@@ -120,6 +120,8 @@ pub(crate) struct FileDistribution {
     pub policy: Option<Spanned<FilePolicy>>,
     /// Evidently decisions made at the edge and injected as request headers.
     pub evidently: Option<Spanned<FileEdgeEvidently>>,
+    /// A guarded rollout of the distribution's policy: the API's rollout spec, in TOML.
+    pub rollout: Option<Spanned<crate::rollout::Spec>>,
 }
 
 /// `[distribution.evidently]`

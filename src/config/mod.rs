@@ -277,6 +277,16 @@ pub struct DistributionConfig {
     pub inline_policy: Option<crate::cd::model::PolicyConfig>,
     /// Evidently decisions at the edge (`[distribution.evidently]`).
     pub edge: Option<EdgeEvidently>,
+    /// A guarded rollout declared in the file (`[distribution.rollout]`).
+    pub rollout: Option<DeclaredRollout>,
+}
+
+/// `[distribution.rollout]`: a rollout spec, checked, and where it is written (for the errors the store's
+/// state gives it when it is started).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredRollout {
+    pub spec: crate::rollout::Spec,
+    pub at: ConfigError,
 }
 
 /// Where the entity id comes from.

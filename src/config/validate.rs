@@ -775,6 +775,29 @@ fn validate_distributions(list: &[FileDistribution], p: &mut Problems<'_>) -> Ve
                 p.add(e.span(), "feature-driven routing needs a [distribution.staging] pool");
             }
         }
+        let rollout = d.rollout.as_ref().and_then(|r| {
+            let span = r.span();
+            let mut fine = true;
+            let mut refuse = |p: &mut Problems<'_>, message: String| {
+                p.add(span.clone(), format!("[distribution.rollout] {message}"));
+                fine = false;
+            };
+            if let Err(e) = r.get_ref().check() {
+                refuse(p, e);
+            }
+            if d.staging.is_none() {
+                refuse(p, "needs a [distribution.staging] pool to roll out".into());
+            }
+            if d.policy.is_some() {
+                refuse(p, "drives a policy made through the CloudFront API; [distribution.policy] is changed only by this file: use continuous_deployment_policy_id or staging_dns_name".into());
+            }
+            if edge.as_ref().is_some_and(|e| e.route.is_some()) {
+                refuse(p, "drives a continuous deployment policy; this distribution routes by an Evidently feature (launch-driven rollouts are not built yet)".into());
+            }
+            let (line, col) = line_col(p.text, span.start);
+            let at = ConfigError { file: p.file.to_string(), line, col, message: String::new() };
+            fine.then(|| DeclaredRollout { spec: r.get_ref().clone(), at })
+        });
         out.push(DistributionConfig {
             id,
             domains: own,
@@ -784,6 +807,7 @@ fn validate_distributions(list: &[FileDistribution], p: &mut Problems<'_>) -> Ve
             policy_id,
             inline_policy,
             edge,
+            rollout,
         });
     }
     out

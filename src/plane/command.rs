@@ -121,6 +121,8 @@ pub enum Command {
     StartRollout {
         distribution: String,
         spec: crate::rollout::Spec,
+        /// The fingerprint of the config file's declaration it comes from, if it does.
+        declared: Option<String>,
     },
     /// Moves a distribution's rollout: the operator's pause, resume and abort, the driver's advance,
     /// finish and rollback.
@@ -274,7 +276,9 @@ pub fn apply(st: &ControlState, cmd: Command, fresh: Fresh) -> Result<Applied, D
             Applied::put(Resource::Experiment(ev::stop(x, stop, t)?))
         }
         Command::Retag { resource, add, remove } => Applied::put(ev::retag(e, &resource, add, &remove)?),
-        Command::StartRollout { distribution, spec } => super::rollouts::start(st, distribution, spec, fresh)?,
+        Command::StartRollout { distribution, spec, declared } => {
+            super::rollouts::start(st, distribution, spec, declared, fresh)?
+        }
         Command::MoveRollout { distribution, action } => super::rollouts::apply(st, &distribution, action, fresh)?,
     })
 }

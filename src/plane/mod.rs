@@ -243,8 +243,11 @@ impl Plane {
             let mut st = plane.lock();
             // Rehearsed on a copy first, as a reload does: a file whose declarations fail against what the
             // store holds is refused before any of them is written.
-            declare::apply(None, &mut st.clone(), &declared).map_err(join)?;
+            let mut rehearsal = st.clone();
+            declare::apply(None, &mut rehearsal, &declared).map_err(join)?;
+            rollouts::declare(&plane.store, false, &mut rehearsal).map_err(join)?;
             declare::apply(Some(&plane.store), &mut st, &declared).map_err(join)?;
+            rollouts::declare(&plane.store, true, &mut st).map_err(join)?;
             plane.publish(&st);
         }
         Ok(plane)
@@ -356,12 +359,14 @@ impl Plane {
         let mut rehearsal = st.clone();
         rehearsal.config = new.clone();
         declare::apply(None, &mut rehearsal, &declared).map_err(join)?;
+        rollouts::declare(&self.store, false, &mut rehearsal).map_err(join)?;
         if new.cd.cookie_key != st.config.cd.cookie_key {
             st.cookie_key = cookie_key(&new, &self.store).map_err(|e| e.to_string())?;
         }
         st.config = new;
         update_inline_epochs(&self.store, &mut st).map_err(|e| e.to_string())?;
         declare::apply(Some(&self.store), &mut st, &declared).map_err(join)?;
+        rollouts::declare(&self.store, true, &mut st).map_err(join)?;
         self.publish(&st);
         Ok(())
     }

@@ -17,9 +17,17 @@ use crate::rollout::{Action, Figures, Refused, Rollout, SharedWindow, Spec, Stat
 
 use super::command::{Applied, Change, Command, DomainError, Fresh, Outcome, ResourceId};
 use super::{ControlState, Plane};
+use crate::config::{ConfigError, DeclaredRollout};
+use crate::store::Store;
 
 /// StartRollout: checks that the distribution is wired for it, then starts at the first step.
-pub(super) fn start(st: &ControlState, distribution: String, spec: Spec, fresh: Fresh) -> Result<Applied, DomainError> {
+pub(super) fn start(
+    st: &ControlState,
+    distribution: String,
+    spec: Spec,
+    declared: Option<String>,
+    fresh: Fresh,
+) -> Result<Applied, DomainError> {
     spec.check().map_err(|e| DomainError::invalid("rollout", e))?;
     let policy = driven_policy(st, &distribution)?;
     if let Some(r) = st.rollouts.get(&distribution)
@@ -35,7 +43,8 @@ pub(super) fn start(st: &ControlState, distribution: String, spec: Spec, fresh: 
             ),
         });
     }
-    let rollout = Rollout::start(distribution, fresh.id.clone(), policy.id.clone(), spec, fresh.now_ms);
+    let mut rollout = Rollout::start(distribution, fresh.id.clone(), policy.id.clone(), spec, fresh.now_ms);
+    rollout.declared = declared;
     Ok(write(st, rollout, &fresh, false))
 }
 
@@ -56,6 +65,69 @@ pub(super) fn apply(
     })?;
     let ends = moved.ends_sessions() && !r.ends_sessions();
     Ok(write(st, moved, &fresh, ends))
+}
+
+/// The rollouts declared in the config file (`[distribution.rollout]`): each one whose declaration changed
+/// since it was last applied is started, unless the distribution's rollout is still active (then the
+/// file is refused, positioned, and says to abort it first). An unchanged declaration is left alone, so a
+/// rollout that finished or rolled back is not started again by a reload. With `write` false, a
+/// rehearsal on a copy of the state: nothing is written, and what was applied is read from `store`.
+pub(super) fn declare(store: &Store, write: bool, st: &mut ControlState) -> Result<(), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let declared: Vec<(String, DeclaredRollout)> =
+        st.config.distributions.iter().filter_map(|d| Some((d.id.clone(), d.rollout.clone()?))).collect();
+    for (d, decl) in declared {
+        let at =
+            |message: String| ConfigError { message: format!("[distribution.rollout] {message}"), ..decl.at.clone() };
+        let print = fingerprint(&decl.spec);
+        let key = format!("declared-rollout:{d}");
+        let record = |errors: &mut Vec<ConfigError>| {
+            if write && let Err(e) = store.set_meta(&key, print.as_bytes()) {
+                errors.push(at(format!("cannot record the declaration in the store: {e}")));
+            }
+        };
+        if store.meta(&key).ok().flatten().as_deref() == Some(print.as_bytes()) {
+            continue;
+        }
+        let current = st.rollouts.get(&d);
+        // Another instance of the fleet started it from the same file.
+        if current.is_some_and(|r| r.declared.as_deref() == Some(print.as_str())) {
+            record(&mut errors);
+            continue;
+        }
+        if let Some(r) = current.filter(|r| r.state.is_active()) {
+            errors.push(at(format!(
+                "distribution `{d}` has a {} rollout (step {} of {}) that this declaration would replace: abort it \
+                 first (`edgesplit rollout abort {d}`), then reload",
+                r.state.as_str(),
+                r.step + 1,
+                r.spec.steps.len()
+            )));
+            continue;
+        }
+        // A rehearsal against an empty store (`edgesplit check`) cannot see the policies made through the API.
+        if !write && st.policies.is_empty() {
+            continue;
+        }
+        let cmd = Command::StartRollout { distribution: d.clone(), spec: decl.spec, declared: Some(print.clone()) };
+        match super::run(write.then_some(store), st, cmd) {
+            Ok(_) => {
+                if write {
+                    tracing::info!(distribution = %d, "Rollout started from the config file");
+                }
+                record(&mut errors);
+            }
+            Err(e) => errors.push(at(e.to_string())),
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// The fingerprint of a declared spec: SHA-256 of its JSON, in hex.
+fn fingerprint(spec: &Spec) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(spec).unwrap_or_default());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A policy that an active rollout drives cannot be deleted.
@@ -402,8 +474,9 @@ mod tests {
     fn a_rollout_drives_its_policy_weight_and_a_rollback_ends_staging_sessions() {
         let mut st = state("");
         policy(&mut st, TrafficType::SingleWeight);
-        let start =
-            |st: &mut ControlState, n| run(st, Command::StartRollout { distribution: "shop".into(), spec: spec() }, n);
+        let start = |st: &mut ControlState, n| {
+            run(st, Command::StartRollout { distribution: "shop".into(), spec: spec(), declared: None }, n)
+        };
         let Ok(Outcome::Rollout(r)) = start(&mut st, 1) else { panic!() };
         assert_eq!((r.id.as_str(), r.policy_id.as_str(), r.state), ("r1", "E1", State::Running));
         // Enabled at 1 %: enabling moves the epoch (CloudFront's rule), the ETag is new.
@@ -433,7 +506,7 @@ mod tests {
     #[test]
     fn a_rollout_that_contradicts_the_wiring_is_refused_with_the_reason() {
         let why = |st: &ControlState, distribution: &str| {
-            let cmd = Command::StartRollout { distribution: distribution.into(), spec: spec() };
+            let cmd = Command::StartRollout { distribution: distribution.into(), spec: spec(), declared: None };
             match super::super::command::apply(st, cmd, Fresh { now_ms: 0, id: "r".into(), etag: "T".into() }) {
                 Err(e) => format!("{e:?}"),
                 Ok(_) => "accepted".into(),

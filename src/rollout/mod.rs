@@ -252,6 +252,10 @@ pub struct Rollout {
     pub reason: Option<String>,
     #[serde(default)]
     pub history: Vec<Event>,
+    /// The fingerprint of the config file's declaration it was started from (`None`: started through the
+    /// API), so that a reload starts it again only when the declaration changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
 }
 
 /// Why a transition was refused.
@@ -278,6 +282,7 @@ impl Rollout {
             updated_ms: now_ms,
             reason: None,
             history: Vec::new(),
+            declared: None,
         };
         r.record(EventKind::Started, now_ms, None);
         r
