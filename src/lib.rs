@@ -10,7 +10,7 @@
 //!    continuous deployment: policy model, rules, the signed session cookie and every `Set-Cookie`),
 //!    [`evidently`] (the Evidently model, request decoding, ARNs, error shapes, segment patterns,
 //!    evaluation engine, exposures, events and statistics), [`limits`] (input constraints generated
-//!    from the AWS service models), [`rollout`] (guarded rollouts: the guards' statistics so far).
+//!    from the AWS service models), [`rollout`] (guarded rollouts: the spec, the state machine, the guards' statistics).
 //! 2. **Support**: [`files`] (bounded, non-blocking reads of operator files), [`random`] (secrets and
 //!    ids from the OS generator), [`tls`] (certificates, SNI, client TLS), [`metrics`] (atomic counters,
 //!    every line of `/metrics`), [`aws_models`] (`edgesplit install-models`).

@@ -317,9 +317,8 @@ impl Metrics {
     /// the step's window (from the driver's last evaluation, on the instance that drives it).
     fn render_rollouts(&self, out: &mut String, rollouts: &[(String, crate::rollout::State, usize, f64)]) {
         out.push_str(
-            "# HELP edgesplit_rollout_state A distribution's guarded rollout: 1 for the state it is in.
-             # TYPE edgesplit_rollout_state gauge
-",
+            "# HELP edgesplit_rollout_state A distribution's guarded rollout: 1 for the state it is in.\n\
+             # TYPE edgesplit_rollout_state gauge\n",
         );
         for (d, state, _, _) in rollouts {
             for s in crate::rollout::State::ALL {
@@ -333,31 +332,27 @@ impl Metrics {
             }
         }
         out.push_str(
-            "# HELP edgesplit_rollout_step The rollout's current step, from 1.
-# TYPE edgesplit_rollout_step gauge
-",
+            "# HELP edgesplit_rollout_step The rollout's current step, from 1.\n# TYPE edgesplit_rollout_step gauge\n",
         );
         for (d, _, step, _) in rollouts {
             let _ = writeln!(out, "edgesplit_rollout_step{{distribution=\"{}\"}} {step}", label(d));
         }
         out.push_str(
-            "# HELP edgesplit_rollout_weight Staging's share in force, as the rollout set it.
-             # TYPE edgesplit_rollout_weight gauge
-",
+            "# HELP edgesplit_rollout_weight Staging's share in force, as the rollout set it.\n\
+             # TYPE edgesplit_rollout_weight gauge\n",
         );
         for (d, _, _, weight) in rollouts {
             let _ = writeln!(out, "edgesplit_rollout_weight{{distribution=\"{}\"}} {weight}", label(d));
         }
         out.push_str(
-            "# HELP edgesplit_rollout_guard_requests Requests in the current step's window, by arm.
-             # TYPE edgesplit_rollout_guard_requests gauge
-             # HELP edgesplit_rollout_guard_errors Errors (5xx, connect failures, timeouts) in the window, by arm.
-             # TYPE edgesplit_rollout_guard_errors gauge
-             # HELP edgesplit_rollout_guard_latency_seconds The latency guard's quantile in the window, by arm (its bucket's upper bound).
-             # TYPE edgesplit_rollout_guard_latency_seconds gauge
-             # HELP edgesplit_rollout_guard_breach 1 when the last evaluation found a breach.
-             # TYPE edgesplit_rollout_guard_breach gauge
-",
+            "# HELP edgesplit_rollout_guard_requests Requests in the current step's window, by arm.\n\
+             # TYPE edgesplit_rollout_guard_requests gauge\n\
+             # HELP edgesplit_rollout_guard_errors Errors (5xx, connect failures, timeouts) in the window, by arm.\n\
+             # TYPE edgesplit_rollout_guard_errors gauge\n\
+             # HELP edgesplit_rollout_guard_latency_seconds The latency guard's quantile in the window, by arm (its bucket's upper bound).\n\
+             # TYPE edgesplit_rollout_guard_latency_seconds gauge\n\
+             # HELP edgesplit_rollout_guard_breach 1 when the last evaluation found a breach.\n\
+             # TYPE edgesplit_rollout_guard_breach gauge\n",
         );
         let figures = self.rollouts.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (d, f) in &figures {

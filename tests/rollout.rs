@@ -213,6 +213,11 @@ async fn a_healthy_staging_ramps_through_every_step_and_holds() {
     assert_eq!((weight, enabled), (0.15, true), "held at the last step");
     assert!(staging > 0 && primary > staging, "{primary} primary, {staging} staging");
     let m = edge.metrics().await;
+    let malformed: Vec<&str> = m
+        .lines()
+        .filter(|l| !(l.starts_with("# HELP ") || l.starts_with("# TYPE ") || l.starts_with("edgesplit_")))
+        .collect();
+    assert!(malformed.is_empty(), "not in the text format: {malformed:?}");
     for line in [
         "edgesplit_rollout_state{distribution=\"web\",state=\"finished\"} 1",
         "edgesplit_rollout_state{distribution=\"web\",state=\"running\"} 0",
@@ -456,15 +461,27 @@ async fn a_rollout_declared_in_the_file_starts_on_reload_once_per_declaration() 
     let plain = config(&p, &s, "");
     let edge = Edge::start(&plain).await;
     let admin = edge.handle.admin_addr;
-    let (id, _) = create_policy(admin, &policy_xml()).await;
     let declared = |bake: &str| {
         format!(
             "{plain}[distribution.rollout]\nat_end = \"disable\"\nsteps = [{{ weight = 0.05, bake = \"{bake}\" }}]\n\
              [distribution.rollout.guards.error_rate]\nmin_requests = 60\n"
         )
     };
+    // Declared before its policy exists: it waits, and starts once the policy is made.
     edge.reload(&declared("10m")).await.unwrap();
-    let first = rollout(admin).await;
+    assert_eq!(call(admin, "GET", "/web", Value::Null).await.0, 404);
+    let (id, _) = create_policy(admin, &policy_xml()).await;
+    let started = Instant::now();
+    let first = loop {
+        match call(admin, "GET", "/web", Value::Null).await {
+            (200, r) => break r,
+            (404, _) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("the declared rollout did not start once its policy was made: {other:?}"),
+        }
+    };
+    assert_eq!(first["declared"].as_str().map(str::len), Some(64), "{first}");
     assert_eq!((first["state"].as_str(), first["weight"].as_f64()), (Some("running"), Some(0.05)));
     assert_eq!(first["spec"]["guards"]["error_rate"]["min_requests"], 60);
     assert_eq!(policy(admin, &id).await.0, 0.05);

@@ -356,6 +356,7 @@ mod tests {
             policies: Default::default(),
             evidently: Default::default(),
             rollouts: Default::default(),
+            rollouts_pending: false,
             inline_epochs: Default::default(),
             cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
         }

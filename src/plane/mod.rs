@@ -85,6 +85,8 @@ pub struct ControlState {
     pub evidently: EvResources,
     /// Guarded rollouts by distribution id.
     pub rollouts: BTreeMap<String, crate::rollout::Rollout>,
+    /// A rollout declared in the file waits for its policy: the driver tries it again.
+    rollouts_pending: bool,
     inline_epochs: HashMap<String, u64>,
     cookie_key: CookieKey,
 }
@@ -225,7 +227,15 @@ impl Plane {
         let metrics = Arc::new(Metrics::default());
         let health = HealthRegistry::default();
         let declared = config.declared.clone();
-        let mut st = ControlState { config, policies, evidently, rollouts, inline_epochs: HashMap::new(), cookie_key };
+        let mut st = ControlState {
+            config,
+            policies,
+            evidently,
+            rollouts,
+            rollouts_pending: false,
+            inline_epochs: HashMap::new(),
+            cookie_key,
+        };
         update_inline_epochs(&store, &mut st).map_err(|e| e.to_string())?;
         let published = ArcSwap::from_pointee(compile(&st, &metrics, &health, None));
         let plane = Plane {

@@ -74,6 +74,7 @@ pub(super) fn apply(
 /// rehearsal on a copy of the state: nothing is written, and what was applied is read from `store`.
 pub(super) fn declare(store: &Store, write: bool, st: &mut ControlState) -> Result<(), Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let was_pending = std::mem::take(&mut st.rollouts_pending);
     let declared: Vec<(String, DeclaredRollout)> =
         st.config.distributions.iter().filter_map(|d| Some((d.id.clone(), d.rollout.clone()?))).collect();
     for (d, decl) in declared {
@@ -105,8 +106,19 @@ pub(super) fn declare(store: &Store, write: bool, st: &mut ControlState) -> Resu
             )));
             continue;
         }
-        // A rehearsal against an empty store (`edgesplit check`) cannot see the policies made through the API.
-        if !write && st.policies.is_empty() {
+        // No policy yet (one made through the API after the file, or `edgesplit check` on an empty
+        // store): the declaration waits, and the driver starts it once the policy is there.
+        let waits = st
+            .config
+            .distributions
+            .iter()
+            .find(|x| x.id == d)
+            .is_some_and(|x| x.inline_policy.is_none() && crate::routing::policy_for(x, &st.policies).is_none());
+        if waits {
+            if write && !st.rollouts_pending {
+                tracing::warn!(distribution = %d, "The rollout declared for this distribution waits for a continuous deployment policy that applies to it");
+            }
+            st.rollouts_pending = true;
             continue;
         }
         let cmd = Command::StartRollout { distribution: d.clone(), spec: decl.spec, declared: Some(print.clone()) };
@@ -119,6 +131,9 @@ pub(super) fn declare(store: &Store, write: bool, st: &mut ControlState) -> Resu
             }
             Err(e) => errors.push(at(e.to_string())),
         }
+    }
+    if was_pending && !st.rollouts_pending && write {
+        tracing::info!("Every declared rollout has its policy now");
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
@@ -247,7 +262,21 @@ impl Driver {
     /// (by the lease holder) at most one transition each. Blocking (it calls the store): run it off the
     /// async workers.
     pub fn tick(&mut self, plane: &Plane, lease: std::time::Duration) {
-        let active: Vec<Rollout> = plane.lock().rollouts.values().filter(|r| r.state.is_active()).cloned().collect();
+        let active: Vec<Rollout> = {
+            let mut st = plane.lock();
+            if st.rollouts_pending {
+                let before = st.rollouts.clone();
+                if let Err(errors) = declare(&plane.store, true, &mut st) {
+                    for e in errors {
+                        tracing::warn!(error = %e, "A declared rollout cannot start");
+                    }
+                }
+                if st.rollouts != before {
+                    plane.publish(&st);
+                }
+            }
+            st.rollouts.values().filter(|r| r.state.is_active()).cloned().collect()
+        };
         self.watches.retain(|d, _| active.iter().any(|r| &r.distribution == d));
         if active.is_empty() {
             return;
@@ -420,6 +449,7 @@ mod tests {
             policies: Default::default(),
             evidently: Default::default(),
             rollouts: Default::default(),
+            rollouts_pending: false,
             inline_epochs: Default::default(),
             cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
         }
