@@ -344,10 +344,10 @@ async fn the_api_refuses_what_contradicts_the_wiring_and_moves_only_what_its_sta
         ("/nope", spec.clone(), 404, "ResourceNotFoundException", "distribution `nope` does not exist"),
         (
             "/web",
-            json!({"steps": [{"weight": 0.5, "bake": "1m"}]}),
+            json!({"steps": [{"weight": 1.5, "bake": "1m"}]}),
             400,
             "ValidationException",
-            "steps[1].weight: 0.5 is not in (0, 0.15]",
+            "steps[1].weight: 1.5 is not in (0, 1]",
         ),
         ("/web", json!({"steps": []}), 400, "ValidationException", "1 to 20 steps"),
         ("/web", json!({"steps": [{"weight": 0.05}]}), 400, "ValidationException", "missing field `bake`"),
@@ -359,6 +359,10 @@ async fn the_api_refuses_what_contradicts_the_wiring_and_moves_only_what_its_sta
     }
     create_policy(admin, &policy_xml()).await;
     assert_eq!(call(admin, "GET", "/web", Value::Null).await.0, 404);
+    let (status, e) = call(admin, "PUT", "/web", json!({"steps": [{"weight": 0.5, "bake": "1m"}]})).await;
+    assert_eq!((status, e["__type"].as_str()), (400, Some("ValidationException")), "{e}");
+    let over = "steps[1].weight: 0.5 is above 0.15, the most a continuous deployment policy sends";
+    assert!(e["message"].as_str().unwrap().contains(over), "{e}");
     assert_eq!(call(admin, "PUT", "/web", spec.clone()).await.0, 201);
     let (status, e) = call(admin, "PUT", "/web", spec.clone()).await;
     assert_eq!((status, e["__type"].as_str()), (409, Some("ConflictException")), "{e}");
@@ -532,7 +536,7 @@ fn a_declared_rollout_that_contradicts_the_file_is_a_positioned_config_error() {
         ),
         (
             format!("{base}{staging}[distribution.rollout]\nsteps = [{{ weight = 0.5, bake = \"1m\" }}]\n"),
-            "steps[1].weight: 0.5 is not in (0, 0.15]",
+            "steps[1].weight: 0.5 is above 0.15",
         ),
         (
             format!("{base}{staging}[distribution.rollout]\nsteps = [{{ weight = 0.05, bake = \"soon\" }}]\n"),
@@ -549,4 +553,69 @@ fn a_declared_rollout_that_contradicts_the_file_is_a_positioned_config_error() {
         let e = edgesplit::config::parse(&text, "f.toml", std::path::Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("f.toml:") && e.contains(want), "{want}: {e}");
     }
+}
+
+/// A distribution routed by an Evidently feature: the rollout drives the feature's running launch, past
+/// 15 % up to 100 %, and a rollback stops the launch as CANCELLED with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feature_routed_distribution_ramps_its_launch_to_100_percent_and_a_rollback_cancels_it() {
+    let (pm, sm) = (Arc::new(AtomicU8::new(HEALTHY)), Arc::new(AtomicU8::new(HEALTHY)));
+    let (p, s) = (origin("primary", pm, 0.0, 1).await, origin("staging", sm.clone(), 0.0, 2).await);
+    let resources = r#"
+[distribution.evidently]
+project = "shop"
+route = { feature = "canary", staging_variations = ["on"] }
+
+[[evidently.projects]]
+name = "shop"
+[[evidently.features]]
+project = "shop"
+name = "canary"
+defaultVariation = "off"
+variations = [{ name = "off", value = { boolValue = false } }, { name = "on", value = { boolValue = true } }]
+[[evidently.launches]]
+project = "shop"
+name = "ramp"
+status = "RUNNING"
+groups = [{ name = "stay", feature = "canary", variation = "off" }, { name = "go", feature = "canary", variation = "on" }]
+[[evidently.launches.scheduledSplitsConfig.steps]]
+startTime = 0
+groupWeights = { stay = 100000, go = 0 }
+"#;
+    let edge = Edge::start(&config(&p, &s, resources)).await;
+    let (admin, proxy) = (edge.handle.admin_addr, edge.addr("http"));
+    let spec = json!({"steps": [{"weight": 0.2, "bake": "1s"}, {"weight": 0.5, "bake": "1s"}, {"weight": 1.0, "bake": "1s"}],
+                      "guards": quick_guards()});
+    let (status, r) = call(admin, "PUT", "/web", spec.clone()).await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!((r["launch"].as_str(), r["weight"].as_f64()), (Some("shop/ramp"), Some(0.2)));
+    let weights = |l: &Value| {
+        l["launch"]["scheduledSplitsDefinition"]["steps"].as_array().unwrap().last().unwrap()["groupWeights"].clone()
+    };
+    assert_eq!(weights(&get_json(admin, "/projects/shop/launches/ramp").await), json!({"go": 20000, "stay": 80000}));
+    let load = Load::start(proxy, 8);
+    let r = until(admin, Duration::from_secs(60), "finish", |r| r["state"] == "finished").await;
+    assert_eq!(events(&r), ["started", "advanced", "advanced", "finished"]);
+    let l = get_json(admin, "/projects/shop/launches/ramp").await;
+    assert_eq!((weights(&l), l["launch"]["status"].as_str()), (json!({"go": 100000, "stay": 0}), Some("RUNNING")));
+    // Every request on staging now; then a new rollout from 20 %, and staging breaks at once.
+    assert_eq!(visit(proxy, None).await.0, "staging");
+    assert_eq!(call(admin, "PUT", "/web", spec).await.0, 201);
+    sm.store(FAILING, Relaxed);
+    let r = until(admin, Duration::from_secs(30), "rollback", |r| r["state"] == "rolled_back").await;
+    load.stop().await;
+    let l = get_json(admin, "/projects/shop/launches/ramp").await;
+    assert_eq!(l["launch"]["status"], "CANCELLED", "{l}");
+    let reason = l["launch"]["statusReason"].as_str().unwrap();
+    assert!(reason.starts_with("edgesplit rollout of distribution web: step 1: error rate"), "{reason}");
+    assert!(r["reason"].as_str().unwrap().starts_with("step 1: error rate"));
+    for _ in 0..20 {
+        assert_eq!(visit(proxy, None).await.0, "primary", "the stopped launch serves the default variation, primary");
+    }
+}
+
+async fn get_json(admin: SocketAddr, path: &str) -> Value {
+    let (status, _, text) = api(admin, "GET", path, "", &[]).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
 }

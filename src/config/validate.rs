@@ -791,8 +791,11 @@ fn validate_distributions(list: &[FileDistribution], p: &mut Problems<'_>) -> Ve
             if d.policy.is_some() {
                 refuse(p, "drives a policy made through the CloudFront API; [distribution.policy] is changed only by this file: use continuous_deployment_policy_id or staging_dns_name".into());
             }
-            if edge.as_ref().is_some_and(|e| e.route.is_some()) {
-                refuse(p, "drives a continuous deployment policy; this distribution routes by an Evidently feature (launch-driven rollouts are not built yet)".into());
+            // A policy sends at most 15 % to staging; the launch of a feature-routed distribution up to 100 %.
+            if edge.as_ref().is_none_or(|e| e.route.is_none())
+                && let Err(e) = r.get_ref().check_cap(crate::rollout::POLICY_MAX_WEIGHT, "a continuous deployment policy")
+            {
+                refuse(p, e);
             }
             let (line, col) = line_col(p.text, span.start);
             let at = ConfigError { file: p.file.to_string(), line, col, message: String::new() };

@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::cd::model::{StoredPolicy, TrafficType};
+use crate::evidently::input::Stop;
+use crate::evidently::model::{Launch, Resource, RunStatus, ScheduledStep};
 use crate::rollout::guard::{self, ArmCounts, Verdict};
-use crate::rollout::{Action, Figures, Refused, Rollout, SharedWindow, Spec, State};
+use crate::rollout::{Action, Figures, POLICY_MAX_WEIGHT, Refused, Rollout, SharedWindow, Spec, State};
 
 use super::command::{Applied, Change, Command, DomainError, Fresh, Outcome, ResourceId};
 use super::{ControlState, Plane};
@@ -29,7 +31,12 @@ pub(super) fn start(
     fresh: Fresh,
 ) -> Result<Applied, DomainError> {
     spec.check().map_err(|e| DomainError::invalid("rollout", e))?;
-    let policy = driven_policy(st, &distribution)?;
+    let driven = driven(st, &distribution)?;
+    match &driven {
+        Driven::Policy(_) => spec.check_cap(POLICY_MAX_WEIGHT, "a continuous deployment policy"),
+        Driven::Launch(_) => spec.check_cap(1.0, "a launch"),
+    }
+    .map_err(|e| DomainError::invalid("rollout", e))?;
     if let Some(r) = st.rollouts.get(&distribution)
         && r.state.is_active()
     {
@@ -43,7 +50,14 @@ pub(super) fn start(
             ),
         });
     }
-    let mut rollout = Rollout::start(distribution, fresh.id.clone(), policy.id.clone(), spec, fresh.now_ms);
+    let policy_id = match &driven {
+        Driven::Policy(p) => p.id.clone(),
+        Driven::Launch(_) => String::new(),
+    };
+    let mut rollout = Rollout::start(distribution, fresh.id.clone(), policy_id, spec, fresh.now_ms);
+    if let Driven::Launch(l) = &driven {
+        rollout.launch = Some(format!("{}/{}", l.project, l.name));
+    }
     rollout.declared = declared;
     Ok(write(st, rollout, &fresh, false))
 }
@@ -160,8 +174,15 @@ pub(super) fn check_not_driven(st: &ControlState, policy_id: &str) -> Result<(),
     }
 }
 
-/// The policy a rollout of `distribution` drives, or why the distribution cannot have one.
-fn driven_policy<'a>(st: &'a ControlState, distribution: &str) -> Result<&'a StoredPolicy, DomainError> {
+/// What a rollout drives: a distribution's continuous deployment policy, or the running launch of the
+/// feature that routes it (with the groups that serve a staging variation).
+enum Driven<'a> {
+    Policy(&'a StoredPolicy),
+    Launch(&'a Launch),
+}
+
+/// What a rollout of `distribution` drives, or why the distribution cannot have one.
+fn driven<'a>(st: &'a ControlState, distribution: &str) -> Result<Driven<'a>, DomainError> {
     let invalid = |message: String| DomainError::invalid("distribution", message);
     let d = st
         .config
@@ -172,12 +193,8 @@ fn driven_policy<'a>(st: &'a ControlState, distribution: &str) -> Result<&'a Sto
     if d.staging.is_none() {
         return Err(invalid(format!("distribution `{distribution}` has no staging pool to roll out")));
     }
-    if let Some(route) = d.edge.as_ref().and_then(|e| e.route.as_ref()) {
-        return Err(invalid(format!(
-            "distribution `{distribution}` routes to staging by the Evidently feature `{}`, not by a continuous \
-             deployment policy; rollouts drive a policy's weight (launch-driven rollouts are not built yet)",
-            route.feature
-        )));
+    if let Some((project, route)) = d.edge.as_ref().and_then(|e| Some((&e.project, e.route.as_ref()?))) {
+        return launch_of(st, distribution, project, route).map(Driven::Launch);
     }
     if d.inline_policy.is_some() {
         return Err(invalid(format!(
@@ -193,7 +210,7 @@ fn driven_policy<'a>(st: &'a ControlState, distribution: &str) -> Result<&'a Sto
         ))
     })?;
     match policy.config.traffic.as_ref().map(|t| t.kind) {
-        Some(TrafficType::SingleWeight) => Ok(policy),
+        Some(TrafficType::SingleWeight) => Ok(Driven::Policy(policy)),
         _ => Err(invalid(format!(
             "policy {} of distribution `{distribution}` sends to staging by header (SingleHeader); a rollout drives a \
              SingleWeight policy's share",
@@ -202,11 +219,66 @@ fn driven_policy<'a>(st: &'a ControlState, distribution: &str) -> Result<&'a Sto
     }
 }
 
-/// The changes of a rollout transition: the rollout, and its policy when the weight, the switch or the
-/// session epoch it sets differs from the policy's. `ends` moves the epoch: staging's sessions end.
+/// The running launch of the feature that routes `distribution`, or why it cannot be rolled out. Stopping the launch (a rollback) must send every entity to
+/// primary, so the feature's default variation must be a primary one.
+fn launch_of<'a>(
+    st: &'a ControlState,
+    distribution: &str,
+    project: &str,
+    route: &crate::config::EdgeRoute,
+) -> Result<&'a Launch, DomainError> {
+    let invalid = |message: String| DomainError::invalid("distribution", message);
+    let feature = route.feature.as_str();
+    let staging = |variation: &String| route.staging_variations.contains(variation);
+    let launch = st
+        .evidently
+        .launches
+        .values()
+        .find(|l| {
+            l.project == project
+                && l.status == RunStatus::Running
+                && l.groups.iter().any(|g| g.feature_variations.contains_key(feature))
+        })
+        .ok_or_else(|| {
+            invalid(format!(
+                "distribution `{distribution}` routes by the Evidently feature `{project}/{feature}`, and no launch of \
+                 it is running: start one whose groups serve its primary and staging variations"
+            ))
+        })?;
+    let (to_staging, to_primary): (Vec<_>, Vec<_>) =
+        launch.groups.iter().partition(|g| g.feature_variations.get(feature).is_some_and(staging));
+    if to_staging.is_empty() || to_primary.is_empty() {
+        return Err(invalid(format!(
+            "launch `{project}/{}` needs a group serving a staging variation ({}) and one serving another",
+            launch.name,
+            route.staging_variations.join(", ")
+        )));
+    }
+    let default = st.evidently.features.get(&(project.to_string(), feature.to_string())).map(|f| &f.default_variation);
+    if default.is_some_and(staging) {
+        return Err(invalid(format!(
+            "the default variation of feature `{project}/{feature}` routes to staging, so stopping the launch (a \
+             rollback) would not send traffic back to primary"
+        )));
+    }
+    Ok(launch)
+}
+
+/// The changes of a rollout transition: the rollout, and what it drives when that must change.
+/// - A policy: its weight, its switch, and its session epoch (`ends` moves it: staging's sessions end).
+/// - A launch: one scheduled step from now with the rollout's share split over the groups (weights in
+///   thousandths of a percent, as Evidently's), or, when the rollout ends staging, the launch stopped:
+///   CANCELLED with the rollout's reason (a rollback, an abort), or COMPLETED (`at_end = "disable"`).
 fn write(st: &ControlState, rollout: Rollout, fresh: &Fresh, ends: bool) -> Applied {
     let mut changes = Vec::with_capacity(2);
-    if let Some(old) = st.policies.get(&rollout.policy_id) {
+    if let Some(key) = &rollout.launch {
+        let found = key.split_once('/').and_then(|(p, l)| st.evidently.launches.get(&(p.to_string(), l.to_string())));
+        if let Some(launch) = found.filter(|l| l.status == RunStatus::Running)
+            && let Some(l) = drive_launch(st, launch, &rollout, fresh.seconds())
+        {
+            changes.push(Change::PutResource(Resource::Launch(l)));
+        }
+    } else if let Some(old) = st.policies.get(&rollout.policy_id) {
         let mut config = old.config.clone();
         config.enabled = rollout.policy_enabled();
         if let Some(w) = config.traffic.as_mut().and_then(|t| t.single_weight.as_mut()) {
@@ -225,6 +297,48 @@ fn write(st: &ControlState, rollout: Rollout, fresh: &Fresh, ends: bool) -> Appl
     }
     changes.push(Change::PutRollout(rollout.clone()));
     Applied { changes, outcome: Outcome::Rollout(rollout) }
+}
+
+/// The launch as `rollout` leaves it, or `None` when it does not change.
+fn drive_launch(st: &ControlState, launch: &Launch, rollout: &Rollout, now_s: f64) -> Option<Launch> {
+    if rollout.ends_sessions() {
+        let (state, reason) = match rollout.state {
+            State::Finished => (RunStatus::Completed, "the rollout finished".to_string()),
+            _ => (RunStatus::Cancelled, rollout.reason.clone().unwrap_or_else(|| "rolled back".into())),
+        };
+        let reason = format!("edgesplit rollout of distribution {}: {reason}", rollout.distribution);
+        // Evidently's reason is at most 160 characters.
+        let reason: String = reason.chars().take(160).collect();
+        return super::evidently::stop(launch.clone(), Stop { state, reason: Some(reason) }, now_s).ok();
+    }
+    let d = st.config.distributions.iter().find(|d| d.id == rollout.distribution)?;
+    let route = d.edge.as_ref()?.route.as_ref()?;
+    let staging: Vec<&str> = launch
+        .groups
+        .iter()
+        .filter(|g| g.feature_variations.get(&route.feature).is_some_and(|v| route.staging_variations.contains(v)))
+        .map(|g| g.name.as_str())
+        .collect();
+    let primary: Vec<&str> = launch.groups.iter().map(|g| g.name.as_str()).filter(|g| !staging.contains(g)).collect();
+    let to_staging = (rollout.weight() * 100_000.0).round() as i64;
+    let mut weights = std::collections::BTreeMap::new();
+    for (groups, total) in [(&staging, to_staging), (&primary, 100_000 - to_staging)] {
+        let n = groups.len().max(1) as i64;
+        for (i, g) in groups.iter().enumerate() {
+            weights.insert(g.to_string(), total / n + i64::from((i as i64) < total % n));
+        }
+    }
+    // The step in force keeps its segment overrides.
+    let current =
+        launch.steps.iter().filter(|s| s.start_time <= now_s).max_by(|a, b| a.start_time.total_cmp(&b.start_time));
+    if current.is_some_and(|s| s.group_weights == weights) {
+        return None;
+    }
+    let segment_overrides = current.map(|s| s.segment_overrides.clone()).unwrap_or_default();
+    let mut l = launch.clone();
+    l.steps = vec![ScheduledStep { start_time: now_s, group_weights: weights, segment_overrides }];
+    l.last_updated_time = now_s;
+    Some(l)
 }
 
 /// Moves rollouts on from both arms' counts: evaluated every `timeouts.rollout_interval` by the app.
@@ -249,6 +363,11 @@ struct Watch {
     since: Instant,
     primary: ArmCounts,
     staging: ArmCounts,
+    /// Primary's counts at the last evaluation of this window, and of the window before: a step that
+    /// sends everything to staging leaves primary nothing to count, so its guards compare staging with
+    /// primary as the step before saw it.
+    evaluated_primary: ArmCounts,
+    reference: ArmCounts,
 }
 
 impl Default for Driver {
@@ -289,7 +408,9 @@ impl Driver {
             let watch =
                 self.watches.entry(r.distribution.clone()).or_insert_with(|| Watch::new(&window, &primary, &staging));
             if watch.window != window {
+                let reference = std::mem::take(&mut watch.evaluated_primary);
                 *watch = Watch::new(&window, &primary, &staging);
+                watch.reference = reference;
             }
             let shared = SharedWindow {
                 window,
@@ -322,7 +443,14 @@ impl Driver {
         }
         self.leading = leading;
         for (r, (window_ms, mine)) in active.into_iter().zip(local) {
-            let (primary, staging) = if fleet { fleet_window(plane, &r, &mine) } else { counts(&mine) };
+            let (mut primary, staging) = if fleet { fleet_window(plane, &r, &mine) } else { counts(&mine) };
+            if let Some(watch) = self.watches.get_mut(&r.distribution) {
+                if r.weight() >= 1.0 && primary.requests == 0 {
+                    primary = watch.reference.clone();
+                } else {
+                    watch.evaluated_primary = primary.clone();
+                }
+            }
             let verdict = guard::evaluate(&r.spec.guards, &primary, &staging);
             let figures = Figures::of(&r, window_ms, &primary, &staging, &verdict);
             plane.metrics.set_rollout_figures(&r.distribution, Some(figures));
@@ -412,7 +540,14 @@ impl Plane {
 
 impl Watch {
     fn new(window: &str, primary: &ArmCounts, staging: &ArmCounts) -> Watch {
-        Watch { window: window.to_string(), since: Instant::now(), primary: primary.clone(), staging: staging.clone() }
+        Watch {
+            window: window.to_string(),
+            since: Instant::now(),
+            primary: primary.clone(),
+            staging: staging.clone(),
+            evaluated_primary: ArmCounts::default(),
+            reference: ArmCounts::default(),
+        }
     }
 }
 

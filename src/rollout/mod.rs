@@ -46,7 +46,8 @@ pub const POLICY_MAX_WEIGHT: f64 = 0.15;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// Staging's share of traffic, a fraction in `(0, 0.15]` (CloudFront's `SingleWeight`).
+    /// Staging's share of traffic, a fraction: in `(0, 0.15]` for a continuous deployment policy
+    /// (CloudFront's `SingleWeight`), in `(0, 1]` for a launch.
     pub weight: f64,
     /// The bake time, written as a humantime duration ("30s", "5m").
     #[serde(with = "duration")]
@@ -83,6 +84,20 @@ impl Spec {
         Ok(spec)
     }
 
+    /// The steps' shares against the most that what the rollout drives can send to staging: a policy's
+    /// 15 %, a launch's 100 %.
+    pub fn check_cap(&self, cap: f64, what: &str) -> Result<(), String> {
+        match self.steps.iter().position(|s| s.weight > cap) {
+            Some(i) => Err(format!(
+                "steps[{}].weight: {} is above {}, the most {what} sends to staging",
+                i + 1,
+                self.steps[i].weight,
+                cap
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The rules serde cannot say: counts, ranges, and guards that make sense.
     pub fn check(&self) -> Result<(), String> {
         if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
@@ -90,11 +105,8 @@ impl Spec {
         }
         for (i, step) in self.steps.iter().enumerate() {
             let n = i + 1;
-            if !(step.weight.is_finite() && step.weight > 0.0 && step.weight <= POLICY_MAX_WEIGHT) {
-                return Err(format!(
-                    "steps[{n}].weight: {} is not in (0, {POLICY_MAX_WEIGHT}]: a continuous deployment policy sends at most 15 % to staging",
-                    step.weight
-                ));
+            if !(step.weight.is_finite() && step.weight > 0.0 && step.weight <= 1.0) {
+                return Err(format!("steps[{n}].weight: {} is not in (0, 1]", step.weight));
             }
             if step.bake > MAX_BAKE {
                 return Err(format!("steps[{n}].bake: at most 7 days"));
@@ -237,8 +249,11 @@ pub struct Rollout {
     pub distribution: String,
     /// New on every start, so that the driver tells a restarted rollout from the one it watched.
     pub id: String,
-    /// The continuous deployment policy whose weight the rollout drives.
+    /// The continuous deployment policy whose weight the rollout drives (empty when it drives a launch).
     pub policy_id: String,
+    /// Or the running launch, `project/launch`, of a distribution routed by an Evidently feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<String>,
     pub spec: Spec,
     pub state: State,
     /// 0-based index into `spec.steps`.
@@ -274,6 +289,7 @@ impl Rollout {
             distribution,
             id,
             policy_id,
+            launch: None,
             spec,
             state: State::Running,
             step: 0,
@@ -319,6 +335,21 @@ impl Rollout {
     /// Whether the current step has baked by `now_ms`.
     pub fn baked(&self, now_ms: u64) -> bool {
         now_ms.saturating_sub(self.step_started_ms) >= self.bake().as_millis() as u64
+    }
+
+    /// The rules a stored rollout keeps, checked when one is read back (the store's load, `edgesplit import`):
+    /// its spec's, a step inside it, a bounded history. Every rollout [`Rollout::start`] and
+    /// [`Rollout::apply`] leave keeps them; a document that breaks them was written by hand, and would set a
+    /// policy weight past 15 % or panic the driver (`steps.len() - 1` of no steps).
+    pub fn check(&self) -> Result<(), String> {
+        self.spec.check()?;
+        if self.step >= self.spec.steps.len() {
+            return Err(format!("step: index {} is not one of the {} steps", self.step, self.spec.steps.len()));
+        }
+        if self.history.len() > MAX_HISTORY {
+            return Err(format!("history: at most {MAX_HISTORY} events, not {}", self.history.len()));
+        }
+        Ok(())
     }
 
     /// Applies one transition: the rollout it leaves, or why not. Pure.
@@ -483,7 +514,10 @@ impl Figures {
                 guard::Verdict::NeedMore { .. } => "need_more",
                 guard::Verdict::Breach(_) => "breach",
             },
-            detail: verdict.to_string(),
+            detail: match verdict {
+                guard::Verdict::Pass => "every guard has its sample, and none breached".into(),
+                v => v.to_string(),
+            },
         }
     }
 }
@@ -604,7 +638,7 @@ mod tests {
     fn bad_specs_name_the_field() {
         let cases: &[(&str, &str)] = &[
             (r#"{"steps":[]}"#, "steps: a rollout has 1 to 20 steps"),
-            (r#"{"steps":[{"weight":0.2,"bake":"1s"}]}"#, "steps[1].weight: 0.2 is not in (0, 0.15]"),
+            (r#"{"steps":[{"weight":1.2,"bake":"1s"}]}"#, "steps[1].weight: 1.2 is not in (0, 1]"),
             (r#"{"steps":[{"weight":0,"bake":"1s"}]}"#, "steps[1].weight"),
             (r#"{"steps":[{"weight":0.1,"bake":"soon"}]}"#, "`soon` is not a duration"),
             (r#"{"steps":[{"weight":0.1,"bake":"9d"}]}"#, "steps[1].bake: at most 7 days"),
@@ -671,6 +705,24 @@ mod tests {
         assert_eq!((aborted.state, aborted.reason.as_deref()), (State::Aborted, Some("aborted by the operator")));
         let long = "x".repeat(MAX_REASON + 1);
         assert!(matches!(resumed.apply(Action::Pause { reason: Some(long) }, 1), Err(Refused::Invalid(_))));
+    }
+
+    #[test]
+    fn a_stored_rollout_outside_the_rules_fails_its_check() {
+        let r = Rollout::start("d".into(), "id".into(), "E1".into(), spec(), 0);
+        assert_eq!(r.check(), Ok(()));
+        let mut far = r.clone();
+        far.spec.steps[0].weight = 1.9;
+        assert!(far.check().unwrap_err().contains("steps[1].weight: 1.9"), "{:?}", far.check());
+        far = r.clone();
+        far.spec.steps.clear();
+        assert!(far.check().unwrap_err().contains("1 to 20 steps"));
+        far = r.clone();
+        far.step = 3;
+        assert_eq!(far.check(), Err("step: index 3 is not one of the 3 steps".into()));
+        far = r.clone();
+        far.history = vec![r.history[0].clone(); MAX_HISTORY + 1];
+        assert!(far.check().unwrap_err().contains("at most 64 events"));
     }
 
     #[test]
