@@ -338,11 +338,15 @@ impl Rollout {
     }
 
     /// The rules a stored rollout keeps, checked when one is read back (the store's load, `edgesplit import`):
-    /// its spec's, a step inside it, a bounded history. Every rollout [`Rollout::start`] and
-    /// [`Rollout::apply`] leave keeps them; a document that breaks them was written by hand, and would set a
-    /// policy weight past 15 % or panic the driver (`steps.len() - 1` of no steps).
+    /// its spec's, shares within what it drives (a policy's 15 %), a step inside it, a bounded history. Every
+    /// rollout [`Rollout::start`] and [`Rollout::apply`] leave keeps them; a document that breaks them was
+    /// written by hand, and would set a policy weight past 15 % or panic the driver (`steps.len() - 1` of no
+    /// steps).
     pub fn check(&self) -> Result<(), String> {
         self.spec.check()?;
+        if self.launch.is_none() {
+            self.spec.check_cap(POLICY_MAX_WEIGHT, "a continuous deployment policy")?;
+        }
         if self.step >= self.spec.steps.len() {
             return Err(format!("step: index {} is not one of the {} steps", self.step, self.spec.steps.len()));
         }
@@ -714,6 +718,10 @@ mod tests {
         let mut far = r.clone();
         far.spec.steps[0].weight = 1.9;
         assert!(far.check().unwrap_err().contains("steps[1].weight: 1.9"), "{:?}", far.check());
+        far.spec.steps[0].weight = 0.9;
+        assert!(far.check().unwrap_err().contains("steps[1].weight: 0.9 is above 0.15"), "{:?}", far.check());
+        far.launch = Some("shop/ramp".into());
+        assert_eq!(far.check(), Ok(()), "a launch takes up to 100 %");
         far = r.clone();
         far.spec.steps.clear();
         assert!(far.check().unwrap_err().contains("1 to 20 steps"));

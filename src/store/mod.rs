@@ -102,12 +102,18 @@ impl Loaded {
     }
 }
 
-/// Stored rollouts, read; one that does not read fails the load (the driver must not forget it).
+/// Stored rollouts, read and checked ([`crate::rollout::Rollout::check`]); one that does not read, or breaks
+/// the rules, fails the load (the driver must not forget it, nor drive it).
 fn rollouts<'a>(
     rows: impl Iterator<Item = (&'a String, &'a Vec<u8>)>,
 ) -> Result<Vec<crate::rollout::Rollout>, StoreError> {
-    rows.map(|(k, v)| serde_json::from_slice(v).map_err(|e| StoreError::Failed(format!("stored rollout `{k}`: {e}"))))
-        .collect()
+    rows.map(|(k, v)| {
+        serde_json::from_slice::<crate::rollout::Rollout>(v)
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.check().map(|()| r))
+            .map_err(|e| StoreError::Failed(format!("stored rollout `{k}`: {e}")))
+    })
+    .collect()
 }
 
 pub struct Store {
