@@ -10,8 +10,12 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits: `from_str_radix` alone would also take a sign (`%+1` as 0x01).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -32,5 +36,8 @@ mod tests {
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("web%+1"), None, "a sign is not a hex digit");
+        assert_eq!(percent_decode("%+F%2F"), None);
+        assert_eq!(percent_decode("%2f%7E").as_deref(), Some("/~"));
     }
 }
