@@ -76,6 +76,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| s.find_index(std::hint::black_box("v2.api7.example.com")))
     });
     c.bench_function("find distribution: default", |b| b.iter(|| s.find_index(std::hint::black_box("unknown.test"))));
+    // What every answer costs in counters: its status class, the latency histogram, and (issue 18) the
+    // rollout guards' latency bucket.
+    let answers = edgesplit::metrics::TargetMetrics::default();
+    c.bench_function("count an answer", |b| {
+        b.iter(|| {
+            answers.record(std::hint::black_box(200), std::hint::black_box(std::time::Duration::from_micros(1500)))
+        })
+    });
 
     let clean = browser_headers(&[]);
     c.bench_function("strip hop-by-hop: nothing to strip", |b| {

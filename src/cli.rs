@@ -617,6 +617,8 @@ struct Rollout {
     distribution: String,
     id: Option<String>,
     policy_id: Option<String>,
+    /// `project/launch`, when the rollout drives a launch instead of a policy.
+    launch: Option<String>,
     state: Option<String>,
     step: Option<u64>,
     steps: Option<u64>,
@@ -781,8 +783,11 @@ fn format_status(r: &Rollout, now_ms: u64) -> String {
     if let Some(id) = &r.id {
         about.push(id.clone());
     }
-    if let Some(policy) = &r.policy_id {
+    if let Some(policy) = r.policy_id.as_ref().filter(|p| !p.is_empty()) {
         about.push(format!("policy {policy}"));
+    }
+    if let Some(launch) = &r.launch {
+        about.push(format!("launch {launch}"));
     }
     if let Some(started) = r.started_ms {
         about.push(format!("started {} ({} ago)", timestamp(started), ago(now_ms, started)));

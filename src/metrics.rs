@@ -8,36 +8,50 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::{Reason, Target};
-use crate::rollout::guard::{ArmCounts, BUCKETS, LatencyHistogram};
+use crate::rollout::guard::{ArmCounts, BUCKET_BOUNDS_US, BUCKETS, LatencyHistogram};
 
-/// Upper bounds of the latency histogram, in seconds.
+/// Upper bounds of the latency histogram on `/metrics`, in seconds: each is one of the guards' bucket
+/// bounds (`rollout::guard::BUCKET_BOUNDS_US`), so one set of counters serves both.
 const LATENCY_BOUNDS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Default)]
+/// Latencies counted in the rollout guards' buckets (R10 from 250 µs to 63 s), which `/metrics` sums
+/// into its coarser ones: an answer costs one add for its bucket and one for the sum.
 pub struct Histogram {
-    buckets: [AtomicU64; LATENCY_BOUNDS.len()],
-    count: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
     sum_us: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_us: AtomicU64::new(0) }
+    }
 }
 
 impl Histogram {
     pub(crate) fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
+        self.buckets[LatencyHistogram::bucket_of(d)].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
+    /// The counts so far, as the guards read them.
+    pub fn counts(&self) -> LatencyHistogram {
+        LatencyHistogram::from_counts(std::array::from_fn(|i| self.buckets[i].load(Relaxed)))
+    }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Relaxed);
+        let counts = self.counts();
+        let counts = counts.counts();
+        let (mut cumulative, mut next) = (0, 0);
+        for bound in LATENCY_BOUNDS {
+            let us = (bound * 1e6).round() as u64;
+            while next < BUCKET_BOUNDS_US.len() && BUCKET_BOUNDS_US[next] <= us {
+                cumulative += counts[next];
+                next += 1;
+            }
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
-        let count = self.count.load(Relaxed);
+        let count: u64 = counts.iter().sum();
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
@@ -61,25 +75,18 @@ impl TargetMetrics {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].fetch_add(1, Relaxed);
         self.latency.observe(elapsed);
-        self.guard.latency[LatencyHistogram::bucket_of(elapsed)].fetch_add(1, Relaxed);
     }
 }
 
-/// One arm's counts as a rollout's guards read them (`rollout::guard`): every answer, 5xx answers
-/// (edgesplit's own 502 and 504 for connect failures and timeouts among them), and connections staging
-/// refused before the request went to primary instead, in the guards' latency buckets. Cumulative; the
-/// driver reads them at a step's start and subtracts. The request count is the by-class sum, so a
-/// request costs one more atomic add here, for its latency bucket.
+/// What a rollout's guards read beyond the answers and their latencies (`rollout::guard`): connections
+/// staging refused before the request went to primary instead. The answers themselves are the by-class
+/// counts (5xx, edgesplit's own 502 and 504 for connect failures and timeouts among them) and the latency
+/// histogram, whose buckets are the guards': counting for the guards costs the request path nothing more.
+/// Cumulative; the driver reads them at a step's start and subtracts.
+#[derive(Default)]
 pub struct GuardCounts {
-    latency: [AtomicU64; BUCKETS],
     /// Connections refused, counted as errors with no latency.
     refused: AtomicU64,
-}
-
-impl Default for GuardCounts {
-    fn default() -> Self {
-        GuardCounts { latency: std::array::from_fn(|_| AtomicU64::new(0)), refused: AtomicU64::new(0) }
-    }
 }
 
 impl GuardCounts {
@@ -97,7 +104,7 @@ impl TargetMetrics {
         ArmCounts {
             requests: answered + refused,
             errors: self.by_class[4].load(Relaxed) + refused,
-            latency: LatencyHistogram::from_counts(std::array::from_fn(|i| self.guard.latency[i].load(Relaxed))),
+            latency: self.latency.counts(),
         }
     }
 }
@@ -479,6 +486,27 @@ mod tests {
         assert!(out.contains("x_bucket{a=\"b\",le=\"10\"} 2\n"));
         assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("x_count{a=\"b\"} 3\n"));
+    }
+
+    #[test]
+    fn every_prometheus_bound_is_a_guard_bucket_bound_and_edges_fall_alike() {
+        for bound in LATENCY_BOUNDS {
+            let us = (bound * 1e6).round() as u64;
+            assert!(BUCKET_BOUNDS_US.contains(&us), "{bound} s is not a bound of the guards' buckets");
+        }
+        // A latency on a bound counts in it; a microsecond over, in the next.
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_micros(501));
+        h.observe(Duration::from_millis(10));
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.001\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.01\"} 3\n"), "{out}");
+        assert!(out.contains("x_sum{a=\"b\"} 0.011001\n"), "{out}");
+        assert_eq!(h.counts().count(), 3, "the guards read the same counts");
     }
 
     #[test]

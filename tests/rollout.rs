@@ -589,6 +589,12 @@ groupWeights = { stay = 100000, go = 0 }
     let (status, r) = call(admin, "PUT", "/web", spec.clone()).await;
     assert_eq!(status, 201, "{r}");
     assert_eq!((r["launch"].as_str(), r["weight"].as_f64()), (Some("shop/ramp"), Some(0.2)));
+    let status = std::process::Command::new(BIN)
+        .args(["rollout", "--endpoint", &format!("http://{admin}"), "status", "web"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("launch shop/ramp") && !out.contains("policy "), "{out}");
     let weights = |l: &Value| {
         l["launch"]["scheduledSplitsDefinition"]["steps"].as_array().unwrap().last().unwrap()["groupWeights"].clone()
     };
