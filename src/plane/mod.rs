@@ -132,7 +132,7 @@ fn stored_state(store: &Store) -> Result<Stored, StoreError> {
     Ok(Stored { policies, evidently, rollouts })
 }
 
-/// Replaces the stored part of `st` (policies, Evidently resources) with what the store holds now.
+/// Replaces the stored part of `st` (policies, Evidently resources, rollouts) with what the store holds now.
 fn reload(store: &Store, st: &mut ControlState) -> Result<(), StoreError> {
     let stored = stored_state(store)?;
     st.policies = stored.policies;
