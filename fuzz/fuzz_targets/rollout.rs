@@ -110,7 +110,7 @@ fn action(r: &Rollout, record: &[u8]) -> Action {
         0 => Action::Pause { reason },
         1 => Action::Resume,
         2 => Action::Abort { reason },
-        3 => Action::Advance { from },
+        3 => Action::Advance { from, reference: None },
         4 => Action::Finish { from },
         _ => Action::RollBack { from, reason: reason.unwrap_or_default() },
     }
@@ -152,7 +152,7 @@ fn allowed(before: &Rollout, action: &Action, after: &Rollout) {
         Action::Pause { .. } => s == State::Running && after.state == State::Paused && after.step == step,
         Action::Resume => s == State::Paused && after.state == State::Running && after.step == step,
         Action::Abort { .. } => s.is_active() && after.state == State::Aborted && after.step == step,
-        Action::Advance { from } => {
+        Action::Advance { from, .. } => {
             s == State::Running && *from == step && after.state == State::Running && after.step == step + 1
         }
         Action::Finish { from } => {
@@ -181,7 +181,7 @@ fn ended_refuses_everything(r: &Rollout, now: u64) {
             Action::Pause { reason: None },
             Action::Resume,
             Action::Abort { reason: Some("x".into()) },
-            Action::Advance { from },
+            Action::Advance { from, reference: None },
             Action::Finish { from },
             Action::RollBack { from, reason: "breach".into() },
         ] {

@@ -15,7 +15,7 @@ use crate::cd::model::{StoredPolicy, TrafficType};
 use crate::evidently::input::Stop;
 use crate::evidently::model::{Launch, Resource, RunStatus, ScheduledStep};
 use crate::rollout::guard::{self, ArmCounts, Verdict};
-use crate::rollout::{Action, Figures, POLICY_MAX_WEIGHT, Refused, Rollout, SharedWindow, Spec, State};
+use crate::rollout::{Action, Figures, POLICY_MAX_WEIGHT, Refused, Rollout, SharedWindow, Spec, State, WireCounts};
 
 use super::command::{Applied, Change, Command, DomainError, Fresh, Outcome, ResourceId};
 use super::{ControlState, Plane};
@@ -363,11 +363,6 @@ struct Watch {
     since: Instant,
     primary: ArmCounts,
     staging: ArmCounts,
-    /// Primary's counts at the last evaluation of this window, and of the window before: a step that
-    /// sends everything to staging leaves primary nothing to count, so its guards compare staging with
-    /// primary as the step before saw it.
-    evaluated_primary: ArmCounts,
-    reference: ArmCounts,
 }
 
 impl Default for Driver {
@@ -408,9 +403,7 @@ impl Driver {
             let watch =
                 self.watches.entry(r.distribution.clone()).or_insert_with(|| Watch::new(&window, &primary, &staging));
             if watch.window != window {
-                let reference = std::mem::take(&mut watch.evaluated_primary);
                 *watch = Watch::new(&window, &primary, &staging);
-                watch.reference = reference;
             }
             let shared = SharedWindow {
                 window,
@@ -444,12 +437,11 @@ impl Driver {
         self.leading = leading;
         for (r, (window_ms, mine)) in active.into_iter().zip(local) {
             let (mut primary, staging) = if fleet { fleet_window(plane, &r, &mine) } else { counts(&mine) };
-            if let Some(watch) = self.watches.get_mut(&r.distribution) {
-                if r.weight() >= 1.0 && primary.requests == 0 {
-                    primary = watch.reference.clone();
-                } else {
-                    watch.evaluated_primary = primary.clone();
-                }
+            if r.weight() >= 1.0
+                && primary.requests == 0
+                && let Some(reference) = r.primary_reference.as_ref().and_then(WireCounts::counts)
+            {
+                primary = reference;
             }
             let verdict = guard::evaluate(&r.spec.guards, &primary, &staging);
             let figures = Figures::of(&r, window_ms, &primary, &staging, &verdict);
@@ -464,7 +456,7 @@ impl Driver {
                     Action::RollBack { from: r.step, reason: format!("step {}: {breach}", r.step + 1) }
                 }
                 Verdict::Pass if r.state == State::Running && r.baked(now_ms) && r.step < last => {
-                    Action::Advance { from: r.step }
+                    Action::Advance { from: r.step, reference: Some((&primary).into()) }
                 }
                 Verdict::Pass if r.state == State::Running && r.baked(now_ms) => Action::Finish { from: r.step },
                 _ => continue,
@@ -540,14 +532,7 @@ impl Plane {
 
 impl Watch {
     fn new(window: &str, primary: &ArmCounts, staging: &ArmCounts) -> Watch {
-        Watch {
-            window: window.to_string(),
-            since: Instant::now(),
-            primary: primary.clone(),
-            staging: staging.clone(),
-            evaluated_primary: ArmCounts::default(),
-            reference: ArmCounts::default(),
-        }
+        Watch { window: window.to_string(), since: Instant::now(), primary: primary.clone(), staging: staging.clone() }
     }
 }
 
@@ -652,7 +637,7 @@ mod tests {
             "{again:?}"
         );
         let mv = |action| Command::MoveRollout { distribution: "shop".into(), action };
-        run(&mut st, mv(Action::Advance { from: 0 }), 3).unwrap();
+        run(&mut st, mv(Action::Advance { from: 0, reference: None }), 3).unwrap();
         assert_eq!(weight(&st), (0.05, true, 4, "T3".into()));
         // A pause changes nothing in the policy: no policy write, the ETag stays.
         run(&mut st, mv(Action::Pause { reason: None }), 4).unwrap();
@@ -688,5 +673,54 @@ mod tests {
         let e =
             super::super::command::apply(&st, mv, Fresh { now_ms: 0, id: "r".into(), etag: "T".into() }).unwrap_err();
         assert_eq!(e, DomainError::NotFound(ResourceId::Rollout("shop".into())));
+    }
+
+    /// A step at 100 % leaves primary nothing to count: a driver that never saw the step before (after a
+    /// restart, or on the instance that took the lease over) judges it against the reference the advance
+    /// stored, and finishes the rollout.
+    #[test]
+    fn a_step_at_100_percent_is_judged_against_the_stored_reference_by_a_new_driver() {
+        let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[admin]\nauth = \"none\"\n\
+                    [[distribution]]\nid = \"web\"\ndomains = [\"*\"]\n\
+                    [distribution.primary]\norigins = [\"http://127.0.0.1:1\"]\n\
+                    [distribution.staging]\norigins = [\"http://127.0.0.1:2\"]\n\
+                    [distribution.evidently]\nproject = \"p\"\nroute = { feature = \"f\", staging_variations = [\"on\"] }\n\
+                    [[evidently.projects]]\nname = \"p\"\n\
+                    [[evidently.features]]\nproject = \"p\"\nname = \"f\"\ndefaultVariation = \"off\"\n\
+                    variations = [{ name = \"off\", value = { boolValue = false } }, { name = \"on\", value = { boolValue = true } }]\n\
+                    [[evidently.launches]]\nproject = \"p\"\nname = \"l\"\nstatus = \"RUNNING\"\n\
+                    groups = [{ name = \"a\", feature = \"f\", variation = \"off\" }, { name = \"b\", feature = \"f\", variation = \"on\" }]\n";
+        let plane = Plane::new(crate::config::parse(text, "t.toml", std::path::Path::new(".")).unwrap()).unwrap();
+        let spec = Spec::from_json(
+            br#"{"steps":[{"weight":0.5,"bake":"0s"},{"weight":1,"bake":"0s"}],
+                 "guards":{"error_rate":{"min_requests":10},"latency":{"min_requests":10}}}"#,
+        )
+        .unwrap();
+        plane.execute(Command::StartRollout { distribution: "web".into(), spec, declared: None }).unwrap();
+        let arms = plane.metrics.distribution("web");
+        let answer = |staging: bool, n: usize| {
+            for _ in 0..n {
+                let arm = if staging { &arms.staging } else { &arms.primary };
+                arm.record(200, std::time::Duration::from_millis(2));
+            }
+        };
+        let lease = std::time::Duration::from_secs(2);
+        let rollout = || plane.lock().rollouts["web"].clone();
+        let mut first = Driver::default();
+        first.tick(&plane, lease);
+        answer(false, 50);
+        answer(true, 50);
+        first.tick(&plane, lease);
+        let r = rollout();
+        assert_eq!((r.step, r.weight()), (1, 1.0), "advanced to 100 %");
+        assert_eq!(r.primary_reference.as_ref().map(|w| w.requests), Some(50), "the advance kept primary's window");
+        // A new driver, and only staging answers now.
+        let mut second = Driver::default();
+        second.tick(&plane, lease);
+        answer(true, 50);
+        second.tick(&plane, lease);
+        assert_eq!(rollout().state, State::Finished, "{:?}", plane.metrics.rollout_figures("web"));
+        let figures = plane.metrics.rollout_figures("web").unwrap();
+        assert_eq!((figures.primary.requests, figures.staging.requests), (50, 50));
     }
 }

@@ -203,9 +203,11 @@ pub enum Action {
     Abort {
         reason: Option<String>,
     },
-    /// The step (0-based) has baked with its guards passing: on to the next.
+    /// The step (0-based) has baked with its guards passing: on to the next. `reference` is primary's
+    /// counts over the step's window, kept for a next step that leaves primary nothing to count.
     Advance {
         from: usize,
+        reference: Option<WireCounts>,
     },
     /// The last step has baked with its guards passing.
     Finish {
@@ -267,6 +269,11 @@ pub struct Rollout {
     pub reason: Option<String>,
     #[serde(default)]
     pub history: Vec<Event>,
+    /// Primary's counts over the window of the step before this one (set by each advance): a step at
+    /// 100 % leaves primary nothing to count, and its guards compare staging with these. Stored, so that
+    /// a restart or another fleet instance taking over still has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_reference: Option<WireCounts>,
     /// The fingerprint of the config file's declaration it was started from (`None`: started through the
     /// API), so that a reload starts it again only when the declaration changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +305,7 @@ impl Rollout {
             updated_ms: now_ms,
             reason: None,
             history: Vec::new(),
+            primary_reference: None,
             declared: None,
         };
         r.record(EventKind::Started, now_ms, None);
@@ -349,6 +357,9 @@ impl Rollout {
         }
         if self.step >= self.spec.steps.len() {
             return Err(format!("step: index {} is not one of the {} steps", self.step, self.spec.steps.len()));
+        }
+        if self.primary_reference.as_ref().is_some_and(|w| w.counts().is_none()) {
+            return Err(format!("primary_reference: a latency histogram has {} buckets", guard::BUCKETS));
         }
         if self.history.len() > MAX_HISTORY {
             return Err(format!("history: at most {MAX_HISTORY} events, not {}", self.history.len()));
@@ -410,7 +421,7 @@ impl Rollout {
                 r.reason = Some(reason(why)?.unwrap_or_else(|| "aborted by the operator".into()));
                 (EventKind::Aborted, r.reason.clone())
             }
-            Action::Advance { from } => {
+            Action::Advance { from, reference } => {
                 if self.state != State::Running {
                     return conflict("advance");
                 }
@@ -422,6 +433,7 @@ impl Rollout {
                 }
                 r.step = from + 1;
                 r.step_started_ms = now_ms;
+                r.primary_reference = reference;
                 (EventKind::Advanced, None)
             }
             Action::Finish { from } => {
@@ -675,11 +687,11 @@ mod tests {
         let mut r = Rollout::start("shop".into(), "id".into(), "E1".into(), spec(), 1_000);
         assert_eq!((r.state, r.weight(), r.bake()), (State::Running, 0.01, Duration::from_secs(30)));
         assert!(!r.baked(30_999) && r.baked(31_000));
-        r = r.apply(Action::Advance { from: 0 }, 31_000).unwrap();
+        r = r.apply(Action::Advance { from: 0, reference: None }, 31_000).unwrap();
         assert_eq!((r.step, r.weight(), r.step_started_ms), (1, 0.05, 31_000));
-        assert!(r.apply(Action::Advance { from: 0 }, 32_000).is_err(), "a stale advance is refused");
-        r = r.apply(Action::Advance { from: 1 }, 91_000).unwrap();
-        assert!(matches!(r.apply(Action::Advance { from: 2 }, 200_000), Err(Refused::Invalid(_))));
+        assert!(r.apply(Action::Advance { from: 0, reference: None }, 32_000).is_err(), "a stale advance is refused");
+        r = r.apply(Action::Advance { from: 1, reference: None }, 91_000).unwrap();
+        assert!(matches!(r.apply(Action::Advance { from: 2, reference: None }, 200_000), Err(Refused::Invalid(_))));
         r = r.apply(Action::Finish { from: 2 }, 151_000).unwrap();
         assert_eq!((r.state, r.weight(), r.policy_enabled(), r.ends_sessions()), (State::Finished, 0.15, true, false));
         let events: Vec<_> = r.history.iter().map(|e| (e.event, e.step)).collect();
@@ -695,7 +707,10 @@ mod tests {
         let r = Rollout::start("shop".into(), "id".into(), "E1".into(), spec(), 0);
         let paused = r.apply(Action::Pause { reason: Some(" look ".into()) }, 5).unwrap();
         assert_eq!((paused.state, paused.reason.as_deref(), paused.weight()), (State::Paused, Some("look"), 0.01));
-        assert!(paused.apply(Action::Advance { from: 0 }, 6).is_err(), "a paused rollout does not advance");
+        assert!(
+            paused.apply(Action::Advance { from: 0, reference: None }, 6).is_err(),
+            "a paused rollout does not advance"
+        );
         let back = paused.apply(Action::RollBack { from: 0, reason: "error rate".into() }, 7).unwrap();
         assert_eq!((back.state, back.weight(), back.ends_sessions()), (State::RolledBack, 0.0, true));
         assert_eq!(back.history.last().unwrap().detail.as_deref(), Some("error rate"));
