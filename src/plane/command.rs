@@ -351,15 +351,7 @@ mod tests {
             ));
         }
         let config = crate::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
-        ControlState {
-            config,
-            policies: Default::default(),
-            evidently: Default::default(),
-            rollouts: Default::default(),
-            rollouts_pending: false,
-            inline_epochs: Default::default(),
-            cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
-        }
+        ControlState::of(config)
     }
 
     fn config(names: &[&str], weight: f64, enabled: bool) -> PolicyConfig {

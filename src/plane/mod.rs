@@ -117,6 +117,22 @@ struct Stored {
     rollouts: BTreeMap<String, crate::rollout::Rollout>,
 }
 
+#[cfg(test)]
+impl ControlState {
+    /// A state of `config` alone, with nothing stored and a fixed cookie key, for the pure rules' tests.
+    pub(crate) fn of(config: Config) -> ControlState {
+        ControlState {
+            config,
+            policies: BTreeMap::new(),
+            evidently: EvResources::default(),
+            rollouts: BTreeMap::new(),
+            rollouts_pending: false,
+            inline_epochs: HashMap::new(),
+            cookie_key: CookieKey::new(&[1; 32]),
+        }
+    }
+}
+
 /// The policies, Evidently resources and rollouts the store holds, read in one transaction.
 fn stored_state(store: &Store) -> Result<Stored, StoreError> {
     let loaded = store.load()?;

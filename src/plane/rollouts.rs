@@ -436,7 +436,8 @@ impl Driver {
         }
         self.leading = leading;
         for (r, (window_ms, mine)) in active.into_iter().zip(local) {
-            let (mut primary, staging) = if fleet { fleet_window(plane, &r, &mine) } else { counts(&mine) };
+            let (mut primary, staging) =
+                if fleet { fleet_window(plane, &self.instance, &r, &mine) } else { counts(&mine) };
             if r.weight() >= 1.0
                 && primary.requests == 0
                 && let Some(reference) = r.primary_reference.as_ref().and_then(WireCounts::counts)
@@ -477,21 +478,14 @@ fn counts(w: &SharedWindow) -> (ArmCounts, ArmCounts) {
 }
 
 /// Both arms' counts over the fleet: every instance's shared counts of the rollout's current window
-/// (this instance's own as it just shared them, whatever the store answers).
-fn fleet_window(plane: &Plane, r: &Rollout, mine: &SharedWindow) -> (ArmCounts, ArmCounts) {
-    let rows = plane.store.fleet_counts(&r.distribution).unwrap_or_else(|e| {
+/// (this instance's own as it just counted them, whatever the store answers).
+fn fleet_window(plane: &Plane, instance: &str, r: &Rollout, mine: &SharedWindow) -> (ArmCounts, ArmCounts) {
+    let rows = plane.store.fleet_counts(&r.distribution, instance).unwrap_or_else(|e| {
         tracing::warn!(error = %e, distribution = %r.distribution, "Cannot read the fleet's rollout counts; judging on this instance's");
         Vec::new()
     });
     let (mut primary, mut staging) = counts(mine);
-    let mine_json = serde_json::to_vec(mine).unwrap_or_default();
-    let mut seen_mine = false;
     for row in rows {
-        if !seen_mine && row == mine_json {
-            // This instance's own row: already counted.
-            seen_mine = true;
-            continue;
-        }
         let Ok(w) = serde_json::from_slice::<SharedWindow>(&row) else { continue };
         if w.window == mine.window {
             let (p, s) = counts(&w);
@@ -564,15 +558,7 @@ mod tests {
              [distribution.staging]\norigins = [\"http://127.0.0.1:2\"]\n{extra}"
         );
         let config = crate::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
-        ControlState {
-            config,
-            policies: Default::default(),
-            evidently: Default::default(),
-            rollouts: Default::default(),
-            rollouts_pending: false,
-            inline_epochs: Default::default(),
-            cookie_key: crate::cd::cookie::CookieKey::new(&[1; 32]),
-        }
+        ControlState::of(config)
     }
 
     fn policy(st: &mut ControlState, kind: TrafficType) {

@@ -318,12 +318,12 @@ impl Store {
         }
     }
 
-    /// Every instance's shared window counts for `distribution`, as JSON (PostgreSQL only; nothing for
-    /// redb).
-    pub fn fleet_counts(&self, distribution: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// Every other instance's shared window counts for `distribution`, as JSON (PostgreSQL only; nothing
+    /// for redb).
+    pub fn fleet_counts(&self, distribution: &str, except: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         match &self.backend {
             Backend::Redb(_) => Ok(Vec::new()),
-            Backend::Postgres(s) => s.fleet_counts(distribution),
+            Backend::Postgres(s) => s.fleet_counts(distribution, except),
         }
     }
 

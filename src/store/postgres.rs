@@ -587,13 +587,16 @@ impl Pg {
         })
     }
 
-    /// Every instance's window counts for `distribution`, as JSON.
-    pub(super) fn fleet_counts(&self, distribution: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let distribution = distribution.to_string();
+    /// The window counts of every instance but `except` for `distribution`, as JSON.
+    pub(super) fn fleet_counts(&self, distribution: &str, except: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (distribution, except) = (distribution.to_string(), except.to_string());
         self.call("rollout counts", move |pool| async move {
             let c = pool.get().await.ctx("rollout counts")?;
             let rows = c
-                .query("SELECT counts FROM edgesplit_rollout_counts WHERE distribution = $1", &[&distribution])
+                .query(
+                    "SELECT counts FROM edgesplit_rollout_counts WHERE distribution = $1 AND instance <> $2",
+                    &[&distribution, &except],
+                )
                 .await
                 .ctx("rollout counts")?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
