@@ -66,6 +66,7 @@ fn routing(c: &mut Criterion) {
         key: edgesplit::cd::cookie::CookieKey::new(&[7u8; 32]),
         cookie_name: NAME.into(),
         cache_control_private: false,
+        refresh: 10,
     };
     let input = edgesplit::routing::CompileInput {
         metrics: &metrics,

@@ -325,6 +325,7 @@ fn routing_compile(
         key: CookieKey::new(&[7u8; 32]),
         cookie_name: "edgesplit-cd".into(),
         cache_control_private: false,
+        refresh: 10,
     };
     let input = CompileInput { metrics, health, policies, inline_epochs: epochs, cd, evidently };
     Routes::compile(config, input)

@@ -1,6 +1,7 @@
 //! Guards the per-request work that does not touch a socket: finding the distribution for a Host, the
 //! header pass that strips hop-by-hop headers (the common case, nothing to strip, must stay a scan), and
-//! the continuous deployment decision (header match, weight draw, sticky cookie verify + re-issue).
+//! the continuous deployment decision (header match, weight draw, sticky cookie verify + re-issue, and the
+//! verify alone within the refresh granularity).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -42,7 +43,12 @@ fn snapshot() -> Routes {
 }
 
 fn settings() -> CdSettings {
-    CdSettings { key: CookieKey::new(&[7u8; 32]), cookie_name: "edgesplit-cd".into(), cache_control_private: false }
+    CdSettings {
+        key: CookieKey::new(&[7u8; 32]),
+        cookie_name: "edgesplit-cd".into(),
+        cache_control_private: false,
+        refresh: 10,
+    }
 }
 
 fn policy(traffic: TrafficConfig) -> PolicyConfig {
@@ -135,6 +141,14 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| {
             let o = sticky.decide(&with_cookie, &s, 1_100, 0);
             sticky.set_cookie(&s, &o.session.unwrap(), 1_100, true)
+        })
+    });
+    // A returning viewer within the refresh granularity (D3): the verify only, no Set-Cookie.
+    c.bench_function("decide: sticky cookie verify, within the refresh", |b| {
+        b.iter(|| {
+            let o = sticky.decide(&with_cookie, &s, 1_005, 0);
+            assert!(o.session.is_none());
+            o
         })
     });
 }

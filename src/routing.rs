@@ -277,6 +277,7 @@ mod tests {
                 key: crate::cd::cookie::CookieKey::new(b"k"),
                 cookie_name: "c".into(),
                 cache_control_private: false,
+                refresh: 10,
             },
             evidently: &NO_EVIDENTLY,
         }

@@ -5,6 +5,7 @@
 # run (strace slows the proxy a lot, but the counts per request hold). Loopback only, bounded in time.
 #
 #   CONTENDERS="edgesplit haproxy nginx" SKIP_BUILD=1 EDGESPLIT_BIN=PATH BASE_PORT=27100
+#   PIN=1: run.sh's pinned layout (wrk alone on core 0; origins and the proxy, one worker each, on the last)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -34,7 +35,7 @@ for who in "${WHO[@]}"; do
   pids=$(tree_pids "$pid" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
   perf stat -e context-switches -p "$pids" -o "$WORK/perf-$who" -- sleep 6 &
   perf_pid=$!
-  wrk -t1 -c64 -d5s "http://127.0.0.1:$port/" >"$WORK/wrk-perf-$who" 2>&1
+  "${CLIENT_RUN[@]}" wrk -t1 -c64 -d5s "http://127.0.0.1:$port/" >"$WORK/wrk-perf-$who" 2>&1
   wait "$perf_pid" || true
   reqs=$(awk '/requests in/{print $1}' "$WORK/wrk-perf-$who")
   cs=$(awk '/context-switches/{gsub(",","",$1); print $1}' "$WORK/perf-$who")
@@ -43,7 +44,7 @@ for who in "${WHO[@]}"; do
   strace -c -f "${strace_args[@]}" -o "$WORK/strace-$who" 2>/dev/null &
   strace_pid=$!
   sleep 1
-  wrk -t1 -c64 -d5s "http://127.0.0.1:$port/" >"$WORK/wrk-strace-$who" 2>&1
+  "${CLIENT_RUN[@]}" wrk -t1 -c64 -d5s "http://127.0.0.1:$port/" >"$WORK/wrk-strace-$who" 2>&1
   kill -INT "$strace_pid"
   wait "$strace_pid" 2>/dev/null || true
   sreqs=$(awk '/requests in/{print $1}' "$WORK/wrk-strace-$who")

@@ -20,6 +20,9 @@ pub struct CdSettings {
     pub cookie_name: Arc<str>,
     /// Add `Cache-Control: private` to responses that set the cookie.
     pub cache_control_private: bool,
+    /// A session's cookie is re-issued once its `last seen` is this many seconds old (D3's refresh
+    /// granularity); within it the response carries no `Set-Cookie` and costs no HMAC.
+    pub refresh: u64,
 }
 
 /// A policy compiled for the request path.
@@ -44,7 +47,8 @@ pub struct Sticky {
     pub policy_id: Arc<str>,
 }
 
-/// A decision, and the session cookie to set on the response (sticky weight rules only).
+/// A decision, and the session cookie to set on the response (sticky weight rules only: a new session,
+/// or a resumed one past the refresh granularity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     pub decision: Decision,
@@ -99,10 +103,14 @@ impl Rule {
                     let valid = s.epoch == st.epoch
                         && now.saturating_sub(s.last) <= st.idle
                         && now.saturating_sub(s.issued) <= st.max;
-                    valid.then_some(Session { last: now, ..s })
+                    valid.then_some(s)
                 });
                 match (resumed, sticky) {
-                    (Some(s), _) => (s.target, Reason::Sticky, Some(s)),
+                    (Some(s), _) => {
+                        // Re-issued with `last seen = now` only past the refresh granularity.
+                        let reissue = now.saturating_sub(s.last) >= settings.refresh;
+                        (s.target, Reason::Sticky, reissue.then_some(Session { last: now, ..s }))
+                    }
                     (None, sticky) => {
                         let target = if u64::from(draw) < *threshold { Target::Staging } else { Target::Primary };
                         let session =

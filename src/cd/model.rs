@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// CloudFront's bounds for `IdleTTL` and `MaximumTTL`, in seconds (its developer guide: the service model
+/// says only `integer`).
+pub const STICKINESS_TTL: std::ops::RangeInclusive<u32> = 300..=3600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrafficType {
     SingleWeight,
@@ -82,8 +86,12 @@ impl PolicyConfig {
                 }
                 if let Some(s) = &w.stickiness {
                     for (name, v) in [("IdleTTL", s.idle_ttl), ("MaximumTTL", s.maximum_ttl)] {
-                        if !(300..=3600).contains(&v) {
-                            return Err(format!("{name} {v} is out of range: it must be between 300 and 3600 seconds"));
+                        if !STICKINESS_TTL.contains(&v) {
+                            return Err(format!(
+                                "{name} {v} is out of range: it must be between {} and {} seconds",
+                                STICKINESS_TTL.start(),
+                                STICKINESS_TTL.end()
+                            ));
                         }
                     }
                     if s.idle_ttl > s.maximum_ttl {

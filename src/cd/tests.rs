@@ -5,7 +5,12 @@ use super::*;
 use crate::cd::model::{SingleHeader, SingleWeight, Stickiness, TrafficConfig};
 
 fn settings() -> CdSettings {
-    CdSettings { key: CookieKey::new(b"test key"), cookie_name: "edgesplit-cd".into(), cache_control_private: false }
+    CdSettings {
+        key: CookieKey::new(b"test key"),
+        cookie_name: "edgesplit-cd".into(),
+        cache_control_private: false,
+        refresh: 10,
+    }
 }
 
 fn weight_policy(weight: f64, sticky: Option<(u32, u32)>) -> PolicyConfig {
@@ -89,6 +94,29 @@ fn sticky_session_keeps_its_side_with_a_sliding_idle_window_and_a_hard_cap() {
     let fresh = s.key.encode("cdp", &Session { target: Target::Staging, issued: t0, last: t0, epoch: 4 });
     assert_eq!(rule.decide(&with_cookie(&fresh), &s, t0 + 300, u32::MAX).decision.reason, Reason::Sticky);
     assert_eq!(rule.decide(&with_cookie(&fresh), &s, t0 + 301, u32::MAX).decision.reason, Reason::WeightDraw);
+}
+
+#[test]
+fn a_resumed_session_is_re_issued_only_past_the_refresh_granularity() {
+    let s = settings(); // refresh: 10 s
+    let rule = Rule::compile(&weight_policy(0.15, Some((300, 600))), "cdp", 4);
+    let t0 = 1_000_000;
+    let session = Session { target: Target::Staging, issued: t0, last: t0, epoch: 4 };
+    let cookie = s.key.encode("cdp", &session);
+    for age in [0, 1, 9] {
+        let o = rule.decide(&with_cookie(&cookie), &s, t0 + age, u32::MAX);
+        assert_eq!(o.decision, Decision { target: Target::Staging, reason: Reason::Sticky }, "age {age}");
+        assert_eq!(o.session, None, "{age} s after it was issued, the cookie is not re-issued");
+    }
+    for age in [10, 11, 300] {
+        let o = rule.decide(&with_cookie(&cookie), &s, t0 + age, u32::MAX);
+        assert_eq!(o.session, Some(Session { last: t0 + age, ..session }), "age {age}");
+    }
+    // Granularity 0: every response re-issues (the first version of D3).
+    let every = CdSettings { refresh: 0, ..settings() };
+    assert_eq!(rule.decide(&with_cookie(&cookie), &every, t0, u32::MAX).session, Some(session));
+    // A new session is always issued, whatever the granularity.
+    assert!(rule.decide(&HeaderMap::new(), &s, t0, u32::MAX).session.is_some());
 }
 
 #[test]

@@ -184,6 +184,7 @@ pub(crate) struct FileContinuousDeployment {
     pub cookie_key: Option<Spanned<String>>,
     pub cookie_key_env: Option<Spanned<String>>,
     pub cache_control_private: Option<bool>,
+    pub cookie_refresh: Option<Spanned<String>>,
 }
 
 /// An origin pool: `[distribution.primary]` or `[distribution.staging]`.

@@ -148,6 +148,8 @@ pub struct CdConfig {
     /// The stickiness cookie's signing key; `None` means the one generated once and kept in the store.
     pub cookie_key: Option<Vec<u8>>,
     pub cache_control_private: bool,
+    /// D3's refresh granularity: a session's cookie is re-issued once its `last seen` is this old.
+    pub cookie_refresh: Duration,
 }
 
 #[derive(Debug, Clone)]

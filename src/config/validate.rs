@@ -528,7 +528,22 @@ fn validate_cd(f: &FileContinuousDeployment, p: &mut Problems<'_>) -> CdConfig {
         cookie_name,
         cookie_key,
         cache_control_private: f.cache_control_private.unwrap_or(false),
+        cookie_refresh: cookie_refresh(&f.cookie_refresh, p),
     }
+}
+
+/// At most half the least `IdleTTL` CloudFront allows, so a session in use is always refreshed before
+/// its idle window ends.
+fn cookie_refresh(v: &Option<Spanned<String>>, p: &mut Problems<'_>) -> Duration {
+    let max = Duration::from_secs(u64::from(*crate::cd::model::STICKINESS_TTL.start()) / 2);
+    let d = duration(v, Duration::from_secs(10), true, p);
+    if let Some(v) = v
+        && d > max
+    {
+        p.add(v.span(), format!("must be at most {}s (half the least IdleTTL)", max.as_secs()));
+        return Duration::from_secs(10);
+    }
+    d
 }
 
 fn validate_policy(
@@ -1021,6 +1036,20 @@ host = "staging.internal"
         let d = &c.distributions[0];
         assert_eq!(d.primary.origins[1].to_string(), "https://origin.example.com");
         assert_eq!(d.staging.as_ref().unwrap().protocol, UpstreamProtocol::Http2);
+    }
+
+    #[test]
+    fn the_cookie_refresh_granularity_defaults_to_10s_and_stays_below_half_the_least_idle_ttl() {
+        let c = parse(GOOD, "t.toml", Path::new(".")).unwrap();
+        assert_eq!(c.cd.cookie_refresh, Duration::from_secs(10));
+        let with = |v: &str| format!("{GOOD}[continuous_deployment]\ncookie_refresh = \"{v}\"\n");
+        let c = parse(&with("0s"), "t.toml", Path::new(".")).unwrap();
+        assert_eq!(c.cd.cookie_refresh, Duration::ZERO);
+        let c = parse(&with("150s"), "t.toml", Path::new(".")).unwrap();
+        assert_eq!(c.cd.cookie_refresh, Duration::from_secs(150));
+        let line = GOOD.lines().count() + 2;
+        assert_eq!(errors(&with("151s")), [format!("t.toml:{line}:18: must be at most 150s (half the least IdleTTL)")]);
+        assert!(errors(&with("soon"))[0].starts_with(&format!("t.toml:{line}:18: `soon` is not a duration")));
     }
 
     #[test]

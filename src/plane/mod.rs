@@ -443,6 +443,7 @@ fn compile(
         key: st.cookie_key.clone(),
         cookie_name: st.config.cd.cookie_name.as_str().into(),
         cache_control_private: st.config.cd.cache_control_private,
+        refresh: st.config.cd.cookie_refresh.as_secs(),
     };
     let evidently = evidently.unwrap_or_else(|| {
         let arns = crate::evidently::arn::Arns::new(&st.config.region, &st.config.account_id);
