@@ -115,6 +115,7 @@ pub async fn start(
         conns: Arc::new(Semaphore::new(config.limits.max_connections)),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
+        drain: Default::default(),
         workers,
     });
 
@@ -315,6 +316,7 @@ impl Control {
         self.ready.store(false, Relaxed);
         tracing::info!(grace = ?grace, "Shutting down: draining connections");
         self.ctx.shutdown.cancel();
+        self.ctx.drain.start();
         {
             let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
             for l in listeners.iter() {

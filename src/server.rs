@@ -8,7 +8,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,10 +35,33 @@ pub(crate) struct ServerCtx {
     pub conns: Arc<Semaphore>,
     /// Every connection task; shutdown waits on it.
     pub tracker: TaskTracker,
-    /// Cancelled once at shutdown: listeners stop, connections drain.
+    /// Cancelled once at shutdown: listeners stop, handshakes give up.
     pub shutdown: CancellationToken,
+    /// Started once at shutdown, after `shutdown`: client connections close gracefully.
+    pub drain: Drain,
     /// The threads that accept and serve client connections.
     pub workers: Workers,
+}
+
+/// Tells every client connection to close gracefully. A connection is woken through the token, on which
+/// it registers once, and reads the flag on each wake: a load, where polling the token's future would take
+/// two locks on every wake of every connection (issue 17).
+#[derive(Default)]
+pub(crate) struct Drain {
+    started: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Drain {
+    pub fn start(&self) {
+        // The flag first: a connection the token wakes must find it set.
+        self.started.store(true, Release);
+        self.token.cancel();
+    }
+
+    fn started(&self) -> bool {
+        self.started.load(Acquire)
+    }
 }
 
 /// Per-listener settings read at each accept, so a reload changes them without rebinding.
@@ -390,9 +414,30 @@ async fn serve<C>(
     let mut tick = tokio::time::interval_at(Instant::now() + dog.period, dog.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing: Option<Instant> = None;
+    // Polled once, which registers this task with the drain's token; kept (a dropped one unregisters),
+    // and from then on `Drain::started` says.
+    let mut drain = std::pin::pin!(ctx.drain.token.cancelled());
+    let mut registered = false;
     loop {
-        tokio::select! {
-            r = conn.as_mut() => {
+        // By hand rather than `select!`: the connection first, and no lock on a wake (see `Drain`).
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Closed(r));
+            }
+            if closing.is_none() {
+                let cancelled = !registered && {
+                    registered = true;
+                    drain.as_mut().poll(cx).is_ready()
+                };
+                if cancelled || ctx.drain.started() {
+                    return Poll::Ready(Event::Drain);
+                }
+            }
+            tick.poll_tick(cx).map(Event::Tick)
+        })
+        .await;
+        match event {
+            Event::Closed(r) => {
                 if let Err(e) = r {
                     tracing::debug!(client.addr = %info.client, error = %e, "Connection closed with an error");
                     if let Some(status) = automatic_status(&e) {
@@ -401,11 +446,11 @@ async fn serve<C>(
                 }
                 return;
             }
-            _ = ctx.shutdown.cancelled(), if closing.is_none() => {
+            Event::Drain => {
                 graceful_shutdown(conn.as_mut());
                 closing = Some(Instant::now() + settings.timeouts.shutdown_grace);
             }
-            now = tick.tick() => {
+            Event::Tick(now) => {
                 if closing.is_some_and(|deadline| now >= deadline) {
                     return;
                 }
@@ -432,6 +477,13 @@ async fn serve<C>(
             }
         }
     }
+}
+
+/// What woke a connection's serve loop.
+enum Event {
+    Closed(hyper::Result<()>),
+    Drain,
+    Tick(Instant),
 }
 
 /// The status hyper's HTTP/1.1 server answered by itself for a request head it could not take (its

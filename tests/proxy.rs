@@ -201,6 +201,33 @@ async fn oversized_request_head_is_431() {
     assert_eq!(get(&edge.url("http", "/")).await.0, StatusCode::OK);
 }
 
+/// At shutdown an idle keep-alive connection closes at once: the drain wakes every connection, which
+/// then reads its flag. It does not wait for the watchdog's next tick (here a second away), nor for the
+/// end of the 60 s grace.
+#[tokio::test]
+async fn shutdown_closes_an_idle_keep_alive_connection_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|_req: Request<Incoming>| async { Response::new(full("ok")) }).await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "[timeouts]\nshutdown_grace = \"60s\"\n")).await;
+    let mut s = tokio::net::TcpStream::connect(edge.addr("http")).await.unwrap();
+    let connected = std::time::Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let (mut buf, mut got) = ([0u8; 256], Vec::new());
+    while !got.ends_with(b"\r\n\r\nok") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let started = std::time::Instant::now();
+    // The watchdog ticks once a second from the connection's start (its longest period): well after
+    // the bound below, so only the drain's wake-up can close the connection in time.
+    assert!(started - connected < Duration::from_millis(300), "the request took {:?}", started - connected);
+    edge.handle.shutdown();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("not closed").unwrap_or(0);
+    assert_eq!(n, 0, "expected a close, got {:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(started.elapsed() < Duration::from_millis(600), "closed after {:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn slow_request_head_is_cut_at_the_header_timeout_but_idle_keepalive_lasts_longer() {
     let origin = Origin::start(|_req: Request<Incoming>| async { Response::new(full("ok")) }).await;
