@@ -156,7 +156,8 @@ check_ports_free() {
 
 wait_port() {
   local port=$1 i
-  for i in $(seq 100); do
+  # WAIT_SECS: how long a server may take to listen (10 s; longer under valgrind).
+  for i in $(seq $((${WAIT_SECS:-10} * 10))); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     sleep 0.1
   done
