@@ -14,7 +14,7 @@
 # bounded in time.
 #
 #   N1=5000 N2=25000 WARM=2000 CONTENDERS="edgesplit nginx haproxy" SKIP_BUILD=1 EDGESPLIT_BIN=PATH
-#   RESULTS=FILE (also write the table there) BASE_PORT=27100
+#   RESULTS=FILE (also write the table there) BASE_PORT=27100 TOP=20 (also list the costliest functions)
 set -euo pipefail
 export PIN=1 # one worker each (see lib.sh); valgrind runs a process's threads one at a time anyway
 source "$(dirname "$0")/lib.sh"
@@ -64,6 +64,22 @@ one_life() {
   cat "$WORK"/cg/"$who-$n".* 2>/dev/null | awk '/^summary:/ {s += $2} END {print s + 0}'
 }
 
+# TOP=N: the N functions with the most instructions of their own, per request, in the second life
+# (start-up and warm-up included, a few per cent of it), summed over the contender's processes.
+top_functions() { # who
+  local f
+  for f in "$WORK"/cg/"$1-$N2".*; do callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null; done |
+    awk -v n=$((WARM + N2)) -v top="$TOP" '
+      /^ *[0-9][0-9,]* \( *[0-9.]+%\)  [^*<>=]/ && !/PROGRAM TOTALS|events annotated|x\)$/ {
+        ir = $1; gsub(",", "", ir)
+        name = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", name)
+        sub(/ \[[^]]*\]$/, "", name)                       # the object file
+        sub(/^(.*\.(rs|c|h|S)|\?\?\?):/, "", name)         # the source file, if known
+        sum[name] += ir
+      }
+      END { for (k in sum) printf "%8.0f  %s\n", sum[k] / n, k }' | sort -rn | head -n "$TOP"
+}
+
 table="| contender | user-space instructions / request |
 |---|--:|"
 for who in "${WHO[@]}"; do
@@ -74,6 +90,10 @@ for who in "${WHO[@]}"; do
   [ "$a" -gt 0 ] && [ "$b" -gt "$a" ] || die "$who: no usable counts ($a, $b) in $WORK/cg"
   table="$table
 | $who | $(awk -v a="$a" -v b="$b" -v n=$((N2 - N1)) 'BEGIN {printf "%.1fk", (b - a) / n / 1000}') |"
+  if [ -n "${TOP:-}" ]; then
+    echo "$who: the $TOP functions with the most instructions of their own, per request:"
+    top_functions "$who" || true # head closing the pipe early is fine
+  fi
 done
 
 out="Measured $(date -u +'%Y-%m-%d %H:%M UTC'); $(describe_build). Each proxy with one worker under valgrind $(valgrind --version | sed 's/valgrind-//') (callgrind), over HTTP/1.1 keep-alive with \`h2load --h1 -c16\`: (instructions of a life with $WARM + $N2 requests - one with $WARM + $N1) / $((N2 - N1)), every thread of the proxy's processes, user space only.
