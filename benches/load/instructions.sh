@@ -46,12 +46,8 @@ one_life() {
   local who=$1 n=$2 pid port ok p
   RUN=("${PLAIN_RUN[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg/$who-$n.%p")
   export WAIT_SECS=120
-  case $who in
-    edgesplit) start_edgesplit; pid=$EDGESPLIT_PID; port=$E_H1 ;;
-    haproxy) start_haproxy; pid=$HAPROXY_PID; port=$H_H1 ;;
-    nginx) start_nginx; pid=$NGINX_PID; port=$N_H1 ;;
-    *) die "unknown contender $who" ;;
-  esac
+  start_contender "$who"
+  pid=$CONTENDER_PID port=$CONTENDER_PORT
   RUN=("${PLAIN_RUN[@]}")
   h1load "http://127.0.0.1:$port/" "$WARM" >/dev/null
   ok=$(h1load "http://127.0.0.1:$port/" "$n")

@@ -515,6 +515,17 @@ start_haproxy() {
   wait_port $H_H1; wait_port $H_TLS
 }
 
+# Starts contender $1 (edgesplit, nginx or haproxy) and sets CONTENDER_PID (the process whose tree is the
+# contender), CONTENDER_PORT (HTTP/1.1) and CONTENDER_TLS_PORT (HTTPS).
+start_contender() {
+  case $1 in
+    edgesplit) start_edgesplit; CONTENDER_PID=$EDGESPLIT_PID; CONTENDER_PORT=$E_H1; CONTENDER_TLS_PORT=$E_TLS ;;
+    nginx) start_nginx; CONTENDER_PID=$NGINX_PID; CONTENDER_PORT=$N_H1; CONTENDER_TLS_PORT=$N_TLS ;;
+    haproxy) start_haproxy; CONTENDER_PID=$HAPROXY_PID; CONTENDER_PORT=$H_H1; CONTENDER_TLS_PORT=$H_TLS ;;
+    *) die "unknown contender $1" ;;
+  esac
+}
+
 # --- relay: the floor of any proxy on this box, not a contender ---------------------------------------------
 # HAProxy in TCP mode copying bytes between each client connection and its own connection to the primary
 # origin: no HTTP parsing, no split, no headers (TLS is terminated, then plain bytes go on). It makes the

@@ -36,12 +36,8 @@ start_origins
 ROWS=()
 for proto in "${PROTOS[@]}"; do
 for who in "${WHO[@]}"; do
-  case $who in
-    edgesplit) start_edgesplit; pid=$EDGESPLIT_PID; port=$E_H1; tls_port=$E_TLS ;;
-    nginx) start_nginx; pid=$NGINX_PID; port=$N_H1; tls_port=$N_TLS ;;
-    haproxy) start_haproxy; pid=$HAPROXY_PID; port=$H_H1; tls_port=$H_TLS ;;
-    *) die "unknown contender $who" ;;
-  esac
+  start_contender "$who"
+  pid=$CONTENDER_PID port=$CONTENDER_PORT tls_port=$CONTENDER_TLS_PORT
   case $proto in
     http) tls=0 ;;
     https) tls=1; port=$tls_port ;;

@@ -25,12 +25,8 @@ start_origins
 echo "| contender | context switches / request | syscalls / request | of which |"
 echo "|---|--:|--:|---|"
 for who in "${WHO[@]}"; do
-  case $who in
-    edgesplit) start_edgesplit; pid=$EDGESPLIT_PID; port=$E_H1 ;;
-    haproxy) start_haproxy; pid=$HAPROXY_PID; port=$H_H1 ;;
-    nginx) start_nginx; pid=$NGINX_PID; port=$N_H1 ;;
-    *) die "unknown contender $who" ;;
-  esac
+  start_contender "$who"
+  pid=$CONTENDER_PID port=$CONTENDER_PORT
   sleep 1
   pids=$(tree_pids "$pid" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
   perf stat -e context-switches -p "$pids" -o "$WORK/perf-$who" -- sleep 6 &
