@@ -689,7 +689,8 @@ async fn one_instance_drives_a_rollout_on_the_fleets_counts_and_another_takes_ov
         assert!(step_2.elapsed() < Duration::from_secs(30), "no step 2: {r:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(fleet[leader]._proc.find(&["Rollout advanced"]).is_some(), "the leader advanced");
+    // The leader logs the step after it stores it, and its log is read by another thread: wait for it.
+    which_logged(&fleet[leader..=leader], &["Rollout advanced"]).await;
     assert!(fleet[other]._proc.find(&["Rollout advanced"]).is_none(), "only the leader acts");
     // The leader dies mid-step; the other takes the lease over and finishes the rollout.
     fleet[leader]._proc.kill9();
@@ -708,7 +709,7 @@ async fn one_instance_drives_a_rollout_on_the_fleets_counts_and_another_takes_ov
     let (requests, _) = wrk.finish();
     let events: Vec<&str> = r["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["started", "advanced", "advanced", "finished"], "{r:#}");
-    assert!(fleet[other]._proc.find(&["Rollout finished"]).is_some());
+    which_logged(&fleet[other..=other], &["Rollout finished"]).await;
     eprintln!("lease taken over {took_over:?} after kill -9; {requests} requests through the other instance");
     assert!(took_over < Duration::from_secs(10), "{took_over:?}");
 }

@@ -454,7 +454,7 @@ async fn a_restart_mid_rollout_resumes_at_its_step_and_the_cli_pauses_and_aborts
     let (code, out, _) = cli(&["status", "web"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("aborted") && out.contains("found a bug"), "{out}");
-    assert!(proc.find(&["Rollout advanced"]).is_some(), "the driver logs its transitions");
+    proc.wait_for(&["Rollout advanced"]).await; // the driver logs its transitions
     assert_eq!(proc.stop().await, 0);
 }
 
