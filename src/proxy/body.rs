@@ -10,7 +10,16 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::Finish;
-use super::pool::Lease;
+use super::pool::{Lease, OwnBody, Streamed};
+
+/// Why a response body failed: hyper's client or ours (boxed only when it happens).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An origin's response body, from hyper's client (with its connection's lease) or ours.
+pub enum Upstream {
+    Hyper(Incoming, Option<Lease>),
+    Own(OwnBody),
+}
 
 pub struct ProxyBody {
     kind: Kind,
@@ -27,12 +36,19 @@ pub struct ProxyBody {
 
 enum Kind {
     Upstream(Incoming),
+    /// Read by our own client from its connection (boxed: most bodies come whole with their head).
+    Own(Box<Streamed>),
     Full(Option<Bytes>),
 }
 
 impl ProxyBody {
-    pub fn upstream(body: Incoming, finish: Finish, lease: Option<Lease>) -> Self {
-        let mut b = ProxyBody { kind: Kind::Upstream(body), finish: Some(finish), lease, ended: false, waiting: false };
+    pub fn upstream(body: Upstream, finish: Finish) -> Self {
+        let (kind, lease) = match body {
+            Upstream::Hyper(body, lease) => (Kind::Upstream(body), lease),
+            Upstream::Own(OwnBody::Whole(bytes)) => (Kind::Full(Some(bytes).filter(|b| !b.is_empty())), None),
+            Upstream::Own(OwnBody::Streamed(body)) => (Kind::Own(body), None),
+        };
+        let mut b = ProxyBody { kind, finish: Some(finish), lease, ended: false, waiting: false };
         b.wait_for_client();
         b
     }
@@ -70,16 +86,17 @@ impl Drop for ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         if let (true, Some(f)) = (this.waiting, &this.finish) {
             f.conn.activity.client_pulled();
             this.waiting = false;
         }
-        let polled = match &mut this.kind {
-            Kind::Upstream(body) => Pin::new(body).poll_frame(cx),
+        let polled: Poll<Option<Result<Frame<Bytes>, BodyError>>> = match &mut this.kind {
+            Kind::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Kind::Own(body) => Pin::new(body.as_mut()).poll_frame(cx).map_err(Into::into),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(finish)) = (&polled, &mut this.finish)
@@ -101,6 +118,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Own(body) => body.is_end_stream(),
             Kind::Full(bytes) => bytes.is_none(),
         }
     }
@@ -108,6 +126,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Upstream(body) => body.size_hint(),
+            Kind::Own(body) => body.size_hint(),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }

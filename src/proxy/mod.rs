@@ -4,6 +4,7 @@
 
 mod body;
 pub mod headers;
+pub mod origin;
 pub mod pool;
 pub mod upstream;
 pub mod worker;
@@ -25,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 pub use body::ProxyBody;
 use headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
-use pool::{Lease, PoolError};
+use pool::{Answer, PoolError};
 use upstream::{Clients, UpBody};
 
 use crate::cd::{Outcome, cookie};
@@ -254,7 +255,7 @@ impl Proxy {
         req: Request<UpBody>,
         upgrade: bool,
         body_done: Option<Arc<std::sync::atomic::AtomicBool>>,
-    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+    ) -> Result<Answer, SendError> {
         let exchange = async {
             if upgrade || protocol == UpstreamProtocol::Http1 {
                 let tls = origin.scheme == http::uri::Scheme::HTTPS;
@@ -267,7 +268,7 @@ impl Proxy {
                 });
             }
             match state.clients.h2().request(req).await {
-                Ok(resp) => Ok((resp, None)),
+                Ok(resp) => Ok(Answer::Hyper(resp, None)),
                 Err(e) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
                 Err(e)
                     if std::error::Error::source(&e)
@@ -443,7 +444,7 @@ impl Proxy {
                 sent = Box::pin(self.send(&state, primary, dist.primary.protocol, fallback, false, None)).await;
             }
         }
-        let (mut resp, lease) = match sent {
+        let answer = match sent {
             Ok(sent) => {
                 origin.health.mark_up();
                 sent
@@ -477,12 +478,21 @@ impl Proxy {
             }
         };
 
-        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if let (true, Some(downstream)) = (switching, downstream_upgrade) {
-            let upstream = hyper::upgrade::on(&mut resp);
-            self.tasks.spawn(tunnel(downstream, upstream));
-        }
-        let (mut rparts, rbody) = resp.into_parts();
+        let switching = match &answer {
+            Answer::Hyper(resp, _) => resp.status() == StatusCode::SWITCHING_PROTOCOLS,
+            Answer::Own(..) => false,
+        };
+        let (mut rparts, rbody) = match answer {
+            Answer::Hyper(mut resp, lease) => {
+                if let (true, Some(downstream)) = (switching, downstream_upgrade) {
+                    let upstream = hyper::upgrade::on(&mut resp);
+                    self.tasks.spawn(tunnel(downstream, upstream));
+                }
+                let (parts, body) = resp.into_parts();
+                (parts, body::Upstream::Hyper(body, lease))
+            }
+            Answer::Own(parts, body) => (parts, body::Upstream::Own(body)),
+        };
         headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
         headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
         if let Some((e, out)) = &edge {
@@ -502,7 +512,7 @@ impl Proxy {
             }
         }
         finish.status = rparts.status.as_u16();
-        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish, lease))
+        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
     }
 }
 

@@ -1,12 +1,20 @@
-//! HTTP/1.1 connections to origins, pooled per worker thread: hyper's `client::conn::http1` under a
-//! pool of our own instead of hyper-util's general client. Each worker keeps its idle connections in a
-//! thread-local list per origin, so a checkout is a pop with no lock, no hash of a pool key and no
-//! channel to a pool task; the connection's task runs on the same single-threaded runtime as the
+//! HTTP/1.1 connections to origins, pooled per worker thread. A request with no body goes through
+//! edgesplit's own client ([`super::origin`]) inside the request's future; a request with a body, and
+//! every upgrade, through hyper's `client::conn::http1` (an idle connection of the first kind is handed
+//! to hyper when an upload needs it).
+//!
+//! The pool is our own instead of hyper-util's general client. Each worker keeps its idle connections
+//! in a thread-local list per origin, so a checkout is a pop with no lock, no hash of a pool key and no
+//! channel to a pool task; a hyper connection's task runs on the same single-threaded runtime as the
 //! request. A connection goes back to the list when its response body has been read to the end (see
-//! [`Lease`]); one whose body was cut short is dropped and closes.
+//! [`Lease`] and [`Streamed`]; at once when the body came with the head); one whose body was cut short
+//! is dropped and closes.
 //!
 //! Like hyper-util's client, a request that a reused connection refused before sending anything (the
-//! origin closed it while idle) is sent again on a new connection.
+//! origin closed it while idle) is sent again on a new connection. On our own client, an idle connection
+//! the origin closed is seen at checkout when its close has already come (no system call otherwise);
+//! should the close cross the request on the wire instead, a request of an idempotent method (RFC 9110
+//! 9.2.2) that got not one byte of answer is sent again on a new connection, as browsers and nginx do.
 //!
 //! A connection goes back only when the request body has been sent whole too: an origin may answer (a
 //! 401, a 413, a redirect) before reading an upload, and a client may then stall that upload. Reused, such
@@ -23,8 +31,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -32,6 +45,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+use super::origin::{self, Conn, Decoder, Stream};
 use super::upstream::UpBody;
 
 /// Why an exchange failed: before any byte went out (the origin refused or did not answer the connect),
@@ -75,8 +89,23 @@ struct Key {
     authority: Authority,
 }
 
+/// An idle connection: ours, or one hyper drives (it carried an upload or was handed to hyper for one).
+enum Pooled {
+    Own(Conn),
+    Hyper(SendRequest<UpBody>),
+}
+
+impl Pooled {
+    fn is_usable(&mut self) -> bool {
+        match self {
+            Pooled::Own(conn) => conn.is_reusable(),
+            Pooled::Hyper(sender) => !sender.is_closed(),
+        }
+    }
+}
+
 struct IdleConn {
-    sender: SendRequest<UpBody>,
+    conn: Pooled,
     since: Instant,
 }
 
@@ -149,10 +178,87 @@ impl Lease {
             if let Some(slot) = idle.slot(&admission.key)
                 && slot.idle.len() < max_idle
             {
-                slot.idle.push(IdleConn { sender, since: Instant::now() });
+                slot.idle.push(IdleConn { conn: Pooled::Hyper(sender), since: Instant::now() });
             }
         });
         drop(admission);
+    }
+}
+
+/// One of our own connections lent to an exchange; back to the idle list by [`OwnLease::release`].
+struct OwnLease {
+    admission: Admission,
+    conn: Conn,
+    max_idle: usize,
+}
+
+impl OwnLease {
+    /// Returns the connection to this thread's idle list if it may carry another request.
+    fn release(self, keep_alive: bool) {
+        let OwnLease { admission, conn, max_idle } = self;
+        if !keep_alive || !conn.is_clean() {
+            return;
+        }
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool == admission.pool
+                && let Some(slot) = idle.slot(&admission.key)
+                && slot.idle.len() < max_idle
+            {
+                slot.idle.push(IdleConn { conn: Pooled::Own(conn), since: Instant::now() });
+            }
+        });
+    }
+}
+
+/// What an exchange brought back: hyper's response (and its connection's lease), or ours.
+pub enum Answer {
+    Hyper(Response<Incoming>, Option<Lease>),
+    Own(http::response::Parts, OwnBody),
+}
+
+/// A response body from our own client: whole (it came with the head, and the connection is already
+/// back in the pool), or read from the connection as the client takes it.
+pub enum OwnBody {
+    Whole(Bytes),
+    Streamed(Box<Streamed>),
+}
+
+/// A response body read from its origin connection, which goes back to the pool at the body's end.
+pub struct Streamed {
+    lease: Option<OwnLease>,
+    decoder: Decoder,
+    keep_alive: bool,
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let Some(lease) = this.lease.as_mut() else { return Poll::Ready(None) };
+        let polled = lease.conn.poll_body(&mut this.decoder, cx);
+        match &polled {
+            // A broken body closes its connection.
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            // Back to the pool as soon as the body's last byte is read: hyper's server does not poll a
+            // body again once it says it has ended (or once it gave trailers).
+            Poll::Ready(_) if this.decoder.is_done() => {
+                if let Some(lease) = this.lease.take() {
+                    lease.release(this.keep_alive);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lease.is_none() || self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.decoder.size_hint()
     }
 }
 
@@ -176,7 +282,8 @@ impl H1Pool {
         }
     }
 
-    /// Sends `req` (origin-form URI, Host already set) to `authority`. An upgrade request gets a fresh
+    /// Sends `req` (origin-form URI, Host already set) to `authority`. A request with no body goes
+    /// through our own client, one with a body through hyper's, and an upgrade gets a fresh hyper
     /// connection that is never pooled. The lease, if any, goes back when the response body has ended
     /// and `body_done` (the request body's end, if it has one) is set.
     pub async fn send(
@@ -186,31 +293,99 @@ impl H1Pool {
         req: Request<UpBody>,
         upgrade: bool,
         body_done: Option<Arc<AtomicBool>>,
-    ) -> Result<(Response<Incoming>, Option<Lease>), PoolError> {
+    ) -> Result<Answer, PoolError> {
         let key = Key { tls, authority: authority.clone() };
         // One look at this worker's lists admits the exchange and takes the first idle connection.
         let (admission, mut first) = self.admit(&key, !upgrade)?;
+        if upgrade {
+            // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's
+            // future several times larger, and moved around as such.
+            let mut sender = hyper_over(Box::pin(self.connect(&key)).await?).await?;
+            let resp = sender.send_request(req).await.map_err(PoolError::of)?;
+            return Ok(Answer::Hyper(resp, None));
+        }
+        if req.body().is_end_stream() {
+            return self.send_own(&key, admission, first, req).await;
+        }
         let mut req = req;
-        if !upgrade {
-            while let Some(mut sender) = first.take().or_else(|| self.checkout(&key)) {
-                if sender.ready().await.is_err() {
-                    continue;
-                }
-                match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Some(self.lease(admission, sender, body_done)))),
-                    Err(mut e) => match e.take_message() {
-                        // Refused before anything was written: the origin closed it while idle.
-                        Some(r) => req = r,
-                        None => return Err(PoolError::of(e.into_error())),
-                    },
-                }
+        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
+            let mut sender = match pooled {
+                Pooled::Hyper(sender) => sender,
+                Pooled::Own(conn) => match conn.into_io() {
+                    Some(io) => hyper_over(io).await?,
+                    None => continue,
+                },
+            };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, body_done)))),
+                Err(mut e) => match e.take_message() {
+                    // Refused before anything was written: the origin closed it while idle.
+                    Some(r) => req = r,
+                    None => return Err(PoolError::of(e.into_error())),
+                },
             }
         }
-        // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
-        // several times larger, and moved around as such.
-        let mut sender = Box::pin(self.connect(&key)).await?;
+        let mut sender = hyper_over(Box::pin(self.connect(&key)).await?).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
-        Ok((resp, (!upgrade).then(|| self.lease(admission, sender, body_done))))
+        Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, body_done))))
+    }
+
+    /// A request with no body, on our own client: a pooled connection if one is usable, else a new one.
+    async fn send_own(
+        &self,
+        key: &Key,
+        admission: Admission,
+        mut first: Option<Pooled>,
+        req: Request<UpBody>,
+    ) -> Result<Answer, PoolError> {
+        let (parts, _) = req.into_parts();
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let idempotent = parts.method.is_idempotent();
+        while let Some(pooled) = first.take().or_else(|| self.checkout(key)) {
+            let mut conn = match pooled {
+                Pooled::Own(conn) => conn,
+                // One hyper drove for an upload: it goes on serving as such.
+                Pooled::Hyper(mut sender) => {
+                    if sender.ready().await.is_err() {
+                        continue;
+                    }
+                    let req = Request::from_parts(parts.clone(), UpBody::Empty);
+                    match sender.try_send_request(req).await {
+                        Ok(resp) => return Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, None)))),
+                        Err(e) if e.message().is_some() => continue,
+                        Err(e) => return Err(PoolError::of(e.into_error())),
+                    }
+                }
+            };
+            match conn.request(&parts.method, target, &parts.headers).await {
+                Ok(head) => return Ok(self.answer(admission, conn, head)),
+                // The origin closed the idle connection as the request went out: again, on a new one.
+                Err(e) if e.before_response() && idempotent => {
+                    tracing::debug!(error = %e, "A reused origin connection was closed; sending again");
+                }
+                Err(e) => return Err(PoolError::Other(e.to_string())),
+            }
+        }
+        let mut conn = Conn::new(Box::pin(self.connect(key)).await?);
+        match conn.request(&parts.method, target, &parts.headers).await {
+            Ok(head) => Ok(self.answer(admission, conn, head)),
+            Err(e) => Err(PoolError::Other(e.to_string())),
+        }
+    }
+
+    /// The response of our own client: its body whole if it came with the head (the connection is then
+    /// back in the pool before the client has the response), else read as it is taken.
+    fn answer(&self, admission: Admission, mut conn: Conn, head: origin::Head) -> Answer {
+        let origin::Head { parts, framing, keep_alive } = head;
+        if let Some(body) = conn.take_whole(framing) {
+            OwnLease { admission, conn, max_idle: self.max_idle }.release(keep_alive);
+            return Answer::Own(parts, OwnBody::Whole(body));
+        }
+        let lease = Some(OwnLease { admission, conn, max_idle: self.max_idle });
+        Answer::Own(parts, OwnBody::Streamed(Box::new(Streamed { lease, decoder: Decoder::new(framing), keep_alive })))
     }
 
     fn lease(&self, admission: Admission, sender: SendRequest<UpBody>, body_done: Option<Arc<AtomicBool>>) -> Lease {
@@ -220,7 +395,7 @@ impl H1Pool {
     /// Counts one more exchange with `key` on this worker, or refuses it at the cap, and with `idle`
     /// takes the most recent usable idle connection too. Also lets go of the connections of a pool a
     /// reload replaced.
-    fn admit(&self, key: &Key, idle_too: bool) -> Result<(Admission, Option<SendRequest<UpBody>>), PoolError> {
+    fn admit(&self, key: &Key, idle_too: bool) -> Result<(Admission, Option<Pooled>), PoolError> {
         IDLE.with_borrow_mut(|idle| {
             if idle.pool != self.id {
                 // The settings changed (reload): connections made under the old ones are let go.
@@ -238,13 +413,13 @@ impl H1Pool {
                 return Err(PoolError::Limit);
             }
             slot.active += 1;
-            let sender = if idle_too { self.take_idle(&mut slot.idle) } else { None };
-            Ok((Admission { key: key.clone(), pool: self.id }, sender))
+            let conn = if idle_too { self.take_idle(&mut slot.idle) } else { None };
+            Ok((Admission { key: key.clone(), pool: self.id }, conn))
         })
     }
 
     /// The most recently used idle connection to `key` that is still open and not past the idle timeout.
-    fn checkout(&self, key: &Key) -> Option<SendRequest<UpBody>> {
+    fn checkout(&self, key: &Key) -> Option<Pooled> {
         IDLE.with_borrow_mut(|idle| {
             if idle.pool != self.id {
                 return None;
@@ -256,20 +431,21 @@ impl H1Pool {
 
     /// The most recently used connection of an idle list that is still open and not past the idle
     /// timeout; the stale ones are dropped on the way.
-    fn take_idle(&self, list: &mut Vec<IdleConn>) -> Option<SendRequest<UpBody>> {
+    fn take_idle(&self, list: &mut Vec<IdleConn>) -> Option<Pooled> {
         let now = Instant::now();
         // The oldest are at the front: drop those past the idle timeout.
         let stale = list.iter().take_while(|c| now.duration_since(c.since) > self.idle_timeout).count();
         list.drain(..stale);
-        while let Some(c) = list.pop() {
-            if !c.sender.is_closed() {
-                return Some(c.sender);
+        while let Some(mut c) = list.pop() {
+            if c.conn.is_usable() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    async fn connect(&self, key: &Key) -> Result<SendRequest<UpBody>, PoolError> {
+    /// A new connection to `key`'s origin, TLS handshake included.
+    async fn connect(&self, key: &Key) -> Result<Stream, PoolError> {
         let port = if key.tls { 443 } else { 80 };
         let connected = tokio::time::timeout(self.connect_timeout, tcp_connect(&key.authority, port)).await;
         let stream = match connected {
@@ -277,33 +453,30 @@ impl H1Pool {
             Ok(Err(e)) => return Err(PoolError::Connect(e)),
             Err(_) => return Err(PoolError::Connect(format!("connect timed out after {:?}", self.connect_timeout))),
         };
-        let builder = http1::Builder::new();
         if !key.tls {
-            let (sender, conn) =
-                builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-            tokio::spawn(drive(conn));
-            return Ok(sender);
+            return Ok(Stream::Tcp(stream));
         }
         let name = pki_types::ServerName::try_from(key.authority.host().trim_matches(['[', ']']).to_string())
             .map_err(|e| PoolError::Connect(format!("bad TLS server name: {e}")))?;
         let handshake = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, stream)).await;
-        let stream = match handshake {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(PoolError::Connect(format!("TLS handshake: {e}"))),
-            Err(_) => return Err(PoolError::Connect("TLS handshake timed out".into())),
-        };
-        let (sender, conn) =
-            builder.handshake(TokioIo::new(stream)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
-        tokio::spawn(drive(conn));
-        Ok(sender)
+        match handshake {
+            Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+            Ok(Err(e)) => Err(PoolError::Connect(format!("TLS handshake: {e}"))),
+            Err(_) => Err(PoolError::Connect("TLS handshake timed out".into())),
+        }
     }
 }
 
+/// hyper's client over a connection, its task spawned on this worker.
+async fn hyper_over(io: Stream) -> Result<SendRequest<UpBody>, PoolError> {
+    let (sender, conn) =
+        http1::Builder::new().handshake(TokioIo::new(io)).await.map_err(|e| PoolError::Connect(e.to_string()))?;
+    tokio::spawn(drive(conn));
+    Ok(sender)
+}
+
 /// Runs an origin connection to its end.
-async fn drive<T>(conn: http1::Connection<T, UpBody>)
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
+async fn drive(conn: http1::Connection<TokioIo<Stream>, UpBody>) {
     if let Err(e) = conn.with_upgrades().await {
         tracing::debug!(error = %e, "Origin connection closed with an error");
     }
