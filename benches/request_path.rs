@@ -153,5 +153,30 @@ fn decisions(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, decisions);
+/// The origin client's codec, on what the load harness sends and nginx answers.
+fn origin_codec(c: &mut Criterion) {
+    use edgesplit::proxy::origin::{encode_head, parse_head};
+    let mut headers = browser_headers(&[("x-forwarded-for", "127.0.0.1"), ("x-forwarded-proto", "http")]);
+    headers.remove("cookie");
+    let mut out = Vec::new();
+    c.bench_function("origin: write a request head (8 fields)", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_head(&mut out, &http::Method::GET, "/index.html?q=1", std::hint::black_box(&headers));
+            out.len()
+        })
+    });
+    let response: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 21:00:00 GMT\r\n\
+        Content-Type: text/plain\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\nprimary\n";
+    let mut buf = bytes::BytesMut::with_capacity(8192);
+    c.bench_function("origin: parse nginx's response head (5 fields)", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(response);
+            parse_head(&mut buf, false).unwrap().unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench, decisions, origin_codec);
 criterion_main!(benches);
