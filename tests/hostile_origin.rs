@@ -87,7 +87,7 @@ type Heads = Arc<Mutex<Vec<Vec<String>>>>;
 type Script = dyn Fn(usize, usize) -> Vec<Step> + Send + Sync;
 
 /// An origin on raw TCP. For request `req` (from 0) of accepted connection `conn` (from 0), once it has
-/// read the whole request head (up to the blank line; requests here have no body), it plays
+/// read the whole request head (up to the blank line, and a `Content-Length` body after it), it plays
 /// `script(conn, req)`, then waits for the next request on that connection, until a [`Step::Close`],
 /// the peer's close, or [`ORIGIN_IDLE`].
 struct RawOrigin {
@@ -176,8 +176,18 @@ async fn read_head(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Vec<u8>> 
     let mut buf = [0u8; 8192];
     loop {
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = pending.split_off(end + 4);
-            return Some(std::mem::replace(pending, rest));
+            // A request's Content-Length body is read too, and dropped.
+            let body = String::from_utf8_lossy(&pending[..end]).lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+            });
+            let whole = end + 4 + body.unwrap_or(0);
+            if pending.len() >= whole {
+                let rest = pending.split_off(whole);
+                let mut head = std::mem::replace(pending, rest);
+                head.truncate(end + 4);
+                return Some(head);
+            }
         }
         match tokio::time::timeout(ORIGIN_IDLE, s.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
@@ -282,6 +292,25 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 // === framing and connection reuse ===
+
+/// Requests with no body go through edgesplit's own client and uploads through hyper's; one pooled
+/// origin connection carries both kinds, handed from one client to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_bodiless_requests_take_turns_on_one_origin_connection() {
+    let (origin, edge, mut client) = setup(tagged).await;
+    let upload = |path: &str| {
+        let url = format!("http://{}{path}", edge.addr("http"));
+        Request::post(url).header("host", HOST).body(full("an upload")).unwrap()
+    };
+    client.get("/a").await.assert_ok("c0r0");
+    let (status, _, body) = support::send(&http1_client(), upload("/b")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "c0r1"));
+    client.get("/c").await.assert_ok("c0r2");
+    let (status, _, body) = support::send(&http1_client(), upload("/d")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "c0r3"));
+    client.get("/e").await.assert_ok("c0r4");
+    assert_eq!(origin.requests(), vec![vec!["GET /a", "POST /b", "GET /c", "POST /d", "GET /e"]]);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_body_is_delivered_whole_and_one_origin_connection_serves_both_requests() {

@@ -15,6 +15,7 @@
 #
 #   N1=5000 N2=25000 WARM=2000 CONTENDERS="edgesplit nginx haproxy" SKIP_BUILD=1 EDGESPLIT_BIN=PATH
 #   RESULTS=FILE (also write the table there) BASE_PORT=27100 TOP=20 (also list the costliest functions)
+#   KEEP_CG=DIR (keep the callgrind files there, for callgrind_annotate --inclusive=yes or --tree=caller)
 set -euo pipefail
 export PIN=1 # one worker each (see lib.sh); valgrind runs a process's threads one at a time anyway
 source "$(dirname "$0")/lib.sh"
@@ -90,6 +91,7 @@ for who in "${WHO[@]}"; do
     echo "$who: the $TOP functions with the most instructions of their own, per request:"
     top_functions "$who" || true # head closing the pipe early is fine
   fi
+  if [ -n "${KEEP_CG:-}" ]; then mkdir -p "$KEEP_CG" && cp "$WORK"/cg/"$who"-* "$KEEP_CG"/; fi
 done
 
 out="Measured $(date -u +'%Y-%m-%d %H:%M UTC'); $(describe_build). Each proxy with one worker under valgrind $(valgrind --version | sed 's/valgrind-//') (callgrind), over HTTP/1.1 keep-alive with \`h2load --h1 -c16\`: (instructions of a life with $WARM + $N2 requests - one with $WARM + $N1) / $((N2 - N1)), every thread of the proxy's processes, user space only.

@@ -210,6 +210,12 @@ impl OwnLease {
     }
 }
 
+/// What [`H1Pool::reuse_hyper`] did: sent (with its outcome), or found the connection closed.
+enum Reused {
+    Sent(Result<Answer, PoolError>),
+    Refused(Admission),
+}
+
 /// What an exchange brought back: hyper's response (and its connection's lease), or ours.
 pub enum Answer {
     Hyper(Response<Incoming>, Option<Lease>),
@@ -286,6 +292,10 @@ impl H1Pool {
     /// through our own client, one with a body through hyper's, and an upgrade gets a fresh hyper
     /// connection that is never pooled. The lease, if any, goes back when the response body has ended
     /// and `body_done` (the request body's end, if it has one) is set.
+    ///
+    /// Only our own client's future is inline: the request's future, boxed per request, is moved and
+    /// copied whole, and hyper's handshake and send futures would make it a third larger. Uploads and
+    /// upgrades pay for a box of their own instead.
     pub async fn send(
         &self,
         tls: bool,
@@ -296,19 +306,33 @@ impl H1Pool {
     ) -> Result<Answer, PoolError> {
         let key = Key { tls, authority: authority.clone() };
         // One look at this worker's lists admits the exchange and takes the first idle connection.
-        let (admission, mut first) = self.admit(&key, !upgrade)?;
+        let (admission, first) = self.admit(&key, !upgrade)?;
         if upgrade {
-            // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's
-            // future several times larger, and moved around as such.
-            let mut sender = hyper_over(Box::pin(self.connect(&key)).await?).await?;
-            let resp = sender.send_request(req).await.map_err(PoolError::of)?;
-            return Ok(Answer::Hyper(resp, None));
+            return Box::pin(self.send_upgrade(&key, req)).await;
         }
-        if req.body().is_end_stream() {
-            return self.send_own(&key, admission, first, req).await;
+        if !req.body().is_end_stream() {
+            return Box::pin(self.send_hyper(&key, admission, first, req, body_done)).await;
         }
-        let mut req = req;
-        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
+        self.send_own(&key, admission, first, req).await
+    }
+
+    /// An upgrade, on a fresh hyper connection that is never pooled.
+    async fn send_upgrade(&self, key: &Key, req: Request<UpBody>) -> Result<Answer, PoolError> {
+        let mut sender = hyper_over(self.connect(key).await?).await?;
+        let resp = sender.send_request(req).await.map_err(PoolError::of)?;
+        Ok(Answer::Hyper(resp, None))
+    }
+
+    /// A request with a body, on hyper's client: hyper sends the upload while it reads an early answer.
+    async fn send_hyper(
+        &self,
+        key: &Key,
+        admission: Admission,
+        mut first: Option<Pooled>,
+        mut req: Request<UpBody>,
+        body_done: Option<Arc<AtomicBool>>,
+    ) -> Result<Answer, PoolError> {
+        while let Some(pooled) = first.take().or_else(|| self.checkout(key)) {
             let mut sender = match pooled {
                 Pooled::Hyper(sender) => sender,
                 Pooled::Own(conn) => match conn.into_io() {
@@ -328,7 +352,7 @@ impl H1Pool {
                 },
             }
         }
-        let mut sender = hyper_over(Box::pin(self.connect(&key)).await?).await?;
+        let mut sender = hyper_over(self.connect(key).await?).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
         Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, body_done))))
     }
@@ -337,7 +361,7 @@ impl H1Pool {
     async fn send_own(
         &self,
         key: &Key,
-        admission: Admission,
+        mut admission: Admission,
         mut first: Option<Pooled>,
         req: Request<UpBody>,
     ) -> Result<Answer, PoolError> {
@@ -347,18 +371,14 @@ impl H1Pool {
         while let Some(pooled) = first.take().or_else(|| self.checkout(key)) {
             let mut conn = match pooled {
                 Pooled::Own(conn) => conn,
-                // One hyper drove for an upload: it goes on serving as such.
-                Pooled::Hyper(mut sender) => {
-                    if sender.ready().await.is_err() {
+                // One hyper drove for an upload goes on serving as such (boxed: rare).
+                Pooled::Hyper(sender) => match Box::pin(self.reuse_hyper(sender, &parts, admission)).await {
+                    Reused::Sent(answer) => return answer,
+                    Reused::Refused(back) => {
+                        admission = back;
                         continue;
                     }
-                    let req = Request::from_parts(parts.clone(), UpBody::Empty);
-                    match sender.try_send_request(req).await {
-                        Ok(resp) => return Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, None)))),
-                        Err(e) if e.message().is_some() => continue,
-                        Err(e) => return Err(PoolError::of(e.into_error())),
-                    }
-                }
+                },
             };
             match conn.request(&parts.method, target, &parts.headers).await {
                 Ok(head) => return Ok(self.answer(admission, conn, head)),
@@ -369,10 +389,30 @@ impl H1Pool {
                 Err(e) => return Err(PoolError::Other(e.to_string())),
             }
         }
+        // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
+        // several times larger, and moved around as such.
         let mut conn = Conn::new(Box::pin(self.connect(key)).await?);
         match conn.request(&parts.method, target, &parts.headers).await {
             Ok(head) => Ok(self.answer(admission, conn, head)),
             Err(e) => Err(PoolError::Other(e.to_string())),
+        }
+    }
+
+    /// A bodiless request on an idle connection hyper drives; the admission comes back if the
+    /// connection turned out closed before anything was written.
+    async fn reuse_hyper(
+        &self,
+        mut sender: SendRequest<UpBody>,
+        parts: &http::request::Parts,
+        admission: Admission,
+    ) -> Reused {
+        if sender.ready().await.is_err() {
+            return Reused::Refused(admission);
+        }
+        match sender.try_send_request(Request::from_parts(parts.clone(), UpBody::Empty)).await {
+            Ok(resp) => Reused::Sent(Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, None))))),
+            Err(e) if e.message().is_some() => Reused::Refused(admission),
+            Err(e) => Reused::Sent(Err(PoolError::of(e.into_error()))),
         }
     }
 
