@@ -676,6 +676,7 @@ mod tests {
             client_send: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(1),
             upstream_response: Duration::from_secs(1),
+            upstream_read: Duration::from_secs(1),
             upstream_idle: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(1),
             config_poll: Duration::from_secs(1),

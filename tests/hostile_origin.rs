@@ -14,7 +14,8 @@
 //!   garbage instead of a status line, a non-numeric status code, a non-numeric Content-Length, two
 //!   differing Content-Lengths, a head over 500 KB, 101 header fields, a close with no response; an
 //!   invalid chunk size, a chunk size past u64, a body cut short of its Content-Length;
-//! - timing and state: a head trickled a byte every 5 ms; bytes past the Content-Length, and a response
+//! - timing and state: a body silent past `timeouts.upstream_read` cut short, and one that trickles
+//!   slower than it in all but never pauses that long delivered whole; a head trickled a byte every 5 ms; bytes past the Content-Length, and a response
 //!   sent unasked on an idle connection, never served as the next response (no response smuggling
 //!   through the pool); an idle connection the origin closed is not used; `101 Switching Protocols` to
 //!   a request that asked for no upgrade is a 502, never a tunnel.
@@ -645,6 +646,52 @@ async fn body_cut_short_of_its_content_length_is_a_failed_body_and_the_proxy_kee
 }
 
 // === timing and state ===
+
+/// One worker, and `timeouts.upstream_read` at 300 ms.
+const QUICK_READ: &str = "[limits]\nworkers = 1\n[timeouts]\nupstream_read = \"300ms\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_silent_mid_body_past_upstream_read_cuts_the_response_and_its_connection() {
+    // The first connection sends 10 bytes of 100, then nothing for longer than the test waits.
+    let origin = RawOrigin::start(|conn, req| match conn {
+        0 => vec![send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789"), Step::Pause(ORIGIN_IDLE)],
+        _ => tagged(conn, req),
+    })
+    .await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, QUICK_READ)).await;
+    let mut client = EdgeConn::open(edge.addr("http")).await;
+    let started = Instant::now();
+    let answer = client.try_request("GET", "/stalls").await.expect("the head came before the stall");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body.is_err(), "a stalled body was delivered as complete: {:?}", answer.body);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "cut after {took:?}");
+    // The stalled connection is not reused: the next request opens another.
+    let next = client.get_again("/next").await;
+    assert_eq!(origin.requests(), vec![vec!["GET /stalls"], vec!["GET /next"]]);
+    next.assert_ok("c1r0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_origin_body_that_keeps_coming_is_not_cut_by_upstream_read() {
+    // 30 bytes, one every 50 ms: 1.5 s in all, five times upstream_read, but never 300 ms of silence.
+    let body = pattern(30);
+    let slow = body.clone();
+    let origin = RawOrigin::start(move |conn, req| match req {
+        0 => vec![
+            send(b"HTTP/1.1 200 OK\r\ncontent-length: 30\r\n\r\n"),
+            Step::Trickle(slow.clone(), Duration::from_millis(50)),
+        ],
+        _ => tagged(conn, req),
+    })
+    .await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, QUICK_READ)).await;
+    let mut client = EdgeConn::open(edge.addr("http")).await;
+    let answer = client.get("/slow").await;
+    assert_eq!(answer.body.as_deref().map_err(|e| e.as_str()), Ok(&body[..]));
+    client.get("/after").await.assert_ok("c0r1");
+    assert_eq!(origin.requests(), vec![vec!["GET /slow", "GET /after"]]);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_head_trickled_a_byte_every_5_ms_is_delivered_intact() {

@@ -79,6 +79,7 @@ pub(crate) struct FileTimeouts {
     pub client_send: Option<Spanned<String>>,
     pub upstream_connect: Option<Spanned<String>>,
     pub upstream_response: Option<Spanned<String>>,
+    pub upstream_read: Option<Spanned<String>>,
     pub upstream_idle: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
     pub config_poll: Option<Spanned<String>>,

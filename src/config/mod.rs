@@ -232,6 +232,9 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     /// Longest wait for an origin's response head once the request is sent: 504 past it.
     pub upstream_response: Duration,
+    /// Longest wait for the next bytes of an origin's response body (nginx's `proxy_read_timeout`):
+    /// past it the response is cut short and the origin connection closed.
+    pub upstream_read: Duration,
     /// How long an idle pooled upstream connection is kept.
     pub upstream_idle: Duration,
     /// How long SIGTERM waits for in-flight requests before closing what is left.

@@ -255,6 +255,7 @@ fn validate(fc: FileConfig, base_dir: &Path, p: &mut Problems<'_>) -> Config {
         client_send: duration(&t.client_send, Duration::from_secs(60), false, p),
         upstream_connect: duration(&t.upstream_connect, Duration::from_secs(3), false, p),
         upstream_response: duration(&t.upstream_response, Duration::from_secs(30), false, p),
+        upstream_read: duration(&t.upstream_read, Duration::from_secs(60), false, p),
         upstream_idle: duration(&t.upstream_idle, Duration::from_secs(90), false, p),
         shutdown_grace: duration(&t.shutdown_grace, Duration::from_secs(30), true, p),
         config_poll: duration(&t.config_poll, Duration::from_secs(2), true, p),

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use super::Finish;
 use super::pool::{Lease, OwnBody, Streamed};
@@ -32,6 +33,11 @@ pub struct ProxyBody {
     /// not polled since. A client that stops reading leaves it so, and the watchdog aborts the
     /// connection after `timeouts.client_send`.
     waiting: bool,
+    /// The origin's silence: armed when an origin body has nothing to give, disarmed when it gives a
+    /// frame; when it fires (`timeouts.upstream_read`) the response is cut short. Made on the first
+    /// wait only, so a body that comes with its head never has one.
+    stall: Option<Pin<Box<Sleep>>>,
+    armed: bool,
 }
 
 enum Kind {
@@ -48,16 +54,37 @@ impl ProxyBody {
             Upstream::Own(OwnBody::Whole(bytes)) => (Kind::Full(Some(bytes).filter(|b| !b.is_empty())), None),
             Upstream::Own(OwnBody::Streamed(body)) => (Kind::Own(body), None),
         };
-        let mut b = ProxyBody { kind, finish: Some(finish), lease, ended: false, waiting: false };
+        let mut b =
+            ProxyBody { kind, finish: Some(finish), lease, ended: false, waiting: false, stall: None, armed: false };
         b.wait_for_client();
         b
     }
 
     pub fn full(bytes: Bytes, finish: Option<Finish>) -> Self {
         let kind = Kind::Full(Some(bytes).filter(|b| !b.is_empty()));
-        let mut b = ProxyBody { kind, finish, lease: None, ended: false, waiting: false };
+        let mut b = ProxyBody { kind, finish, lease: None, ended: false, waiting: false, stall: None, armed: false };
         b.wait_for_client();
         b
+    }
+
+    /// The origin has nothing to give: waits at most `timeouts.upstream_read` since its last frame, then
+    /// cuts the response short (the origin connection, not returned, closes).
+    fn origin_silent(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Some(finish) = &mut self.finish else { return Poll::Pending };
+        let limit = finish.state.snapshot.timeouts.upstream_read;
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if !self.armed {
+            stall.as_mut().reset(Instant::now() + limit);
+            self.armed = true;
+        }
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        finish.body_error = true;
+        self.kind = Kind::Full(None);
+        self.lease = None;
+        tracing::warn!(timeout = ?limit, "Upstream body stalled; response cut short");
+        Poll::Ready(Some(Err(format!("the origin sent nothing for {limit:?} (timeouts.upstream_read)").into())))
     }
 
     /// Starts waiting for the client to take the next frame (or the first).
@@ -98,6 +125,13 @@ impl Body for ProxyBody {
             Kind::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             Kind::Own(body) => Pin::new(body.as_mut()).poll_frame(cx).map_err(Into::into),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        };
+        let polled = match polled {
+            Poll::Pending => this.origin_silent(cx),
+            ready => {
+                this.armed = false;
+                ready
+            }
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(finish)) = (&polled, &mut this.finish)
             && let Some(data) = frame.data_ref()
