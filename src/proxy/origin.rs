@@ -211,6 +211,17 @@ impl Conn {
         Pin::new(&mut self.io).poll_read(&mut cx, &mut probe).is_pending()
     }
 
+    /// Lets go of buffers grown past their usual size by a large body or head, before the connection
+    /// idles in the pool.
+    pub fn shrink(&mut self) {
+        if self.buf.capacity() > 2 * READ_CHUNK {
+            self.buf = BytesMut::new();
+        }
+        if self.out.capacity() > 2 * READ_CHUNK {
+            self.out = Vec::new();
+        }
+    }
+
     /// Whether the last response left nothing unread behind it (bytes past a body's end mean the origin
     /// does not frame its responses as it says: the connection must not carry another request).
     pub fn is_clean(&self) -> bool {
@@ -246,8 +257,10 @@ impl Conn {
                 return Err(if got { Error::Truncated } else { Error::Closed(None) });
             }
             // A head ends with a line feed: parse again only once one came (a head trickled a byte at a
-            // time is then not parsed over and over).
-            while !self.buf[before..].contains(&b'\n') {
+            // time is then not parsed over and over), looking only at what each read brought.
+            let mut scanned = before;
+            while !self.buf[scanned..].contains(&b'\n') {
+                scanned = self.buf.len();
                 self.reserve();
                 match tokio::io::AsyncReadExt::read_buf(&mut self.io, &mut self.buf).await {
                     Ok(0) => return Err(Error::Truncated),

@@ -195,10 +195,11 @@ struct OwnLease {
 impl OwnLease {
     /// Returns the connection to this thread's idle list if it may carry another request.
     fn release(self, keep_alive: bool) {
-        let OwnLease { admission, conn, max_idle } = self;
+        let OwnLease { admission, mut conn, max_idle } = self;
         if !keep_alive || !conn.is_clean() {
             return;
         }
+        conn.shrink();
         IDLE.with_borrow_mut(|idle| {
             if idle.pool == admission.pool
                 && let Some(slot) = idle.slot(&admission.key)
