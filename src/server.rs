@@ -189,14 +189,16 @@ thread_local! {
 /// its purge delay (1 s) has passed: a worker that goes quiet right after its connections close would
 /// keep their memory for good, and one that goes quiet after a burst of new connections would keep what
 /// their first requests used and freed. So once a second, for three seconds after connections opened or
-/// closed, the worker asks mimalloc to collect what is past the delay. Costs one timer wake-up a second
-/// per worker.
+/// closed, the worker asks mimalloc to collect what is past the delay. The same tick sweeps the worker's
+/// idle origin connections ([`crate::proxy::pool::sweep_idle`]). Costs one timer wake-up a second per
+/// worker.
 async fn return_freed_memory() {
     let (mut seen, mut ticks_left) = (0, 0u32);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        crate::proxy::pool::sweep_idle();
         let churn = CHURN.get();
         if churn != seen {
             (seen, ticks_left) = (churn, 3);

@@ -17,7 +17,8 @@
 //! - timing and state: a body silent past `timeouts.upstream_read` cut short, and one that trickles
 //!   slower than it in all but never pauses that long delivered whole; a head trickled a byte every 5 ms; bytes past the Content-Length, and a response
 //!   sent unasked on an idle connection, never served as the next response (no response smuggling
-//!   through the pool); an idle connection the origin closed is not used; `101 Switching Protocols` to
+//!   through the pool); an idle connection the origin closed is not used, and edgesplit closes its side
+//!   within seconds; `101 Switching Protocols` to
 //!   a request that asked for no upgrade is a 502, never a tunnel.
 //!
 //! Each origin records the connections it accepted and the request heads read on each, so a test says
@@ -760,6 +761,32 @@ async fn an_idle_connection_the_origin_closed_is_not_used_and_the_next_request_s
     let b = client.get("/b").await;
     assert_eq!(origin.requests(), vec![vec!["GET /a"], vec!["GET /b"]]);
     b.assert_ok("c1r0");
+}
+
+/// Nothing waits on an idle pooled connection, yet edgesplit closes its side soon after the origin
+/// closes: a worker sweeps its idle connections once a second, so none is left in CLOSE_WAIT until the
+/// next request to that origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_the_origin_closed_is_closed_by_edgesplit_within_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let edge = Edge::start(&simple_config(&url, None, ONE_WORKER)).await;
+    let mut client = EdgeConn::open(edge.addr("http")).await;
+    let origin = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_head(&mut s, &mut Vec::new()).await.unwrap();
+        s.write_all(&with_length("once")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.shutdown().await.unwrap(); // FIN; edgesplit's side is now in CLOSE_WAIT until it closes
+        let closed_at = Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        (read.map(|r| r.map_err(|e| e.to_string())), closed_at.elapsed())
+    });
+    client.get("/once").await.assert_ok("once");
+    let (read, after) = tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap();
+    assert_eq!(read, Ok(Ok(0)), "edgesplit did not close its side within 5 s");
+    assert!(after < Duration::from_secs(3), "closed {after:?} after the origin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,6 +120,8 @@ struct Slot {
 #[derive(Default)]
 struct Idle {
     pool: u64,
+    /// The pool's `timeouts.upstream_idle`, for [`sweep_idle`].
+    idle_timeout: Duration,
     /// Few origins per worker: a scan beats hashing.
     slots: Vec<Slot>,
 }
@@ -440,7 +442,7 @@ impl H1Pool {
         IDLE.with_borrow_mut(|idle| {
             if idle.pool != self.id {
                 // The settings changed (reload): connections made under the old ones are let go.
-                *idle = Idle { pool: self.id, slots: Vec::new() };
+                *idle = Idle { pool: self.id, idle_timeout: self.idle_timeout, slots: Vec::new() };
             }
             let slot = match idle.slots.iter().position(|s| s.key == *key) {
                 Some(i) => &mut idle.slots[i],
@@ -506,6 +508,19 @@ impl H1Pool {
             Err(_) => Err(PoolError::Connect("TLS handshake timed out".into())),
         }
     }
+}
+
+/// Drops this worker's idle connections that the origin closed (or sent stray bytes on) or that sat past
+/// the idle timeout. Each worker calls it once a second: nothing else watches an idle connection of our
+/// own client, and one the origin closed would otherwise wait in CLOSE_WAIT for the next request to that
+/// origin. The check costs no system call for a connection that is still open and quiet.
+pub(crate) fn sweep_idle() {
+    IDLE.with_borrow_mut(|idle| {
+        let (now, timeout) = (Instant::now(), idle.idle_timeout);
+        for slot in &mut idle.slots {
+            slot.idle.retain_mut(|c| now.duration_since(c.since) <= timeout && c.conn.is_usable());
+        }
+    });
 }
 
 /// hyper's client over a connection, its task spawned on this worker.
