@@ -463,6 +463,23 @@ async fn http10_response_with_keep_alive_and_content_length_reuses_the_connectio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_answered_in_http10_reaches_the_client_as_http11() {
+    // Uploads go through hyper's client; its response keeps the origin's version unless edgesplit sets
+    // its own. Two requests on one client connection: the second is answered too (not closed after 1.0).
+    let (_origin, edge, _client) = setup(|conn, req| {
+        let body = tag(conn, req);
+        let head = format!("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n", body.len());
+        vec![send(head + &body)]
+    })
+    .await;
+    let upload = format!("POST /up HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: 3\r\n\r\nabc");
+    let text = raw(edge.addr("http"), format!("{upload}{upload}").as_bytes(), Duration::from_millis(500)).await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert!(!text.contains("HTTP/1.0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_close_on_an_http11_response_is_honoured_and_the_next_request_opens_a_new_connection() {
     let (origin, _edge, mut client) =
         setup(first_then_open(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello")).await;

@@ -488,7 +488,12 @@ impl Proxy {
                     let upstream = hyper::upgrade::on(&mut resp);
                     self.tasks.spawn(tunnel(downstream, upstream));
                 }
-                let (parts, body) = resp.into_parts();
+                let (mut parts, body) = resp.into_parts();
+                // edgesplit answers in its own version (RFC 9110 6.2), as our own client's responses do:
+                // an HTTP/1.0 origin must not make the client close its keep-alive connection.
+                if parts.version == Version::HTTP_10 {
+                    parts.version = Version::HTTP_11;
+                }
                 (parts, body::Upstream::Hyper(body, lease))
             }
             Answer::Own(parts, body) => (parts, body::Upstream::Own(body)),
