@@ -18,7 +18,7 @@
 //!   slower than it in all but never pauses that long delivered whole; a head trickled a byte every 5 ms; bytes past the Content-Length, and a response
 //!   sent unasked on an idle connection, never served as the next response (no response smuggling
 //!   through the pool); an idle connection the origin closed is not used, and edgesplit closes its side
-//!   within seconds; `101 Switching Protocols` to
+//!   within seconds, as it does one idle past `timeouts.upstream_idle`; `101 Switching Protocols` to
 //!   a request that asked for no upgrade is a 502, never a tunnel.
 //!
 //! Each origin records the connections it accepted and the request heads read on each, so a test says
@@ -804,6 +804,30 @@ async fn an_idle_connection_the_origin_closed_is_closed_by_edgesplit_within_seco
     let (read, after) = tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap();
     assert_eq!(read, Ok(Ok(0)), "edgesplit did not close its side within 5 s");
     assert!(after < Duration::from_secs(3), "closed {after:?} after the origin");
+}
+
+/// The same sweep lets go of a connection idle past `timeouts.upstream_idle`, with no request to notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_past_upstream_idle_is_closed_with_no_request_coming() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let extra = format!("{ONE_WORKER}[timeouts]\nupstream_idle = \"500ms\"\n");
+    let edge = Edge::start(&simple_config(&url, None, &extra)).await;
+    let mut client = EdgeConn::open(edge.addr("http")).await;
+    let origin = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_head(&mut s, &mut Vec::new()).await.unwrap();
+        s.write_all(&with_length("once")).await.unwrap();
+        let answered = Instant::now();
+        // The origin keeps its side open; edgesplit's close shows as the end of the stream.
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        (read.map(|r| r.map_err(|e| e.to_string())), answered.elapsed())
+    });
+    client.get("/once").await.assert_ok("once");
+    let (read, after) = tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap();
+    assert_eq!(read, Ok(Ok(0)), "edgesplit kept the idle connection for 5 s");
+    assert!(after >= Duration::from_millis(500) && after < Duration::from_secs(3), "closed {after:?} after the answer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
