@@ -144,6 +144,21 @@ struct Admission {
     pool: u64,
 }
 
+impl Admission {
+    /// Ends the exchange with its connection back in this worker's idle list (unless the list is full or
+    /// a reload replaced the pool, when the connection is dropped and closes).
+    fn put_idle(self, conn: Pooled, max_idle: usize) {
+        IDLE.with_borrow_mut(|idle| {
+            if idle.pool == self.pool
+                && let Some(slot) = idle.slot(&self.key)
+                && slot.idle.len() < max_idle
+            {
+                slot.idle.push(IdleConn { conn, since: Instant::now() });
+            }
+        });
+    }
+}
+
 impl Drop for Admission {
     fn drop(&mut self) {
         IDLE.with_borrow_mut(|idle| {
@@ -173,17 +188,7 @@ impl Lease {
         if sender.is_closed() || body_done.as_ref().is_some_and(|done| !done.load(Acquire)) {
             return;
         }
-        IDLE.with_borrow_mut(|idle| {
-            if idle.pool != admission.pool {
-                return;
-            }
-            if let Some(slot) = idle.slot(&admission.key)
-                && slot.idle.len() < max_idle
-            {
-                slot.idle.push(IdleConn { conn: Pooled::Hyper(sender), since: Instant::now() });
-            }
-        });
-        drop(admission);
+        admission.put_idle(Pooled::Hyper(sender), max_idle);
     }
 }
 
@@ -202,14 +207,7 @@ impl OwnLease {
             return;
         }
         conn.shrink();
-        IDLE.with_borrow_mut(|idle| {
-            if idle.pool == admission.pool
-                && let Some(slot) = idle.slot(&admission.key)
-                && slot.idle.len() < max_idle
-            {
-                slot.idle.push(IdleConn { conn: Pooled::Own(conn), since: Instant::now() });
-            }
-        });
+        admission.put_idle(Pooled::Own(conn), max_idle);
     }
 }
 
