@@ -88,13 +88,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     let upgrade = headers.get_all(header::UPGRADE);
     upgrade.iter().next().is_some()
-        && !upgrade
-            .iter()
-            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c")))
+        && !upgrade.iter().any(|v| has_token(v, b"h2c"))
         && headers
             .get_all(header::CONNECTION)
             .iter()
             .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+}
+
+/// Whether a comma-separated field value holds `token` (case-insensitively).
+pub(crate) fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
+    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -31,6 +31,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::headers::has_token;
+
 /// Largest response head accepted, 1xx heads before it included: hyper's default read buffer limit
 /// (8 KiB + 100 × 4 KiB), so that what hyper's client accepted is accepted here.
 pub const MAX_HEAD: usize = 8192 + 4096 * 100;
@@ -442,11 +444,6 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
     }
 }
 
-/// Whether a comma-separated field value holds `token` (case-insensitively).
-fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
-    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 /// Whether the last transfer coding is `chunked`.
 fn is_chunked(headers: &HeaderMap) -> bool {
     headers
@@ -466,7 +463,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
             if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
+            let n = part.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
             if length.is_some_and(|l| l != n) {
                 return None;
             }
