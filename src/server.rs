@@ -159,7 +159,7 @@ impl Workers {
                 crate::proxy::worker::set(i);
                 let _ = tx.send(Ok(rt.handle().clone()));
                 rt.block_on(async {
-                    tokio::spawn(return_freed_memory());
+                    tokio::spawn(housekeeping());
                     stop.cancelled().await
                 });
             })?;
@@ -185,14 +185,16 @@ thread_local! {
     static CHURN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// A worker's once-a-second chores: sweeping its idle origin connections
+/// ([`crate::proxy::pool::sweep_idle`]), and returning freed memory.
+///
 /// mimalloc returns freed pages to the OS lazily, on a later allocation or free by the same thread, once
 /// its purge delay (1 s) has passed: a worker that goes quiet right after its connections close would
 /// keep their memory for good, and one that goes quiet after a burst of new connections would keep what
 /// their first requests used and freed. So once a second, for three seconds after connections opened or
-/// closed, the worker asks mimalloc to collect what is past the delay. The same tick sweeps the worker's
-/// idle origin connections ([`crate::proxy::pool::sweep_idle`]). Costs one timer wake-up a second per
-/// worker.
-async fn return_freed_memory() {
+/// closed, the worker asks mimalloc to collect what is past the delay. Costs one timer wake-up a second
+/// per worker.
+async fn housekeeping() {
     let (mut seen, mut ticks_left) = (0, 0u32);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
