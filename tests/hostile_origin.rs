@@ -448,14 +448,16 @@ async fn http10_response_without_keep_alive_is_delivered_and_its_connection_not_
     next.assert_ok("c1r0");
 }
 
+/// A well-behaved answer in HTTP/1.0 with `Connection: keep-alive`, its body [`tag`]ged.
+fn tagged_http10_keep_alive(conn: usize, req: usize) -> Vec<Step> {
+    let body = tag(conn, req);
+    let head = format!("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n", body.len());
+    vec![send(head + &body)]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http10_response_with_keep_alive_and_content_length_reuses_the_connection() {
-    let (origin, _edge, mut client) = setup(|conn, req| {
-        let body = tag(conn, req);
-        let head = format!("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n", body.len());
-        vec![send(head + &body)]
-    })
-    .await;
+    let (origin, _edge, mut client) = setup(tagged_http10_keep_alive).await;
     client.get("/a").await.assert_ok("c0r0");
     let next = client.get("/b").await;
     assert_eq!(origin.requests(), vec![vec!["GET /a", "GET /b"]]);
@@ -466,12 +468,7 @@ async fn http10_response_with_keep_alive_and_content_length_reuses_the_connectio
 async fn an_upload_answered_in_http10_reaches_the_client_as_http11() {
     // Uploads go through hyper's client; its response keeps the origin's version unless edgesplit sets
     // its own. Two requests on one client connection: the second is answered too (not closed after 1.0).
-    let (_origin, edge, _client) = setup(|conn, req| {
-        let body = tag(conn, req);
-        let head = format!("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n", body.len());
-        vec![send(head + &body)]
-    })
-    .await;
+    let (_origin, edge, _client) = setup(tagged_http10_keep_alive).await;
     let upload = format!("POST /up HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: 3\r\n\r\nabc");
     let text = raw(edge.addr("http"), format!("{upload}{upload}").as_bytes(), Duration::from_millis(500)).await;
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
@@ -780,28 +777,41 @@ async fn an_idle_connection_the_origin_closed_is_not_used_and_the_next_request_s
     b.assert_ok("c1r0");
 }
 
-/// Nothing waits on an idle pooled connection, yet edgesplit closes its side soon after the origin
-/// closes: a worker sweeps its idle connections once a second, so none is left in CLOSE_WAIT until the
-/// next request to that origin.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_connection_the_origin_closed_is_closed_by_edgesplit_within_seconds() {
+/// One request through edgesplit (with `extra` config) to an origin that answers it once, then, with
+/// `origin_closes`, closes its side 100 ms later. Returns how the origin's wait for edgesplit's close
+/// ended (at most 5 s: `Ok(Ok(0))` is the close) and how long after the origin's close (or its answer)
+/// it came.
+async fn answer_once_then_wait_for_edgesplits_close(
+    extra: &str,
+    origin_closes: bool,
+) -> (Result<Result<usize, String>, tokio::time::error::Elapsed>, Duration) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let edge = Edge::start(&simple_config(&url, None, ONE_WORKER)).await;
+    let edge = Edge::start(&simple_config(&url, None, extra)).await;
     let mut client = EdgeConn::open(edge.addr("http")).await;
     let origin = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         read_head(&mut s, &mut Vec::new()).await.unwrap();
         s.write_all(&with_length("once")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        s.shutdown().await.unwrap(); // FIN; edgesplit's side is now in CLOSE_WAIT until it closes
-        let closed_at = Instant::now();
+        if origin_closes {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.shutdown().await.unwrap(); // FIN; edgesplit's side is now in CLOSE_WAIT until it closes
+        }
+        let since = Instant::now();
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-        (read.map(|r| r.map_err(|e| e.to_string())), closed_at.elapsed())
+        (read.map(|r| r.map_err(|e| e.to_string())), since.elapsed())
     });
     client.get("/once").await.assert_ok("once");
-    let (read, after) = tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap()
+}
+
+/// Nothing waits on an idle pooled connection, yet edgesplit closes its side soon after the origin
+/// closes: a worker sweeps its idle connections once a second, so none is left in CLOSE_WAIT until the
+/// next request to that origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_the_origin_closed_is_closed_by_edgesplit_within_seconds() {
+    let (read, after) = answer_once_then_wait_for_edgesplits_close(ONE_WORKER, true).await;
     assert_eq!(read, Ok(Ok(0)), "edgesplit did not close its side within 5 s");
     assert!(after < Duration::from_secs(3), "closed {after:?} after the origin");
 }
@@ -809,23 +819,9 @@ async fn an_idle_connection_the_origin_closed_is_closed_by_edgesplit_within_seco
 /// The same sweep lets go of a connection idle past `timeouts.upstream_idle`, with no request to notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_past_upstream_idle_is_closed_with_no_request_coming() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    // The origin keeps its side open; edgesplit's close shows as the end of the stream.
     let extra = format!("{ONE_WORKER}[timeouts]\nupstream_idle = \"500ms\"\n");
-    let edge = Edge::start(&simple_config(&url, None, &extra)).await;
-    let mut client = EdgeConn::open(edge.addr("http")).await;
-    let origin = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        read_head(&mut s, &mut Vec::new()).await.unwrap();
-        s.write_all(&with_length("once")).await.unwrap();
-        let answered = Instant::now();
-        // The origin keeps its side open; edgesplit's close shows as the end of the stream.
-        let mut buf = [0u8; 64];
-        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-        (read.map(|r| r.map_err(|e| e.to_string())), answered.elapsed())
-    });
-    client.get("/once").await.assert_ok("once");
-    let (read, after) = tokio::time::timeout(Duration::from_secs(8), origin).await.unwrap().unwrap();
+    let (read, after) = answer_once_then_wait_for_edgesplits_close(&extra, false).await;
     assert_eq!(read, Ok(Ok(0)), "edgesplit kept the idle connection for 5 s");
     assert!(after >= Duration::from_millis(500) && after < Duration::from_secs(3), "closed {after:?} after the answer");
 }
