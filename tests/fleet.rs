@@ -136,6 +136,76 @@ async fn two_instances_updating_one_policy_with_one_etag_one_wins_the_other_gets
     }
 }
 
+/// Read-your-writes across a load balancer: what one instance just committed is read, updated and deleted
+/// through another at once, with no wait for the other to follow. (Without the read's catch-up, and
+/// without a refusal being checked against the store, B answers 404 in most rounds: A's notification
+/// takes a few milliseconds to be followed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_written_through_one_instance_is_read_updated_and_deleted_through_another_at_once() {
+    let db = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, staging) = (Origin::echo("primary").await, Origin::echo("staging").await);
+    let fleet = fleet(dir.path(), &db, &primary.url(), &staging.url(), 2).await;
+    let (a, b) = (fleet[0].admin, fleet[1].admin);
+    for round in 0..20 {
+        // A write through B on what A just made (B's refusal would be stale), then a read through A of
+        // what B just made.
+        let (id, etag) = create_policy(a, &header_policy(STAGING, &format!("c{round}"))).await;
+        let path = format!("{CF}/{id}");
+        let xml = header_policy(STAGING, &format!("u{round}"));
+        let (status, headers, body) = api(b, "PUT", &path, &xml, &[("if-match", etag.as_str())]).await;
+        assert_eq!(status, 200, "round {round}: PUT through B: {body}");
+        let etag = headers["etag"].to_str().unwrap().to_string();
+        let (status, headers, body) = api(a, "GET", &path, "", &[]).await;
+        assert_eq!((status, headers["etag"].to_str().unwrap()), (200, etag.as_str()), "round {round}: {body}");
+        assert_eq!(element(&body, "Value"), format!("u{round}"));
+        let (status, _, body) = api(b, "DELETE", &path, "", &[("if-match", etag.as_str())]).await;
+        assert_eq!(status, 204, "round {round}: DELETE through B: {body}");
+
+        let project = format!("p{round}");
+        assert_eq!(ev(a, "POST", "/projects", json!({ "name": project })).await.0, 200);
+        let feature = json!({ "name": "f", "variations": [{ "name": "on", "value": { "boolValue": true } }] });
+        let (status, body) = ev(b, "POST", &format!("/projects/{project}/features"), feature).await;
+        assert_eq!(status, 200, "round {round}: CreateFeature through B: {body}");
+        let (status, body) = ev(a, "GET", &format!("/projects/{project}/features/f"), json!({})).await;
+        assert_eq!(status, 200, "round {round}: GetFeature through A: {body}");
+    }
+}
+
+/// In process, two planes on one database, neither following the other (no listener): B's copy stays
+/// behind A's write, every time. A write that B's copy refuses is checked against the store and applied
+/// again on its state; a refusal the store's state bears out stays one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_on_a_stale_copy_is_applied_again_on_the_stores_state() {
+    use edgesplit::admin::evidently::{EvCall, handle};
+    use edgesplit::plane::Plane;
+    use http_body_util::BodyExt;
+    let db = Postgres::start();
+    let text = fleet_config(&db, "http://127.0.0.1:1", "http://127.0.0.1:2", "");
+    let plane = || {
+        let config = edgesplit::config::parse(&text, "t.toml", std::path::Path::new(".")).unwrap();
+        std::sync::Arc::new(Plane::new(config).unwrap())
+    };
+    let (a, b) = (plane(), plane());
+    let call = |plane: std::sync::Arc<Plane>, path: &str, body: Value| {
+        let segments = path.trim_start_matches('/').split('/').map(str::to_string).collect();
+        let call = EvCall { method: http::Method::POST, segments, query: Vec::new(), body: body.to_string().into() };
+        async move {
+            let resp = handle(&plane, call).await;
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let feature = json!({ "name": "f", "variations": [{ "name": "on", "value": { "boolValue": true } }] });
+    assert_eq!(call(a.clone(), "/projects", json!({ "name": "shop" })).await.0, 200);
+    let (status, body) = call(b.clone(), "/projects/shop/features", feature.clone()).await;
+    assert_eq!(status, 200, "CreateFeature on B, behind A's project: {body}");
+    // A is behind B now: its copy takes the name, the store's state refuses it.
+    let (status, body) = call(a.clone(), "/projects/shop/features", feature).await;
+    assert_eq!((status, body["__type"].as_str()), (409, Some("ConflictException")), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stickiness_cookie_from_one_instance_is_honoured_by_another() {
     let db = Postgres::start();

@@ -238,6 +238,15 @@ impl Admin {
         if let Err(denied) = self.auth.check(api, &parts, &body) {
             return api.denied(denied.message());
         }
+        // A fleet reads its own writes: a read first catches up with what the other instances committed
+        // (one revision query), so a resource created through one instance is found through another at
+        // once. With the database down, the read answers from this instance's copy.
+        if parts.method == Method::GET && self.plane.store.health().is_some_and(|h| h.up()) {
+            let plane = self.plane.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || plane.catch_up()).await {
+                tracing::debug!(error = %e, "A read could not catch up with the store; answering from this copy");
+            }
+        }
         let path = parts.uri.path();
         match api {
             Api::CloudFront => {

@@ -196,7 +196,20 @@ fn run_touching(
 ) -> Result<(command::Outcome, bool), ExecuteError> {
     let (started, mut attempt) = (std::time::Instant::now(), 0u32);
     let applied = loop {
-        let applied = command::apply(st, cmd.clone(), command::Fresh::now()).map_err(ExecuteError::Domain)?;
+        let applied = match command::apply(st, cmd.clone(), command::Fresh::now()) {
+            Ok(applied) => applied,
+            // Refused on this instance's copy: if another instance wrote since (the resource made there a
+            // moment ago, the ETag it returned), the refusal may be stale. Catch up and apply it again, so
+            // that a fleet refuses a write only on the state the store holds.
+            Err(e) => match store {
+                Some(store) if started.elapsed() < STALE_BUDGET && store.behind().unwrap_or(false) => {
+                    reload(store, st).map_err(ExecuteError::Store)?;
+                    *reloaded = true;
+                    continue;
+                }
+                _ => return Err(ExecuteError::Domain(e)),
+            },
+        };
         let Some(store) = store else { break applied };
         match store.write(&rows(&applied.changes)) {
             Ok(()) => break applied,
@@ -315,10 +328,12 @@ impl Plane {
     /// Catches up with writes other instances made (a fleet store): reloads and publishes if the store
     /// moved past the state this instance holds. Returns whether it did.
     pub fn catch_up(&self) -> Result<bool, StoreError> {
-        let mut st = self.lock();
+        // The revision is read before the lock is taken: a slow database holds up this call, not the
+        // writers and readers of the state.
         if !self.store.behind()? {
             return Ok(false);
         }
+        let mut st = self.lock();
         reload(&self.store, &mut st)?;
         self.publish(&st);
         Ok(true)
