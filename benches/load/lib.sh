@@ -182,14 +182,15 @@ rss_kib() {
   echo "$total"
 }
 
-# CPU time (clock ticks, user + system) used so far by the process tree rooted at $1.
+# CPU time (clock ticks) used so far by the process tree rooted at $1: "user+system user".
 cpu_ticks() {
-  local total=0 p v
+  local total=0 user=0 p u s
   for p in $(tree_pids "$1"); do
-    v=$(sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12 + $13}')
-    total=$((total + ${v:-0}))
+    read -r u s < <(sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12, $13}') || true
+    total=$((total + ${u:-0} + ${s:-0}))
+    user=$((user + ${u:-0}))
   done
-  echo "$total"
+  echo "$total $user"
 }
 
 # --- certificate ----------------------------------------------------------------------------------------

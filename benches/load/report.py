@@ -2,7 +2,8 @@
 """Markdown tables from run.sh's manifest: one table per protocol, medians across rounds.
 
 manifest.tsv lines: round, protocol, contender, raw client output file, primary origin requests,
-staging origin requests (stub_status deltas over the measured run).
+staging origin requests (stub_status deltas over the measured run), the proxy's CPU µs (user + system)
+and its user-space part, over the measured run.
 """
 
 import re
@@ -85,7 +86,7 @@ def main(path):
     runs = defaultdict(list)
     notes = []
     for line in open(path):
-        rnd, proto, who, raw, dp, ds, cpu_us = line.rstrip("\n").split("\t")
+        rnd, proto, who, raw, dp, ds, cpu_us, user_us = line.rstrip("\n").split("\t")
         text = open(raw, errors="replace").read()
         try:
             r = parse_wrk(text) if proto in ("h1", "h1tls") else parse_h2load(text)
@@ -94,6 +95,7 @@ def main(path):
             continue
         r["dp"], r["ds"] = int(dp), int(ds)
         r["cpu"] = int(cpu_us) / r["requests"] if r["requests"] else 0.0
+        r["user"] = int(user_us) / r["requests"] if r["requests"] else 0.0
         origin_total = r["dp"] + r["ds"]
         # Every request a client counted must have reached an origin (a few more may have: the ones in
         # flight when the client stopped).
@@ -111,7 +113,7 @@ def main(path):
         med = {}
         for w in whos:
             rs = runs[(proto, w)]
-            keys = ["rps", "cpu"] + (["min", "max", "mean", "sd"] if h2 else ["p50", "p99", "p999"])
+            keys = ["rps", "cpu", "user"] + (["min", "max", "mean", "sd"] if h2 else ["p50", "p99", "p999"])
             med[w] = {k: statistics.median(r[k] for r in rs) for k in keys}
             med[w]["lo"] = min(r["rps"] for r in rs)
             med[w]["hi"] = max(r["rps"] for r in rs)
@@ -123,10 +125,10 @@ def main(path):
         print()
         if h2:
             print("| contender | req/s (median) | spread (min–max) | mean | sd | max | errors | staging share "
-                  "| CPU µs/req | ÷ direct | ÷ nginx | ÷ haproxy |")
+                  "| CPU µs/req (user) | ÷ direct | ÷ nginx | ÷ haproxy |")
         else:
             print("| contender | req/s (median) | spread (min–max) | p50 | p99 | p99.9 | errors | staging share "
-                  "| CPU µs/req | ÷ direct | ÷ nginx | ÷ haproxy |")
+                  "| CPU µs/req (user) | ÷ direct | ÷ nginx | ÷ haproxy |")
         print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for w in whos:
             m = med[w]
@@ -135,7 +137,7 @@ def main(path):
                 share += " (!)"
             lat = [m["mean"], m["sd"], m["max"]] if h2 else [m["p50"], m["p99"], m["p999"]]
             cells = [w, fmt_rps(m["rps"]), f"{fmt_rps(m['lo'])}–{fmt_rps(m['hi'])}", *map(fmt_ms, lat),
-                     str(m["errors"]), share, f"{m['cpu']:.1f}"]
+                     str(m["errors"]), share, f"{m['cpu']:.1f} ({m['user']:.1f})"]
             for peer in ("direct", "nginx", "haproxy"):
                 cells.append("–" if peer == w or peer not in med else ratio(m["rps"], med[peer]["rps"]))
             print("| " + " | ".join(cells) + " |")
@@ -148,7 +150,7 @@ def main(path):
         print(f"{extra}Rounds: {'/'.join(map(str, rounds))}. Errors: socket errors + non-2xx, summed over the "
               "rounds. Staging share: staging origin's requests / both origins', pooled over the rounds. "
               "CPU µs/req: user + system CPU time of the proxy's processes (direct: the primary origin's) over the "
-              "measured run, per response the client counted, median across rounds; it is less sensitive than "
+              "measured run, per response the client counted, median across rounds (in brackets: the user-space part; the rest is the kernel's, mostly the socket calls); it is less sensitive than "
               "req/s to what else the box runs. ÷ columns: ratio of median req/s."
               + (" relay: HAProxy in TCP mode, bytes copied to the primary origin with no HTTP work: the "
                  "floor of any proxy here, not a contender." if "relay" in med else ""))

@@ -170,12 +170,12 @@ for round in $(seq "$ROUNDS"); do
       raw="$WORK/raw/r$round-$proto-$who.txt"
       client "$proto" "$url" "$WARMUP" "$raw.warmup" || true
       pid=$(contender_pid "$who")
-      p0=$(origin_requests $P_H1); s0=$(origin_requests $S_H1); c0=$(cpu_ticks "$pid")
+      p0=$(origin_requests $P_H1); s0=$(origin_requests $S_H1); read -r c0 u0 < <(cpu_ticks "$pid")
       client "$proto" "$url" "$DURATION" "$raw" || log "client exited non-zero for $who $proto (see $raw)"
-      c1=$(cpu_ticks "$pid"); p1=$(origin_requests $P_H1); s1=$(origin_requests $S_H1)
+      read -r c1 u1 < <(cpu_ticks "$pid"); p1=$(origin_requests $P_H1); s1=$(origin_requests $S_H1)
       # (-1: the first read of each pair is counted by the second.)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$proto" "$who" "$raw" $((p1 - p0 - 1)) $((s1 - s0 - 1)) \
-        "$(( (c1 - c0) * 1000000 / CLK_TCK ))" >>"$MANIFEST"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$proto" "$who" "$raw" $((p1 - p0 - 1)) $((s1 - s0 - 1)) \
+        "$(( (c1 - c0) * 1000000 / CLK_TCK ))" "$(( (u1 - u0) * 1000000 / CLK_TCK ))" >>"$MANIFEST"
       log "round $round $proto $who: $(grep -E '^(Requests/sec|finished in)' "$raw" | head -1)"
     done
   done
