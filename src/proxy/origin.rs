@@ -39,6 +39,8 @@ pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Most fields in a response head or a trailer section (hyper's default).
 pub const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line, extensions included (hyper's limit on chunk extensions).
+/// Fields a response's map has room for beyond the origin's (see [`parse_head`]).
+const RESPONSE_ROOM: usize = 4;
 const MAX_CHUNK_LINE: usize = 16 * 1024;
 /// Largest trailer section.
 const MAX_TRAILERS: usize = 16 * 1024;
@@ -384,11 +386,15 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             100..=199 => continue,
             _ => {}
         }
-        let mut headers = HeaderMap::with_capacity(count);
+        // Room for what the proxy adds to a response (Via, up to two Set-Cookie, Cache-Control, an echoed
+        // decision) without the map growing, which rehashes it: about 1,000 instructions a response.
+        let mut headers = HeaderMap::with_capacity(count + RESPONSE_ROOM);
         let http10 = version == 0;
         let mut keep_alive = !http10;
         let mut close = false;
         let (mut te, mut cl) = (false, false);
+        // Every `Content-Length` field's value, folded as it is met: `None` once one is bad or disagrees.
+        let mut length = Some(None);
         for [n0, n1, v0, v1] in &at[..count] {
             // httparse checked both: names are tokens, values are visible bytes, spaces and tabs.
             let name = HeaderName::from_bytes(&head[*n0 as usize..*n1 as usize])
@@ -407,6 +413,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
                 te = true;
             } else if name == header::CONTENT_LENGTH {
                 cl = true;
+                length = length.and_then(|l| fold_length(l, value.as_bytes()));
             }
             headers.append(name, value);
         }
@@ -416,7 +423,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             _ if te && http10 => return Err(HeadError::TransferEncodingOnHttp10),
             _ if te && is_chunked(&headers) => Framing::Chunked,
             _ if te => Framing::Close,
-            _ if cl => Framing::Length(content_length(&headers).ok_or(HeadError::ContentLength)?),
+            _ if cl => Framing::Length(length.flatten().ok_or(HeadError::ContentLength)?),
             _ => Framing::Close,
         };
         if te && cl && framing != Framing::Empty {
@@ -454,23 +461,21 @@ fn is_chunked(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
-/// The body length every `Content-Length` value (comma-separated lists included) agrees on.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let n = part.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
+/// `length` (what the earlier `Content-Length` fields agreed on) with one more field's `value` (a
+/// comma-separated list too) folded in; `None` if the value is bad or disagrees.
+fn fold_length(mut length: Option<u64>, value: &[u8]) -> Option<Option<u64>> {
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
         }
+        let n = part.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        if length.is_some_and(|l| l != n) {
+            return None;
+        }
+        length = Some(n);
     }
-    length
+    Some(length)
 }
 
 /// What [`Decoder::step`] found in the buffer.
