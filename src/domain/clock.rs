@@ -17,7 +17,12 @@ pub struct EvalClock {
 impl EvalClock {
     /// Unix milliseconds, as evaluations see them.
     pub(crate) fn now_ms(&self) -> i64 {
-        now_ms() as i64 + self.skew_ms.load(std::sync::atomic::Ordering::Relaxed)
+        self.at(now_ms())
+    }
+
+    /// This clock at the wall clock's `wall_ms` (read once by a caller that needs it twice).
+    pub(crate) fn at(&self, wall_ms: u64) -> i64 {
+        wall_ms as i64 + self.skew_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Moves the evaluation clock forward.

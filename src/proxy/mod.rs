@@ -9,6 +9,7 @@ pub mod pool;
 pub mod upstream;
 pub mod worker;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -245,11 +246,14 @@ impl Proxy {
         }
     }
 
-    /// One exchange with `origin`, bounded by the upstream response timeout. HTTP/1.1 (and every
-    /// upgrade) through our per-worker pool, HTTP/2 through hyper-util's client.
+    /// One exchange with `origin`, bounded by the upstream response timeout (`deadline`: given, since
+    /// the caller has read the clock already). HTTP/1.1 (and every upgrade) through our per-worker pool,
+    /// HTTP/2 through hyper-util's client.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         state: &Serving,
+        deadline: Instant,
         origin: &Origin,
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
@@ -280,7 +284,7 @@ impl Proxy {
                 Err(e) => Err(SendError::Other(error_chain(&e))),
             }
         };
-        match tokio::time::timeout(state.upstream_response, exchange).await {
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(r) => r,
             Err(_) => Err(SendError::Timeout),
         }
@@ -311,8 +315,14 @@ impl Proxy {
         })
     }
 
-    /// Serves one request. Never fails: errors are answered here.
-    pub async fn handle(&self, conn: &Arc<ConnInfo>, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    /// Serves one request. Never fails: errors are answered here (`Err` cannot happen; the `Result` is
+    /// what hyper's service takes). Owned arguments and no wrapper: this future is boxed as it is, per
+    /// request, so a wrapping one would be one more copy of its few KB (issue 17).
+    pub async fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
         conn.activity.in_flight.fetch_add(1, Relaxed);
         conn.activity.requests.fetch_add(1, Relaxed);
@@ -345,16 +355,16 @@ impl Proxy {
         };
         let host = match host {
             Ok(host) => host,
-            Err(why) => return synthetic(StatusCode::BAD_REQUEST, why, finish),
+            Err(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why, finish)),
         };
         let Some((i, dist)) = dist_index.and_then(|i| Some((i, state.snapshot.routes.distributions.get(i)?))) else {
             self.metrics.unrouted.fetch_add(1, Relaxed);
-            return synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish);
+            return Ok(synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish));
         };
         // CONNECT would make edgesplit a tunnel to anywhere, and TRACE echoes the request (cookies and
         // credentials included) back to scripts: neither has a place at an origin.
         if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
-            return synthetic(StatusCode::NOT_IMPLEMENTED, "method not supported by this proxy\n", finish);
+            return Ok(synthetic(StatusCode::NOT_IMPLEMENTED, "method not supported by this proxy\n", finish));
         }
         // The client's hop-by-hop headers go before anything is injected: `Connection` must not be able to
         // name, and so remove, a decision header edgesplit adds (after its exposure is recorded).
@@ -363,13 +373,16 @@ impl Proxy {
 
         let cd = &state.snapshot.routes.cd;
         // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
+        // The wall clock, read once if the edge or the stickiness needs it (a clock read is about 20 ns).
+        let mut wall = None;
+        let mut wall_ms = || *wall.get_or_insert_with(crate::domain::clock::now_ms);
         let edge = state.edges.get(i).and_then(Option::as_ref).map(|e| {
             let (uri, method) = (req.uri().clone(), req.method().clone());
-            let now_ms = self.clock.now_ms();
+            let now_ms = self.clock.at(wall_ms());
             let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
             (e, out)
         });
-        let now = if dist.rule.is_sticky() { crate::domain::clock::now_ms() / 1000 } else { 0 };
+        let now = if dist.rule.is_sticky() { wall_ms() / 1000 } else { 0 };
         let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
             Some(decision) => Outcome { decision, session: None },
             None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),
@@ -390,7 +403,7 @@ impl Proxy {
         finish.decision = decision;
         let pool = dist.pool(decision.target);
         let Some(origin) = staging_origin.or_else(|| pool.pick_any()) else {
-            return synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish);
+            return Ok(synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish));
         };
         // The stickiness cookie is edgesplit's own: origins never see it.
         cookie::strip(req.headers_mut(), &cd.cookie_name);
@@ -415,12 +428,14 @@ impl Proxy {
         // A bodiless request to staging is kept, to go to primary should staging refuse the connection.
         let retry = (decision.target == Target::Staging && body.is_end_stream() && !upgrade).then(|| parts.clone());
         if !aim(&mut parts, origin, pool, &path, &host, upgrade) {
-            return synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish);
+            return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish));
         }
 
         let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
         let (body, body_done) = UpBody::client(body);
-        let mut sent = self.send(&state, origin, protocol, Request::from_parts(parts, body), upgrade, body_done).await;
+        let deadline = start + state.upstream_response;
+        let request = Request::from_parts(parts, body);
+        let mut sent = self.send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
         let mut origin = origin;
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
             origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
@@ -441,7 +456,9 @@ impl Proxy {
                 // Boxed: this fallback is rare, and a second send future inline would make every
                 // request's future about 1.7 KB larger.
                 let fallback = Request::from_parts(parts, UpBody::Empty);
-                sent = Box::pin(self.send(&state, primary, dist.primary.protocol, fallback, false, None)).await;
+                let deadline = Instant::now() + state.upstream_response;
+                let protocol = dist.primary.protocol;
+                sent = Box::pin(self.send(&state, deadline, primary, protocol, fallback, false, None)).await;
             }
         }
         let answer = match sent {
@@ -453,28 +470,28 @@ impl Proxy {
                 origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
                 self.metrics.upstream_error(UpstreamError::Connect);
                 tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
-                return synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish);
+                return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish));
             }
             Err(SendError::ClientBody(e)) => {
                 tracing::debug!(error = %e, client.addr = %conn.client, "The client's request body failed");
-                return synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish);
+                return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish));
             }
             Err(SendError::Limit) => {
                 self.metrics.upstream_error(UpstreamError::Limit);
                 tracing::warn!(upstream = %origin.label, distribution = %dist.id, "Origin connection limit reached");
                 let mut resp = synthetic(StatusCode::SERVICE_UNAVAILABLE, "origin connection limit reached\n", finish);
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return resp;
+                return Ok(resp);
             }
             Err(SendError::Other(e)) => {
                 self.metrics.upstream_error(UpstreamError::Protocol);
                 tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "protocol", "Upstream request failed");
-                return synthetic(StatusCode::BAD_GATEWAY, "upstream request failed\n", finish);
+                return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream request failed\n", finish));
             }
             Err(SendError::Timeout) => {
                 self.metrics.upstream_error(UpstreamError::Timeout);
                 tracing::warn!(upstream = %origin.label, distribution = %dist.id, timeout = ?state.upstream_response, "Upstream response timed out");
-                return synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish);
+                return Ok(synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish));
             }
         };
 
@@ -517,7 +534,7 @@ impl Proxy {
             }
         }
         finish.status = rparts.status.as_u16();
-        Response::from_parts(rparts, ProxyBody::upstream(rbody, finish))
+        Ok(Response::from_parts(rparts, ProxyBody::upstream(rbody, finish)))
     }
 }
 
