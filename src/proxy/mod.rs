@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -248,46 +250,32 @@ impl Proxy {
 
     /// One exchange with `origin`, bounded by the upstream response timeout (`deadline`: given, since
     /// the caller has read the clock already). HTTP/1.1 (and every upgrade) through our per-worker pool,
-    /// HTTP/2 through hyper-util's client.
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        state: &Serving,
+    /// HTTP/2 through hyper-util's client. Not an async fn, for the same reason as [`H1Pool::send`]: the
+    /// pool's future is wrapped, not awaited by a future that holds the request too.
+    fn send<'a>(
+        state: &'a Serving,
         deadline: Instant,
         origin: &Origin,
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
         upgrade: bool,
         body_done: Option<Arc<std::sync::atomic::AtomicBool>>,
-    ) -> Result<Answer, SendError> {
-        let exchange = async {
-            if upgrade || protocol == UpstreamProtocol::Http1 {
-                let tls = origin.scheme == http::uri::Scheme::HTTPS;
-                let sent = state.clients.h1.send(tls, &origin.authority, req, upgrade, body_done);
-                return sent.await.map_err(|e| match e {
+    ) -> impl Future<Output = Result<Answer, SendError>> + Send + 'a {
+        let exchange = if upgrade || protocol == UpstreamProtocol::Http1 {
+            let tls = origin.scheme == http::uri::Scheme::HTTPS;
+            let sent = state.clients.h1.send(tls, &origin.authority, req, upgrade, body_done);
+            Either::Left(sent.map(|r| {
+                r.map_err(|e| match e {
                     PoolError::Connect(e) => SendError::Connect(e),
                     PoolError::ClientBody(e) => SendError::ClientBody(e),
                     PoolError::Limit => SendError::Limit,
                     PoolError::Other(e) => SendError::Other(e),
-                });
-            }
-            match state.clients.h2().request(req).await {
-                Ok(resp) => Ok(Answer::Hyper(resp, None)),
-                Err(e) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
-                Err(e)
-                    if std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<hyper::Error>())
-                        .is_some_and(hyper::Error::is_user) =>
-                {
-                    Err(SendError::ClientBody(error_chain(&e)))
-                }
-                Err(e) => Err(SendError::Other(error_chain(&e))),
-            }
+                })
+            }))
+        } else {
+            Either::Right(h2_send(state, req))
         };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(SendError::Timeout),
-        }
+        tokio::time::timeout_at(deadline, exchange).map(|r| r.unwrap_or(Err(SendError::Timeout)))
     }
 
     /// The data plane on `snapshot`; it follows later ones once subscribed to the control plane. Fails
@@ -435,7 +423,7 @@ impl Proxy {
         let (body, body_done) = UpBody::client(body);
         let deadline = start + state.upstream_response;
         let request = Request::from_parts(parts, body);
-        let mut sent = self.send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
+        let mut sent = Proxy::send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
         let mut origin = origin;
         if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
             origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
@@ -458,7 +446,7 @@ impl Proxy {
                 let fallback = Request::from_parts(parts, UpBody::Empty);
                 let deadline = Instant::now() + state.upstream_response;
                 let protocol = dist.primary.protocol;
-                sent = Box::pin(self.send(&state, deadline, primary, protocol, fallback, false, None)).await;
+                sent = Box::pin(Proxy::send(&state, deadline, primary, protocol, fallback, false, None)).await;
             }
         }
         let answer = match sent {
@@ -535,6 +523,22 @@ impl Proxy {
         }
         finish.status = rparts.status.as_u16();
         Ok(Response::from_parts(rparts, ProxyBody::upstream(rbody, finish)))
+    }
+}
+
+/// One exchange on hyper-util's HTTP/2 client.
+async fn h2_send(state: &Serving, req: Request<UpBody>) -> Result<Answer, SendError> {
+    match state.clients.h2().request(req).await {
+        Ok(resp) => Ok(Answer::Hyper(resp, None)),
+        Err(e) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+        Err(e)
+            if std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<hyper::Error>())
+                .is_some_and(hyper::Error::is_user) =>
+        {
+            Err(SendError::ClientBody(error_chain(&e)))
+        }
+        Err(e) => Err(SendError::Other(error_chain(&e))),
     }
 }
 

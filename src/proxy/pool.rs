@@ -35,6 +35,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::uri::Authority;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -47,6 +48,10 @@ use tokio_rustls::TlsConnector;
 
 use super::origin::{self, Conn, Decoder, Stream};
 use super::upstream::UpBody;
+
+/// One of the rare kinds of pooled exchange (an upload, an upgrade, a refusal), boxed; [`H1Pool::send`]
+/// returns our own client's inline beside it.
+type Rare<'a> = Pin<Box<dyn Future<Output = Result<Answer, PoolError>> + Send + 'a>>;
 
 /// Why an exchange failed: before any byte went out (the origin refused or did not answer the connect),
 /// or later.
@@ -297,29 +302,36 @@ impl H1Pool {
     /// Only our own client's future is inline: the request's future, boxed per request, is moved and
     /// copied whole, and hyper's handshake and send futures would make it a third larger. Uploads and
     /// upgrades pay for a box of their own instead.
-    pub async fn send(
-        &self,
+    pub fn send<'a>(
+        &'a self,
         tls: bool,
         authority: &Authority,
         req: Request<UpBody>,
         upgrade: bool,
         body_done: Option<Arc<AtomicBool>>,
-    ) -> Result<Answer, PoolError> {
+    ) -> Either<Rare<'a>, impl Future<Output = Result<Answer, PoolError>> + Send + 'a> {
+        // Not an async fn: the admission and the choice of client are made here, and the common case's
+        // future (our own client's) is returned as it is. An async fn would hold the request a second
+        // time, beside the future it awaits, and be copied whole into its caller's (issue 17).
         let key = Key { tls, authority: authority.clone() };
         // One look at this worker's lists admits the exchange and takes the first idle connection.
-        let (admission, first) = self.admit(&key, !upgrade)?;
+        let (admission, first) = match self.admit(&key, !upgrade) {
+            Ok(admitted) => admitted,
+            Err(e) => return Either::Left(Box::pin(std::future::ready(Err(e)))),
+        };
         if upgrade {
-            return Box::pin(self.send_upgrade(&key, req)).await;
+            return Either::Left(Box::pin(self.send_upgrade(key, req)));
         }
         if !req.body().is_end_stream() {
-            return Box::pin(self.send_hyper(&key, admission, first, req, body_done)).await;
+            return Either::Left(Box::pin(self.send_hyper(key, admission, first, req, body_done)));
         }
-        self.send_own(&key, admission, first, req).await
+        let (parts, _) = req.into_parts();
+        Either::Right(self.send_own(key, admission, first, parts))
     }
 
     /// An upgrade, on a fresh hyper connection that is never pooled.
-    async fn send_upgrade(&self, key: &Key, req: Request<UpBody>) -> Result<Answer, PoolError> {
-        let mut sender = hyper_over(self.connect(key).await?).await?;
+    async fn send_upgrade(&self, key: Key, req: Request<UpBody>) -> Result<Answer, PoolError> {
+        let mut sender = hyper_over(self.connect(&key).await?).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
         Ok(Answer::Hyper(resp, None))
     }
@@ -327,13 +339,13 @@ impl H1Pool {
     /// A request with a body, on hyper's client: hyper sends the upload while it reads an early answer.
     async fn send_hyper(
         &self,
-        key: &Key,
+        key: Key,
         admission: Admission,
         mut first: Option<Pooled>,
         mut req: Request<UpBody>,
         body_done: Option<Arc<AtomicBool>>,
     ) -> Result<Answer, PoolError> {
-        while let Some(pooled) = first.take().or_else(|| self.checkout(key)) {
+        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
             let mut sender = match pooled {
                 Pooled::Hyper(sender) => sender,
                 Pooled::Own(conn) => match conn.into_io() {
@@ -353,7 +365,7 @@ impl H1Pool {
                 },
             }
         }
-        let mut sender = hyper_over(self.connect(key).await?).await?;
+        let mut sender = hyper_over(self.connect(&key).await?).await?;
         let resp = sender.send_request(req).await.map_err(PoolError::of)?;
         Ok(Answer::Hyper(resp, Some(self.lease(admission, sender, body_done))))
     }
@@ -361,15 +373,14 @@ impl H1Pool {
     /// A request with no body, on our own client: a pooled connection if one is usable, else a new one.
     async fn send_own(
         &self,
-        key: &Key,
+        key: Key,
         mut admission: Admission,
         mut first: Option<Pooled>,
-        req: Request<UpBody>,
+        parts: http::request::Parts,
     ) -> Result<Answer, PoolError> {
-        let (parts, _) = req.into_parts();
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let idempotent = parts.method.is_idempotent();
-        while let Some(pooled) = first.take().or_else(|| self.checkout(key)) {
+        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
             let mut conn = match pooled {
                 Pooled::Own(conn) => conn,
                 // One hyper drove for an upload goes on serving as such (boxed: rare).
@@ -392,7 +403,7 @@ impl H1Pool {
         }
         // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
         // several times larger, and moved around as such.
-        let mut conn = Conn::new(Box::pin(self.connect(key)).await?);
+        let mut conn = Conn::new(Box::pin(self.connect(&key)).await?);
         match conn.request(&parts.method, target, &parts.headers).await {
             Ok(head) => Ok(self.answer(admission, conn, head)),
             Err(e) => Err(PoolError::Other(e.to_string())),
