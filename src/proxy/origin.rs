@@ -409,6 +409,11 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
                 } else if http10 {
                     keep_alive |= has_token(&value, b"keep-alive");
                 }
+                // Hop-by-hop, stripped before the response goes on: a line that names no other header
+                // (`keep-alive`, `close`: nearly every origin's) is not kept only to be removed.
+                if names_only_keep_alive_or_close(&value) {
+                    continue;
+                }
             } else if name == header::TRANSFER_ENCODING {
                 te = true;
             } else if name == header::CONTENT_LENGTH {
@@ -449,6 +454,14 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
         }
         return Ok(Some(Head { parts, framing, keep_alive }));
     }
+}
+
+/// Whether every token of a `Connection` value is `keep-alive` or `close`.
+fn names_only_keep_alive_or_close(value: &HeaderValue) -> bool {
+    value.as_bytes().split(|&b| b == b',').all(|t| {
+        let t = t.trim_ascii();
+        t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+    })
 }
 
 /// Whether the last transfer coding is `chunked`.

@@ -78,6 +78,25 @@ fn framing_follows_hypers_client_rules() {
 }
 
 #[test]
+fn a_connection_line_naming_only_keep_alive_or_close_is_not_kept_one_naming_a_header_is() {
+    let h = head(
+        b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nconnection: close, keep-alive\r\ncontent-length: 0\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(!h.parts.headers.contains_key(header::CONNECTION));
+    assert!(!h.keep_alive, "the close still counts");
+    // The proxy strips what it names (and the line itself) before the response goes on.
+    let h =
+        head(b"HTTP/1.1 200 OK\r\nconnection: keep-alive, x-secret\r\nx-secret: 1\r\ncontent-length: 0\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+    assert_eq!(h.parts.headers["connection"], "keep-alive, x-secret");
+    assert!(h.keep_alive);
+}
+
+#[test]
 fn malformed_heads_are_errors() {
     let cases: &[(&[u8], HeadError)] = &[
         (b"garbage\r\n\r\n", HeadError::Syntax(httparse::Error::Version)),
