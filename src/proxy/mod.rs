@@ -306,223 +306,230 @@ impl Proxy {
     /// Serves one request. Never fails: errors are answered here (`Err` cannot happen; the `Result` is
     /// what hyper's service takes). Owned arguments and no wrapper: this future is boxed as it is, per
     /// request, so a wrapping one would be one more copy of its few KB (issue 17).
-    pub async fn handle(
+    #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the block's comment
+    pub fn handle(
         self: Arc<Self>,
         conn: Arc<ConnInfo>,
         mut req: Request<Incoming>,
-    ) -> Result<Response<ProxyBody>, Infallible> {
-        let start = Instant::now();
-        conn.activity.in_flight.fetch_add(1, Relaxed);
-        conn.activity.requests.fetch_add(1, Relaxed);
-        let state = self.serving.load_full();
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static {
+        // An async block, not an async fn, which would keep the request twice in its state (as the
+        // argument and as the local it is moved into).
+        async move {
+            let start = Instant::now();
+            conn.activity.in_flight.fetch_add(1, Relaxed);
+            conn.activity.requests.fetch_add(1, Relaxed);
+            let state = self.serving.load_full();
 
-        let host = one_host(&req);
-        let access = self.access_log.then(|| {
-            Box::new(Access {
-                method: req.method().clone(),
-                version: req.version(),
-                host: host.clone().ok().flatten(),
-                path: req.uri().path_and_query().cloned(),
-                upstream: None,
-            })
-        });
-        let dist_index = match &host {
-            Ok(Some(h)) => h.to_str().ok().and_then(|h| state.snapshot.routes.find_index(h)),
-            _ => None,
-        };
-        let mut finish = Finish {
-            state: state.clone(),
-            conn: conn.clone(),
-            dist: dist_index,
-            decision: Decision { target: Target::Primary, reason: Reason::NoPolicy },
-            status: 0,
-            start,
-            bytes: 0,
-            body_error: false,
-            access,
-        };
-        let host = match host {
-            Ok(host) => host,
-            Err(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why, finish)),
-        };
-        let Some((i, dist)) = dist_index.and_then(|i| Some((i, state.snapshot.routes.distributions.get(i)?))) else {
-            self.metrics.unrouted.fetch_add(1, Relaxed);
-            return Ok(synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish));
-        };
-        // CONNECT would make edgesplit a tunnel to anywhere, and TRACE echoes the request (cookies and
-        // credentials included) back to scripts: neither has a place at an origin.
-        if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
-            return Ok(synthetic(StatusCode::NOT_IMPLEMENTED, "method not supported by this proxy\n", finish));
-        }
-        // The client's hop-by-hop headers go before anything is injected: `Connection` must not be able to
-        // name, and so remove, a decision header edgesplit adds (after its exposure is recorded).
-        let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
-        headers::strip_hop_by_hop(req.headers_mut(), upgrade);
-
-        let cd = &state.snapshot.routes.cd;
-        // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
-        // The wall clock, read once if the edge or the stickiness needs it (a clock read is about 20 ns).
-        let mut wall = None;
-        let mut wall_ms = || *wall.get_or_insert_with(crate::domain::clock::now_ms);
-        let edge = state.edges.get(i).and_then(Option::as_ref).map(|e| {
-            let (uri, method) = (req.uri().clone(), req.method().clone());
-            let now_ms = self.clock.at(wall_ms());
-            let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
-            (e, out)
-        });
-        let now = if dist.rule.is_sticky() { wall_ms() / 1000 } else { 0 };
-        let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
-            Some(decision) => Outcome { decision, session: None },
-            None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),
-        };
-        // Staging safety: with every staging origin marked down, the request goes to primary.
-        let staging_origin = match (outcome.decision.target, &dist.staging) {
-            (Target::Staging, Some(pool)) => pool.pick(),
-            _ => None,
-        };
-        if outcome.decision.target == Target::Staging && staging_origin.is_none() {
-            outcome = Outcome {
-                decision: Decision { target: Target::Primary, reason: Reason::StagingUnavailable },
-                session: None,
+            let host = one_host(&req);
+            let access = self.access_log.then(|| {
+                Box::new(Access {
+                    method: req.method().clone(),
+                    version: req.version(),
+                    host: host.clone().ok().flatten(),
+                    path: req.uri().path_and_query().cloned(),
+                    upstream: None,
+                })
+            });
+            let dist_index = match &host {
+                Ok(Some(h)) => h.to_str().ok().and_then(|h| state.snapshot.routes.find_index(h)),
+                _ => None,
             };
-        }
-        let decision = outcome.decision;
-        dist.metrics.decision(decision.reason);
-        finish.decision = decision;
-        let pool = dist.pool(decision.target);
-        let Some(origin) = staging_origin.or_else(|| pool.pick_any()) else {
-            return Ok(synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish));
-        };
-        // The stickiness cookie is edgesplit's own: origins never see it.
-        cookie::strip(req.headers_mut(), &cd.cookie_name);
-        if let Some(a) = finish.access.as_mut() {
-            a.upstream = Some(origin.label.clone());
-        }
-
-        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-
-        let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let via = if parts.version == Version::HTTP_2 { &VIA_2 } else { &VIA_1_1 };
-        let h = &mut parts.headers;
-        // hyper's server already answered `100 Continue` when the body was first read.
-        h.remove(header::EXPECT);
-        headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
-        h.insert(X_FORWARDED_PROTO.clone(), if conn.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() });
-        if let Some(client_host) = &host {
-            h.insert(X_FORWARDED_HOST.clone(), client_host.clone());
-        }
-        headers::append_list(h, &header::VIA, via);
-        // A bodiless request to staging is kept, to go to primary should staging refuse the connection.
-        let retry = (decision.target == Target::Staging && body.is_end_stream() && !upgrade).then(|| parts.clone());
-        if !aim(&mut parts, origin, pool, &path, &host, upgrade) {
-            return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish));
-        }
-
-        let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
-        let (body, body_done) = UpBody::client(body);
-        let deadline = start + state.upstream_response;
-        let request = Request::from_parts(parts, body);
-        let mut sent = Proxy::send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
-        let mut origin = origin;
-        if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
-            origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
-            self.metrics.upstream_error(UpstreamError::Connect);
-            // Primary answers this request, but staging failed it: its guards count the failure.
-            dist.metrics.staging.guard.refused();
-            tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, "Staging refused the connection; sending to primary");
-            if let Some(primary) = dist.primary.pick_any()
-                && aim(&mut parts, primary, &dist.primary, &path, &host, false)
-            {
-                outcome.session = None;
-                finish.decision = Decision { target: Target::Primary, reason: Reason::StagingUnavailable };
-                dist.metrics.decision(Reason::StagingUnavailable);
-                if let Some(a) = finish.access.as_mut() {
-                    a.upstream = Some(primary.label.clone());
-                }
-                origin = primary;
-                // Boxed: this fallback is rare, and a second send future inline would make every
-                // request's future about 1.7 KB larger.
-                let fallback = Request::from_parts(parts, UpBody::Empty);
-                let deadline = Instant::now() + state.upstream_response;
-                let protocol = dist.primary.protocol;
-                sent = Box::pin(Proxy::send(&state, deadline, primary, protocol, fallback, false, None)).await;
+            let mut finish = Finish {
+                state: state.clone(),
+                conn: conn.clone(),
+                dist: dist_index,
+                decision: Decision { target: Target::Primary, reason: Reason::NoPolicy },
+                status: 0,
+                start,
+                bytes: 0,
+                body_error: false,
+                access,
+            };
+            let host = match host {
+                Ok(host) => host,
+                Err(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why, finish)),
+            };
+            let Some((i, dist)) = dist_index.and_then(|i| Some((i, state.snapshot.routes.distributions.get(i)?)))
+            else {
+                self.metrics.unrouted.fetch_add(1, Relaxed);
+                return Ok(synthetic(StatusCode::NOT_FOUND, "no distribution serves this host\n", finish));
+            };
+            // CONNECT would make edgesplit a tunnel to anywhere, and TRACE echoes the request (cookies and
+            // credentials included) back to scripts: neither has a place at an origin.
+            if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
+                return Ok(synthetic(StatusCode::NOT_IMPLEMENTED, "method not supported by this proxy\n", finish));
             }
-        }
-        let answer = match sent {
-            Ok(sent) => {
-                origin.health.mark_up();
-                sent
+            // The client's hop-by-hop headers go before anything is injected: `Connection` must not be able to
+            // name, and so remove, a decision header edgesplit adds (after its exposure is recorded).
+            let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+            headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+
+            let cd = &state.snapshot.routes.cd;
+            // Evidently at the edge first: it injects decisions and may route (which replaces the policy).
+            // The wall clock, read once if the edge or the stickiness needs it (a clock read is about 20 ns).
+            let mut wall = None;
+            let mut wall_ms = || *wall.get_or_insert_with(crate::domain::clock::now_ms);
+            let edge = state.edges.get(i).and_then(Option::as_ref).map(|e| {
+                let (uri, method) = (req.uri().clone(), req.method().clone());
+                let now_ms = self.clock.at(wall_ms());
+                let out = e.apply(req.headers_mut(), &uri, &method, conn.client.ip(), now_ms, &self.exposures);
+                (e, out)
+            });
+            let now = if dist.rule.is_sticky() { wall_ms() / 1000 } else { 0 };
+            let mut outcome = match edge.as_ref().and_then(|(_, out)| out.route) {
+                Some(decision) => Outcome { decision, session: None },
+                None => dist.rule.decide(req.headers(), cd, now, fastrand::u32(..)),
+            };
+            // Staging safety: with every staging origin marked down, the request goes to primary.
+            let staging_origin = match (outcome.decision.target, &dist.staging) {
+                (Target::Staging, Some(pool)) => pool.pick(),
+                _ => None,
+            };
+            if outcome.decision.target == Target::Staging && staging_origin.is_none() {
+                outcome = Outcome {
+                    decision: Decision { target: Target::Primary, reason: Reason::StagingUnavailable },
+                    session: None,
+                };
             }
-            Err(SendError::Connect(e)) => {
+            let decision = outcome.decision;
+            dist.metrics.decision(decision.reason);
+            finish.decision = decision;
+            let pool = dist.pool(decision.target);
+            let Some(origin) = staging_origin.or_else(|| pool.pick_any()) else {
+                return Ok(synthetic(StatusCode::BAD_GATEWAY, "no origin configured\n", finish));
+            };
+            // The stickiness cookie is edgesplit's own: origins never see it.
+            cookie::strip(req.headers_mut(), &cd.cookie_name);
+            if let Some(a) = finish.access.as_mut() {
+                a.upstream = Some(origin.label.clone());
+            }
+
+            let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+            let (mut parts, body) = req.into_parts();
+            let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            let via = if parts.version == Version::HTTP_2 { &VIA_2 } else { &VIA_1_1 };
+            let h = &mut parts.headers;
+            // hyper's server already answered `100 Continue` when the body was first read.
+            h.remove(header::EXPECT);
+            headers::append_list(h, &X_FORWARDED_FOR, &conn.client_ip);
+            h.insert(X_FORWARDED_PROTO.clone(), if conn.tls { PROTO_HTTPS.clone() } else { PROTO_HTTP.clone() });
+            if let Some(client_host) = &host {
+                h.insert(X_FORWARDED_HOST.clone(), client_host.clone());
+            }
+            headers::append_list(h, &header::VIA, via);
+            // A bodiless request to staging is kept, to go to primary should staging refuse the connection.
+            let retry = (decision.target == Target::Staging && body.is_end_stream() && !upgrade).then(|| parts.clone());
+            if !aim(&mut parts, origin, pool, &path, &host, upgrade) {
+                return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request target\n", finish));
+            }
+
+            let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
+            let (body, body_done) = UpBody::client(body);
+            let deadline = start + state.upstream_response;
+            let request = Request::from_parts(parts, body);
+            let mut sent = Proxy::send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
+            let mut origin = origin;
+            if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
                 origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
                 self.metrics.upstream_error(UpstreamError::Connect);
-                tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
-                return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish));
+                // Primary answers this request, but staging failed it: its guards count the failure.
+                dist.metrics.staging.guard.refused();
+                tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, "Staging refused the connection; sending to primary");
+                if let Some(primary) = dist.primary.pick_any()
+                    && aim(&mut parts, primary, &dist.primary, &path, &host, false)
+                {
+                    outcome.session = None;
+                    finish.decision = Decision { target: Target::Primary, reason: Reason::StagingUnavailable };
+                    dist.metrics.decision(Reason::StagingUnavailable);
+                    if let Some(a) = finish.access.as_mut() {
+                        a.upstream = Some(primary.label.clone());
+                    }
+                    origin = primary;
+                    // Boxed: this fallback is rare, and a second send future inline would make every
+                    // request's future about 1.7 KB larger.
+                    let fallback = Request::from_parts(parts, UpBody::Empty);
+                    let deadline = Instant::now() + state.upstream_response;
+                    let protocol = dist.primary.protocol;
+                    sent = Box::pin(Proxy::send(&state, deadline, primary, protocol, fallback, false, None)).await;
+                }
             }
-            Err(SendError::ClientBody(e)) => {
-                tracing::debug!(error = %e, client.addr = %conn.client, "The client's request body failed");
-                return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish));
-            }
-            Err(SendError::Limit) => {
-                self.metrics.upstream_error(UpstreamError::Limit);
-                tracing::warn!(upstream = %origin.label, distribution = %dist.id, "Origin connection limit reached");
-                let mut resp = synthetic(StatusCode::SERVICE_UNAVAILABLE, "origin connection limit reached\n", finish);
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return Ok(resp);
-            }
-            Err(SendError::Other(e)) => {
-                self.metrics.upstream_error(UpstreamError::Protocol);
-                tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "protocol", "Upstream request failed");
-                return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream request failed\n", finish));
-            }
-            Err(SendError::Timeout) => {
-                self.metrics.upstream_error(UpstreamError::Timeout);
-                tracing::warn!(upstream = %origin.label, distribution = %dist.id, timeout = ?state.upstream_response, "Upstream response timed out");
-                return Ok(synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish));
-            }
-        };
+            let answer = match sent {
+                Ok(sent) => {
+                    origin.health.mark_up();
+                    sent
+                }
+                Err(SendError::Connect(e)) => {
+                    origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
+                    self.metrics.upstream_error(UpstreamError::Connect);
+                    tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "connect", "Upstream request failed");
+                    return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream connection failed\n", finish));
+                }
+                Err(SendError::ClientBody(e)) => {
+                    tracing::debug!(error = %e, client.addr = %conn.client, "The client's request body failed");
+                    return Ok(synthetic(StatusCode::BAD_REQUEST, "bad request body\n", finish));
+                }
+                Err(SendError::Limit) => {
+                    self.metrics.upstream_error(UpstreamError::Limit);
+                    tracing::warn!(upstream = %origin.label, distribution = %dist.id, "Origin connection limit reached");
+                    let mut resp =
+                        synthetic(StatusCode::SERVICE_UNAVAILABLE, "origin connection limit reached\n", finish);
+                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Ok(resp);
+                }
+                Err(SendError::Other(e)) => {
+                    self.metrics.upstream_error(UpstreamError::Protocol);
+                    tracing::warn!(error = %e, upstream = %origin.label, distribution = %dist.id, kind = "protocol", "Upstream request failed");
+                    return Ok(synthetic(StatusCode::BAD_GATEWAY, "upstream request failed\n", finish));
+                }
+                Err(SendError::Timeout) => {
+                    self.metrics.upstream_error(UpstreamError::Timeout);
+                    tracing::warn!(upstream = %origin.label, distribution = %dist.id, timeout = ?state.upstream_response, "Upstream response timed out");
+                    return Ok(synthetic(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n", finish));
+                }
+            };
 
-        let switching = match &answer {
-            Answer::Hyper(resp, _) => resp.status() == StatusCode::SWITCHING_PROTOCOLS,
-            Answer::Own(..) => false,
-        };
-        let (mut rparts, rbody) = match answer {
-            Answer::Hyper(mut resp, lease) => {
-                if let (true, Some(downstream)) = (switching, downstream_upgrade) {
-                    let upstream = hyper::upgrade::on(&mut resp);
-                    self.tasks.spawn(tunnel(downstream, upstream));
+            let switching = match &answer {
+                Answer::Hyper(resp, _) => resp.status() == StatusCode::SWITCHING_PROTOCOLS,
+                Answer::Own(..) => false,
+            };
+            let (mut rparts, rbody) = match answer {
+                Answer::Hyper(mut resp, lease) => {
+                    if let (true, Some(downstream)) = (switching, downstream_upgrade) {
+                        let upstream = hyper::upgrade::on(&mut resp);
+                        self.tasks.spawn(tunnel(downstream, upstream));
+                    }
+                    let (mut parts, body) = resp.into_parts();
+                    // edgesplit answers in its own version (RFC 9110 6.2), as our own client's responses do:
+                    // an HTTP/1.0 origin must not make the client close its keep-alive connection.
+                    if parts.version == Version::HTTP_10 {
+                        parts.version = Version::HTTP_11;
+                    }
+                    (parts, body::Upstream::Hyper(body, lease))
                 }
-                let (mut parts, body) = resp.into_parts();
-                // edgesplit answers in its own version (RFC 9110 6.2), as our own client's responses do:
-                // an HTTP/1.0 origin must not make the client close its keep-alive connection.
-                if parts.version == Version::HTTP_10 {
-                    parts.version = Version::HTTP_11;
+                Answer::Own(parts, body) => (parts, body::Upstream::Own(body)),
+            };
+            headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
+            headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
+            if let Some((e, out)) = &edge {
+                for (name, value) in &out.echo {
+                    rparts.headers.insert(name.clone(), value.clone());
                 }
-                (parts, body::Upstream::Hyper(body, lease))
+                if let Some(set_cookie) = out.issued.as_deref().and_then(|id| e.entity_cookie(id, conn.tls)) {
+                    rparts.headers.append(header::SET_COOKIE, set_cookie);
+                }
             }
-            Answer::Own(parts, body) => (parts, body::Upstream::Own(body)),
-        };
-        headers::strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
-        headers::append_list(&mut rparts.headers, &header::VIA, &VIA_1_1);
-        if let Some((e, out)) = &edge {
-            for (name, value) in &out.echo {
-                rparts.headers.insert(name.clone(), value.clone());
-            }
-            if let Some(set_cookie) = out.issued.as_deref().and_then(|id| e.entity_cookie(id, conn.tls)) {
+            if let Some(session) = outcome.session
+                && let Some(set_cookie) = dist.rule.set_cookie(cd, &session, now, conn.tls)
+            {
                 rparts.headers.append(header::SET_COOKIE, set_cookie);
+                if cd.cache_control_private {
+                    rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                }
             }
+            finish.status = rparts.status.as_u16();
+            Ok(Response::from_parts(rparts, ProxyBody::upstream(rbody, finish)))
         }
-        if let Some(session) = outcome.session
-            && let Some(set_cookie) = dist.rule.set_cookie(cd, &session, now, conn.tls)
-        {
-            rparts.headers.append(header::SET_COOKIE, set_cookie);
-            if cd.cache_control_private {
-                rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
-            }
-        }
-        finish.status = rparts.status.as_u16();
-        Ok(Response::from_parts(rparts, ProxyBody::upstream(rbody, finish)))
     }
 }
 

@@ -371,42 +371,47 @@ impl H1Pool {
     }
 
     /// A request with no body, on our own client: a pooled connection if one is usable, else a new one.
-    async fn send_own(
+    /// An async block, not an async fn: an async fn keeps each argument twice in its state (as the
+    /// argument and as the local it is moved into), 416 bytes here, in every request's future.
+    #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the block's comment
+    fn send_own(
         &self,
         key: Key,
         mut admission: Admission,
         mut first: Option<Pooled>,
         parts: http::request::Parts,
-    ) -> Result<Answer, PoolError> {
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let idempotent = parts.method.is_idempotent();
-        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
-            let mut conn = match pooled {
-                Pooled::Own(conn) => conn,
-                // One hyper drove for an upload goes on serving as such (boxed: rare).
-                Pooled::Hyper(sender) => match Box::pin(self.reuse_hyper(sender, &parts, admission)).await {
-                    Reused::Sent(answer) => return answer,
-                    Reused::Refused(back) => {
-                        admission = back;
-                        continue;
+    ) -> impl Future<Output = Result<Answer, PoolError>> + Send + '_ {
+        async move {
+            let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let idempotent = parts.method.is_idempotent();
+            while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
+                let mut conn = match pooled {
+                    Pooled::Own(conn) => conn,
+                    // One hyper drove for an upload goes on serving as such (boxed: rare).
+                    Pooled::Hyper(sender) => match Box::pin(self.reuse_hyper(sender, &parts, admission)).await {
+                        Reused::Sent(answer) => return answer,
+                        Reused::Refused(back) => {
+                            admission = back;
+                            continue;
+                        }
+                    },
+                };
+                match conn.request(&parts.method, target, &parts.headers).await {
+                    Ok(head) => return Ok(self.answer(admission, conn, head)),
+                    // The origin closed the idle connection as the request went out: again, on a new one.
+                    Err(e) if e.before_response() && idempotent => {
+                        tracing::debug!(error = %e, "A reused origin connection was closed; sending again");
                     }
-                },
-            };
-            match conn.request(&parts.method, target, &parts.headers).await {
-                Ok(head) => return Ok(self.answer(admission, conn, head)),
-                // The origin closed the idle connection as the request went out: again, on a new one.
-                Err(e) if e.before_response() && idempotent => {
-                    tracing::debug!(error = %e, "A reused origin connection was closed; sending again");
+                    Err(e) => return Err(PoolError::Other(e.to_string())),
                 }
-                Err(e) => return Err(PoolError::Other(e.to_string())),
             }
-        }
-        // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
-        // several times larger, and moved around as such.
-        let mut conn = Conn::new(Box::pin(self.connect(&key)).await?);
-        match conn.request(&parts.method, target, &parts.headers).await {
-            Ok(head) => Ok(self.answer(admission, conn, head)),
-            Err(e) => Err(PoolError::Other(e.to_string())),
+            // Boxed: connecting (TLS state included) is rare, and would otherwise make every request's future
+            // several times larger, and moved around as such.
+            let mut conn = Conn::new(Box::pin(self.connect(&key)).await?);
+            match conn.request(&parts.method, target, &parts.headers).await {
+                Ok(head) => Ok(self.answer(admission, conn, head)),
+                Err(e) => Err(PoolError::Other(e.to_string())),
+            }
         }
     }
 
