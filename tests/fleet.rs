@@ -170,6 +170,27 @@ async fn a_resource_written_through_one_instance_is_read_updated_and_deleted_thr
         let (status, body) = ev(a, "GET", &format!("/projects/{project}/features/f"), json!({})).await;
         assert_eq!(status, 200, "round {round}: GetFeature through A: {body}");
     }
+    // GetExperimentResults is a POST that reads: through B, at once, on an experiment made through A.
+    let feature = json!({ "name": "g", "variations": [
+        { "name": "a", "value": { "stringValue": "a" } },
+        { "name": "b", "value": { "stringValue": "b" } },
+    ]});
+    assert_eq!(ev(a, "POST", "/projects/p0/features", feature).await.0, 200);
+    let ask = json!({ "metricNames": ["m"], "treatmentNames": ["control"] });
+    for round in 0..20 {
+        let experiment = json!({
+            "name": format!("x{round}"),
+            "treatments": [
+                { "name": "control", "feature": "g", "variation": "a" },
+                { "name": "treat", "feature": "g", "variation": "b" },
+            ],
+            "metricGoals": [{ "metricDefinition": { "name": "m", "entityIdKey": "user", "valueKey": "v" } }],
+        });
+        let (status, body) = ev(a, "POST", "/projects/p0/experiments", experiment).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = ev(b, "POST", &format!("/projects/p0/experiments/x{round}/results"), ask.clone()).await;
+        assert_eq!(status, 200, "round {round}: GetExperimentResults through B: {body}");
+    }
 }
 
 /// In process, two planes on one database, neither following the other (no listener): B's copy stays

@@ -240,8 +240,12 @@ impl Admin {
         }
         // A fleet reads its own writes: a read first catches up with what the other instances committed
         // (one revision query), so a resource created through one instance is found through another at
-        // once. With the database down, the read answers from this instance's copy.
-        if parts.method == Method::GET && self.plane.store.health().is_some_and(|h| h.up()) {
+        // once. With the database down, the read answers from this instance's copy. Reads are the GETs and
+        // GetExperimentResults (a POST); not the evaluations and events, the SDKs' per-request calls,
+        // which read the published snapshot like the proxy.
+        let read = parts.method == Method::GET
+            || (api == Api::Evidently && parts.method == Method::POST && parts.uri.path().ends_with("/results"));
+        if read && self.plane.store.health().is_some_and(|h| h.up()) {
             let plane = self.plane.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || plane.catch_up()).await {
                 tracing::debug!(error = %e, "A read could not catch up with the store; answering from this copy");
