@@ -250,8 +250,9 @@ impl Proxy {
 
     /// One exchange with `origin`, bounded by the upstream response timeout (`deadline`: given, since
     /// the caller has read the clock already). HTTP/1.1 (and every upgrade) through our per-worker pool,
-    /// HTTP/2 through hyper-util's client. Not an async fn, for the same reason as [`pool::H1Pool::send`]: the
-    /// pool's future is wrapped, not awaited by a future that holds the request too.
+    /// HTTP/2 through hyper-util's client. Not an async fn, for the same reason as
+    /// [`pool::H1Pool::send`]: the pool's future is wrapped, not awaited by a future that holds the
+    /// request too.
     fn send<'a>(
         state: &'a Serving,
         deadline: Instant,

@@ -38,9 +38,9 @@ use super::headers::has_token;
 pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Most fields in a response head or a trailer section (hyper's default).
 pub const MAX_HEADERS: usize = 100;
-/// Longest chunk-size line, extensions included (hyper's limit on chunk extensions).
 /// Fields a response's map has room for beyond the origin's (see [`parse_head`]).
 const RESPONSE_ROOM: usize = 4;
+/// Longest chunk-size line, extensions included (hyper's limit on chunk extensions).
 const MAX_CHUNK_LINE: usize = 16 * 1024;
 /// Largest trailer section.
 const MAX_TRAILERS: usize = 16 * 1024;
