@@ -196,35 +196,30 @@ fn run_touching(
 ) -> Result<(command::Outcome, bool), ExecuteError> {
     let (started, mut attempt) = (std::time::Instant::now(), 0u32);
     let applied = loop {
-        let applied = match command::apply(st, cmd.clone(), command::Fresh::now()) {
-            Ok(applied) => applied,
-            // Refused on this instance's copy: if another instance wrote since (the resource made there a
-            // moment ago, the ETag it returned), the refusal may be stale. Catch up and apply it again, so
-            // that a fleet refuses a write only on the state the store holds.
-            Err(e) => match store {
-                Some(store) if started.elapsed() < STALE_BUDGET && store.behind().unwrap_or(false) => {
-                    reload(store, st).map_err(ExecuteError::Store)?;
-                    *reloaded = true;
-                    continue;
+        // Each way round the loop ends in a catch-up: another instance wrote since this copy was loaded.
+        let store = match (command::apply(st, cmd.clone(), command::Fresh::now()), store) {
+            (Ok(applied), None) => break applied,
+            (Ok(applied), Some(store)) => match store.write(&rows(&applied.changes)) {
+                Ok(()) => break applied,
+                // Another instance wrote first. A random pause, growing with each lost race (up to
+                // 16 ms), so that instances racing each other do not meet again at once.
+                Err(StoreError::Stale(_)) if started.elapsed() < STALE_BUDGET => {
+                    attempt += 1;
+                    let pause = (crate::random::id128() % (1u128 << attempt.min(4))) as u64;
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                    store
                 }
-                _ => return Err(ExecuteError::Domain(e)),
+                Err(e) => return Err(ExecuteError::Store(e)),
             },
+            // Refused on this instance's copy: if another instance wrote since (the resource made there a
+            // moment ago, the ETag it returned), the refusal may be stale, so that a fleet refuses a write
+            // only on the state the store holds.
+            (Err(_), Some(store)) if started.elapsed() < STALE_BUDGET && store.behind().unwrap_or(false) => store,
+            (Err(e), _) => return Err(ExecuteError::Domain(e)),
         };
-        let Some(store) = store else { break applied };
-        match store.write(&rows(&applied.changes)) {
-            Ok(()) => break applied,
-            // Another instance wrote first: catch up with it, and apply the command to that state.
-            Err(StoreError::Stale(_)) if started.elapsed() < STALE_BUDGET => {
-                // A random pause, growing with each lost race (up to 16 ms), so that instances racing
-                // each other do not meet again at once.
-                attempt += 1;
-                let pause = (crate::random::id128() % (1u128 << attempt.min(4))) as u64;
-                std::thread::sleep(std::time::Duration::from_millis(pause));
-                reload(store, st).map_err(ExecuteError::Store)?;
-                *reloaded = true;
-            }
-            Err(e) => return Err(ExecuteError::Store(e)),
-        }
+        // Catch up, and apply the command to that state.
+        reload(store, st).map_err(ExecuteError::Store)?;
+        *reloaded = true;
     };
     let evidently = applied
         .changes
