@@ -137,9 +137,8 @@ async fn two_instances_updating_one_policy_with_one_etag_one_wins_the_other_gets
 }
 
 /// Read-your-writes across a load balancer: what one instance just committed is read, updated and deleted
-/// through another at once, with no wait for the other to follow. (Without the read's catch-up, and
-/// without a refusal being checked against the store, B answers 404 in most rounds: A's notification
-/// takes a few milliseconds to be followed.)
+/// through another at once, with no wait for the other to follow. (Without the read's catch-up, B
+/// answers 404 in some round of most runs: A's notification takes a few milliseconds to be followed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_written_through_one_instance_is_read_updated_and_deleted_through_another_at_once() {
     let db = Postgres::start();

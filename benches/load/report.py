@@ -94,8 +94,8 @@ def main(path):
             notes.append(f"round {rnd} {proto} {who}: {e}; left out")
             continue
         r["dp"], r["ds"] = int(dp), int(ds)
-        r["cpu"] = int(cpu_us) / r["requests"] if r["requests"] else 0.0
-        r["user"] = int(user_us) / r["requests"] if r["requests"] else 0.0
+        per_request = 1 / r["requests"] if r["requests"] else 0.0
+        r["cpu"], r["user"] = int(cpu_us) * per_request, int(user_us) * per_request
         origin_total = r["dp"] + r["ds"]
         # Every request a client counted must have reached an origin (a few more may have: the ones in
         # flight when the client stopped).
@@ -150,7 +150,8 @@ def main(path):
         print(f"{extra}Rounds: {'/'.join(map(str, rounds))}. Errors: socket errors + non-2xx, summed over the "
               "rounds. Staging share: staging origin's requests / both origins', pooled over the rounds. "
               "CPU µs/req: user + system CPU time of the proxy's processes (direct: the primary origin's) over the "
-              "measured run, per response the client counted, median across rounds (in brackets: the user-space part; the rest is the kernel's, mostly the socket calls); it is less sensitive than "
+              "measured run, per response the client counted, median across rounds (in brackets: the "
+              "user-space part; the rest is the kernel's, mostly the socket calls); it is less sensitive than "
               "req/s to what else the box runs. ÷ columns: ratio of median req/s."
               + (" relay: HAProxy in TCP mode, bytes copied to the primary origin with no HTTP work: the "
                  "floor of any proxy here, not a contender." if "relay" in med else ""))
