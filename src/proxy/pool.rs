@@ -88,7 +88,7 @@ pub struct H1Pool {
 }
 
 /// Origin identity in the idle lists: TLS or not, and host:port.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 struct Key {
     tls: bool,
     authority: Authority,
@@ -132,8 +132,20 @@ struct Idle {
 }
 
 impl Idle {
-    fn slot(&mut self, key: &Key) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|s| s.key == *key)
+    /// The slot an admission of pool `pool` was counted in, unless a reload replaced that pool since.
+    fn slot(&mut self, pool: u64, slot: usize) -> Option<&mut Slot> {
+        if self.pool != pool {
+            return None;
+        }
+        self.slots.get_mut(slot)
+    }
+}
+
+impl Key {
+    /// Byte equality: `Authority`'s own `==` ignores ASCII case, a byte at a time, and this runs for
+    /// every request. Two spellings of one origin then get a slot each, which is harmless.
+    fn same(&self, other: &Key) -> bool {
+        self.tls == other.tls && self.authority.as_str() == other.authority.as_str()
     }
 }
 
@@ -143,10 +155,11 @@ thread_local! {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One exchange counted in its origin's `active` on this worker; counted out when dropped.
+/// One exchange counted in its origin's `active` on this worker; counted out when dropped. It names its
+/// slot by index: a pool's slots are only ever added to, and a reload starts a new pool (new `pool` id).
 struct Admission {
-    key: Key,
     pool: u64,
+    slot: usize,
 }
 
 impl Admission {
@@ -154,8 +167,7 @@ impl Admission {
     /// a reload replaced the pool, when the connection is dropped and closes).
     fn put_idle(self, conn: Pooled, max_idle: usize) {
         IDLE.with_borrow_mut(|idle| {
-            if idle.pool == self.pool
-                && let Some(slot) = idle.slot(&self.key)
+            if let Some(slot) = idle.slot(self.pool, self.slot)
                 && slot.idle.len() < max_idle
             {
                 slot.idle.push(IdleConn { conn, since: Instant::now() });
@@ -167,9 +179,7 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         IDLE.with_borrow_mut(|idle| {
-            if idle.pool == self.pool
-                && let Some(slot) = idle.slot(&self.key)
-            {
+            if let Some(slot) = idle.slot(self.pool, self.slot) {
                 slot.active = slot.active.saturating_sub(1);
             }
         });
@@ -345,7 +355,7 @@ impl H1Pool {
         mut req: Request<UpBody>,
         body_done: Option<Arc<AtomicBool>>,
     ) -> Result<Answer, PoolError> {
-        while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
+        while let Some(pooled) = first.take().or_else(|| self.checkout(&admission)) {
             let mut sender = match pooled {
                 Pooled::Hyper(sender) => sender,
                 Pooled::Own(conn) => match conn.into_io() {
@@ -384,7 +394,7 @@ impl H1Pool {
         async move {
             let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let idempotent = parts.method.is_idempotent();
-            while let Some(pooled) = first.take().or_else(|| self.checkout(&key)) {
+            while let Some(pooled) = first.take().or_else(|| self.checkout(&admission)) {
                 let mut conn = match pooled {
                     Pooled::Own(conn) => conn,
                     // One hyper drove for an upload goes on serving as such (boxed: rare).
@@ -458,30 +468,28 @@ impl H1Pool {
                 // The settings changed (reload): connections made under the old ones are let go.
                 *idle = Idle { pool: self.id, idle_timeout: self.idle_timeout, slots: Vec::new() };
             }
-            let slot = match idle.slots.iter().position(|s| s.key == *key) {
-                Some(i) => &mut idle.slots[i],
+            let index = match idle.slots.iter().position(|s| s.key.same(key)) {
+                Some(i) => i,
                 None => {
                     idle.slots.push(Slot { key: key.clone(), idle: Vec::new(), active: 0 });
-                    let last = idle.slots.len() - 1;
-                    &mut idle.slots[last]
+                    idle.slots.len() - 1
                 }
             };
+            let slot = &mut idle.slots[index];
             if slot.active >= self.max_active {
                 return Err(PoolError::Limit);
             }
             slot.active += 1;
             let conn = if idle_too { self.take_idle(&mut slot.idle) } else { None };
-            Ok((Admission { key: key.clone(), pool: self.id }, conn))
+            Ok((Admission { pool: self.id, slot: index }, conn))
         })
     }
 
-    /// The most recently used idle connection to `key` that is still open and not past the idle timeout.
-    fn checkout(&self, key: &Key) -> Option<Pooled> {
+    /// The most recently used idle connection to the admission's origin that is still open and not past
+    /// the idle timeout.
+    fn checkout(&self, admission: &Admission) -> Option<Pooled> {
         IDLE.with_borrow_mut(|idle| {
-            if idle.pool != self.id {
-                return None;
-            }
-            let list = &mut idle.slot(key)?.idle;
+            let list = &mut idle.slot(admission.pool, admission.slot)?.idle;
             self.take_idle(list)
         })
     }
