@@ -67,7 +67,7 @@ pub fn default_root() -> Result<PathBuf, InstallError> {
     }
 }
 
-/// Writes every file of [`FILES`] under `root` (created if missing). A file already there with the same
+/// Writes every file of `FILES` under `root` (created if missing). A file already there with the same
 /// bytes is left alone; one with other bytes is replaced, through a temporary file and a rename, so a
 /// client loading the model at that moment reads either the old file or the new one.
 pub fn install(root: &Path) -> Result<Vec<Installed>, InstallError> {

@@ -57,7 +57,7 @@ const LIST_REASON_CHARS: usize = 60;
 /// `edgesplit rollout`: where to call, how to print, and the subcommand.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// Call the admin listener this config file names, signing with its [admin] key pair.
+    /// Call the admin listener this config file names, signing with its `[admin]` key pair.
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The admin listener, http://HOST:PORT; wins over --config. Default http://127.0.0.1:9901.

@@ -5,16 +5,16 @@
 //! recovered from a few outputs. A client that sees a few entity ids, request ids or ETags could then
 //! predict the next ones, and a stickiness-cookie key drawn from it is no key. So everything that must
 //! be unguessable comes from here: the cookie's HMAC key ([`key`]), entity ids minted at the edge,
-//! request and resource ids, CloudFront ETags ([`bytes16`]). `fastrand` stays where nothing is secret:
+//! request and resource ids, CloudFront ETags (`bytes16`). `fastrand` stays where nothing is secret:
 //! the per-request weight roll of a traffic split.
 //!
-//! Entity ids are minted on the request path, so [`bytes16`] does not make a system call per id: each
+//! Entity ids are minted on the request path, so `bytes16` does not make a system call per id: each
 //! thread keeps a 512-byte buffer filled by one `getrandom` call and hands out 16 bytes per id, 32 ids
 //! per call (`cargo bench --bench random` compares it with a call per id and with `fastrand`). Bytes
 //! handed out are wiped from the buffer; the buffer is never shared between threads.
 //!
 //! If the generator fails (only a broken sandbox does that on Linux) [`check`], run once at start, stops
-//! edgesplit from starting. Should it fail later anyway, [`bytes16`] does not panic: it falls back to
+//! edgesplit from starting. Should it fail later anyway, `bytes16` does not panic: it falls back to
 //! SHA-256 over a 32-byte seed drawn from the OS at [`check`] and a counter (a hash-based generator as
 //! good as its seed), and logs an error.
 
@@ -41,7 +41,7 @@ pub fn key() -> Result<[u8; 32], Error> {
     Ok(k)
 }
 
-/// Checks that the OS generator answers, and draws the seed [`bytes16`] falls back on. Call it once at
+/// Checks that the OS generator answers, and draws the seed `bytes16` falls back on. Call it once at
 /// start: an error means edgesplit cannot make secrets and should not run.
 pub fn check() -> Result<(), Error> {
     if FALLBACK_SEED.get().is_none() {
@@ -77,7 +77,7 @@ pub(crate) fn bytes16() -> [u8; 16] {
     })
 }
 
-/// [`bytes16`] as a number.
+/// `bytes16` as a number.
 pub fn id128() -> u128 {
     u128::from_le_bytes(bytes16())
 }

@@ -6,7 +6,7 @@
 //!
 //! - **URI**: the path exactly as received (still percent-encoded), dot segments and empty segments
 //!   removed, then percent-encoded *again*, every byte but `A-Z a-z 0-9 - _ . ~ /`. So the `%2F` inside an
-//!   ARN segment is signed as `%252F`. ([`canonical_uri`] with `double_encode = false` gives the single
+//!   ARN segment is signed as `%252F`. (`canonical_uri` with `double_encode = false` gives the single
 //!   encoding of the AWS test suite and S3.)
 //! - **Query**: each `name=value` pair decoded and encoded again with the unreserved set (so any client's
 //!   spelling of an escape signs the same), sorted by name, then value.

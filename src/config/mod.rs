@@ -403,7 +403,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, crate::files::FileError>
 }
 
 /// Reads and validates a config file that is to be run: [`parse_to_run`], so the admin API must have
-/// credentials (or `auth = "none"`). The file is read by [`read_file`].
+/// credentials (or `auth = "none"`). The file is read by `read_file`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let unreadable = |message: String| ConfigErrors(vec![ConfigError { file: name.clone(), line: 1, col: 1, message }]);

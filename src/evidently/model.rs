@@ -80,7 +80,7 @@ pub struct Feature {
 
 /// A segment as stored. Segments are immutable but for their tags (there is no UpdateSegment), so the
 /// pattern text is read-only ([`Segment::pattern`]) and its compiled form is kept with the value
-/// ([`Segment::compiled`]); build one with [`Segment::new`].
+/// (`Segment::compiled`); build one with [`Segment::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
@@ -137,7 +137,7 @@ impl Segment {
     }
 }
 
-/// [`Segment::compiled`]'s cache: empty until first used, then the pattern or `None` if it does not
+/// `Segment::compiled`'s cache: empty until first used, then the pattern or `None` if it does not
 /// compile. Derived data, so it never makes two segments unequal.
 #[derive(Clone, Default)]
 struct CompiledPattern(OnceLock<Option<Arc<Pattern>>>);

@@ -31,7 +31,7 @@ const SHARE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Plane {
-    /// In a fleet, writes this instance's exposures to the shared store every [`SHARE_EVERY`], on a
+    /// In a fleet, writes this instance's exposures to the shared store every `SHARE_EVERY`, on a
     /// thread of its own (the request path only enqueues, as before): batched, bounded by the log's
     /// outbox, dropped and counted (`edgesplit_exposures_total{result="unshared"}`) when the store
     /// refuses. Nothing for redb.

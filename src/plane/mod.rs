@@ -1,5 +1,5 @@
 //! The control plane: the authoritative state (the config file, the policies written through the API)
-//! and the one place that compiles it into a [`Snapshot`] and publishes it to its [`Subscriber`]s (the
+//! and the one place that compiles it into a [`Snapshot`] and publishes it to its `Subscriber`s (the
 //! data plane) and to the API's evaluations. Writers (a reload, an API call) serialise on a mutex the
 //! request path never touches; readers only load a published `ArcSwap`.
 

@@ -2,8 +2,8 @@
 //! remember across restarts (the stickiness cookie key when the config names none, session epochs of
 //! policies written in the file, experiment results). Two backends behind one face:
 //!
-//! - **redb** ([`redb`]), embedded, for one instance (the default, and the demo's);
-//! - **PostgreSQL** ([`postgres`]), shared by a fleet of instances (issue 16). Each write checks that
+//! - **redb** (`redb`), embedded, for one instance (the default, and the demo's);
+//! - **PostgreSQL** (`postgres`), shared by a fleet of instances (issue 16). Each write checks that
 //!   the state it was applied to is the latest (the store's revision), so writes made on different
 //!   instances are serialized: a write applied to an older state is refused as [`StoreError::Stale`],
 //!   and the plane catches up and applies it again.

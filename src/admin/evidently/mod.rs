@@ -2,7 +2,7 @@
 //! path segments, each write decoded (`evidently::input`) into a typed [`Command`] that the plane runs
 //! (committed to the store before the answer), and the result encoded. One error type with the wire
 //! shape of spec 1.3 (`X-Amzn-ErrorType` header and a `__type` body), and one exhaustive map from the
-//! domain's errors to it ([`from_domain`]).
+//! domain's errors to it (`from_domain`).
 
 mod evaluate;
 mod events;
