@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(cookie segment_pattern cloudfront_policy_xml evidently_json config commands dump rollout origin_response)
+ALL_TARGETS=(cookie segment_pattern cloudfront_policy_xml evidently_json config commands dump rollout origin_response client_request)
 # cargo fuzz build flags (use the same ones to replay, or cargo rebuilds). 16 codegen units build the
 # instrumented crate graph faster on two cores, for a few percent of fuzzing speed.
 BUILD_FLAGS=(--sanitizer none --codegen-units 16)

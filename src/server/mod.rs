@@ -1,6 +1,9 @@
-//! Client-facing sockets: bind, accept under a connection cap, TLS with ALPN, HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge on plain TCP, told from HTTP/1.1 by its first bytes) through hyper, the
-//! per-connection watchdog for the header-read and idle timeouts, and graceful drain.
+//! Client-facing sockets: bind, accept under a connection cap, TLS with ALPN, HTTP/1.1 (our own server
+//! for the common bodiless request, [`h1`], and hyper's for the rest) and HTTP/2 through hyper (h2c
+//! prior knowledge on plain TCP, told from HTTP/1.1 by its first bytes), the per-connection watchdog
+//! for the header-read and idle timeouts, and graceful drain.
+
+pub mod h1;
 
 use std::future::Future;
 use std::io;
@@ -69,6 +72,9 @@ pub(crate) struct ListenerSettings {
     pub timeouts: Timeouts,
     /// hyper's connection builders, configured once here rather than per connection.
     http1: http1::Builder,
+    /// `limits.max_header_bytes` and `limits.max_headers`, for the heads [`h1`] parses itself.
+    max_head: usize,
+    max_fields: usize,
     http2: http2::Builder<TokioExecutor>,
 }
 
@@ -98,7 +104,14 @@ impl ListenerSettings {
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             // nginx's default: each stream may hold an origin connection.
             .max_concurrent_streams(128);
-        ListenerSettings { tls, timeouts, http1: h1, http2: h2 }
+        ListenerSettings {
+            tls,
+            timeouts,
+            http1: h1,
+            http2: h2,
+            max_head: limits.max_header_bytes,
+            max_fields: limits.max_headers.min(h1::MAX_FIELDS),
+        }
     }
 }
 
@@ -291,7 +304,7 @@ async fn accept_loop(
     }
 }
 
-async fn serve_tcp(stream: TcpStream, addr: SocketAddr, settings: &ListenerSettings, ctx: &Arc<ServerCtx>) {
+async fn serve_tcp(stream: TcpStream, addr: SocketAddr, settings: &Arc<ListenerSettings>, ctx: &Arc<ServerCtx>) {
     let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some()));
     let mut io = Watched { inner: stream, info: info.clone(), replay: Replay::default() };
     match &settings.tls {
@@ -373,32 +386,83 @@ async fn handshake(
     }
 }
 
-/// Serves `io` with hyper's HTTP/1.1 (upgrades allowed) or HTTP/2 connection. Each is boxed: in the task,
-/// the HTTP/1.1 one (about 0.7 KB) would be sized as the larger HTTP/2 one (1.5 KB), and some
-/// compilers keep room for a connection twice in the future that awaits it (issue 17).
-async fn serve_io<I>(io: I, protocol: Protocol, info: Arc<ConnInfo>, settings: &ListenerSettings, ctx: &Arc<ServerCtx>)
-where
+/// Serves `io` over HTTP/1.1 ([`h1`] first, hyper's connection from the first request it does not serve)
+/// or HTTP/2 (hyper's). Each connection is boxed: in the task, the HTTP/1.1 one would be sized as the
+/// larger HTTP/2 one (1.5 KB), and some compilers keep room for a connection twice in the future that
+/// awaits it (issue 17).
+async fn serve_io<I>(
+    io: I,
+    protocol: Protocol,
+    info: Arc<ConnInfo>,
+    settings: &Arc<ListenerSettings>,
+    ctx: &Arc<ServerCtx>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let proxy = ctx.proxy.clone();
-    let svc_info = info.clone();
-    let svc = service_fn(move |req| {
-        // Boxed: hyper keeps the service's future inline in every connection, idle or not, and this one
-        // is a few KB (2.4 KB in the release build). The allocation is paid per request instead: about
-        // 0.5k instructions (1 %), for that much less per idle keep-alive connection (memory.sh).
-        Box::pin(proxy.clone().handle(svc_info.clone(), req))
-    });
-    let io = TokioIo::new(io);
     match protocol {
         Protocol::Http1 => {
-            let conn = Box::pin(settings.http1.serve_connection(io, svc).with_upgrades());
-            serve(conn, |c| c.graceful_shutdown(), info, settings, ctx).await
+            let closing = Arc::new(AtomicBool::new(false));
+            let fut = http1_connection(io, info.clone(), ctx.proxy.clone(), settings.clone(), closing.clone());
+            let conn = Box::pin(h1::Conn { fut: Box::pin(fut), closing });
+            serve(conn, h1::Conn::graceful_shutdown, info, settings, ctx).await
         }
         Protocol::Http2 => {
-            let conn = Box::pin(settings.http2.serve_connection(io, svc));
+            let svc = service(ctx.proxy.clone(), info.clone());
+            let conn = Box::pin(settings.http2.serve_connection(TokioIo::new(io), svc));
             serve(conn, |c| c.graceful_shutdown(), info, settings, ctx).await
         }
     }
+}
+
+/// hyper's service: each request to [`Proxy::handle`].
+#[allow(clippy::type_complexity)] // the future is `handle`'s opaque type: only its bounds can be written
+fn service(
+    proxy: Arc<Proxy>,
+    info: Arc<ConnInfo>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<crate::proxy::ProxyBody>,
+    Error = std::convert::Infallible,
+    Future = Pin<
+        Box<impl Future<Output = Result<hyper::Response<crate::proxy::ProxyBody>, std::convert::Infallible>> + Send>,
+    >,
+> + Clone {
+    service_fn(move |req| {
+        // Boxed: hyper keeps the service's future inline in every connection, idle or not, and this one
+        // is a few KB (2.4 KB in the release build). The allocation is paid per request instead: about
+        // 0.5k instructions (1 %), for that much less per idle keep-alive connection (memory.sh).
+        Box::pin(proxy.clone().handle(info.clone(), req))
+    })
+}
+
+/// An HTTP/1.1 connection: [`h1::serve`] until a request is not its own, then hyper's server with the
+/// bytes read so far, graceful shutdown passed on (`closing`).
+async fn http1_connection<I>(
+    mut io: I,
+    info: Arc<ConnInfo>,
+    proxy: Arc<Proxy>,
+    settings: Arc<ListenerSettings>,
+    closing: Arc<AtomicBool>,
+) -> hyper::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rest = match h1::serve(&mut io, &info, &proxy, settings.max_head, settings.max_fields, &closing).await {
+        h1::Ended::Done => return Ok(()),
+        h1::Ended::Hyper(rest) => rest,
+    };
+    let io = TokioIo::new(h1::Prefixed { prefix: rest, io });
+    // Boxed: only connections handed over pay for hyper's (about 0.7 KB).
+    let mut conn = Box::pin(settings.http1.serve_connection(io, service(proxy, info)).with_upgrades());
+    let mut told = false;
+    std::future::poll_fn(|cx| {
+        if !told && closing.load(Relaxed) {
+            told = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Drives a connection under the watchdog (idle, header and send timeouts) and the shutdown.
