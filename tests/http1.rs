@@ -173,3 +173,22 @@ async fn heads_that_are_not_its_own_get_hyper_s_answers() {
         assert_eq!(paths(&log), ["GET /ok"]);
     }
 }
+
+#[tokio::test]
+async fn a_head_with_no_line_feed_is_not_buffered_past_the_limit() {
+    let (origin, log) = origin().await;
+    let edge = Edge::start(&simple_config(&origin.url(), None, "")).await;
+    // 200 KB of request line and no line feed, after a served request: refused as hyper refuses a head
+    // past `limits.max_header_bytes` (64 KiB), not read on for ever; the connection closes.
+    let req = format!("GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /{}", "a".repeat(200_000));
+    let mut s = TcpStream::connect(edge.addr("http")).await.unwrap();
+    // The server may close while the rest is still being sent: a failed write is fine.
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.expect("still open");
+    let reply = String::from_utf8_lossy(&out);
+    let rs = responses(&reply);
+    assert_eq!(rs.len(), 2, "{reply}");
+    assert!(rs[1].starts_with("HTTP/1.1 414 ") || rs[1].starts_with("HTTP/1.1 431 "), "{reply}");
+    assert_eq!(paths(&log), ["GET /ok"]);
+}

@@ -335,13 +335,22 @@ where
     // Empty (no allocation) while the connection is idle: each read lands on the stack first.
     let mut buf = BytesMut::new();
     loop {
+        // The bytes of `buf` known to hold no line feed: a head is parsed again only once a read brought
+        // one (every head ends with one), so a head trickled a byte at a time is not parsed over and over,
+        // which would cost the square of its size.
+        let mut scanned = 0;
         let (req, close) = loop {
-            if !buf.is_empty() {
+            if buf[scanned..].contains(&b'\n') {
                 match parse(&mut buf, max_head, max_fields) {
                     Parsed::Ours { req, close } => break (req, close),
                     Parsed::Hyper => return Ended::Hyper(buf),
                     Parsed::Partial => {}
                 }
+            }
+            scanned = buf.len();
+            if buf.len() > max_head {
+                // Past the limit with no whole head: hyper's to refuse (431), as it would have.
+                return Ended::Hyper(buf);
             }
             match read(io, &mut buf, closing).await {
                 Some(Ok(n)) if n > 0 => {}
