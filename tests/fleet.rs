@@ -346,13 +346,16 @@ async fn the_database_down_the_fleet_keeps_proxying_refuses_writes_then_takes_th
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for (proxy, wrk) in proxies.iter().zip(wrks) {
         let (requests, report) = wrk.finish();
-        assert!(requests > 1000, "{proxy}: too little wrk traffic to tell: {report}");
+        // Enough requests to span the outage, not a speed: the debug build makes 1,300 to 1,800 here
+        // alone, and made 843 in a CI run beside the file's other tests (each with its own cluster).
+        assert!(requests > 200, "{proxy}: too little wrk traffic to tell: {report}");
         assert!(!report.contains("Non-2xx") && !report.contains("Socket errors"), "{proxy}: {report}");
         eprintln!("wrk through {proxy} across the outage: {requests} requests, none failed");
     }
     for l in load {
         let (ok, failed) = l.await.unwrap();
-        assert!(ok > 50, "too little traffic to tell: {ok}");
+        // A count that spans the outage, as for wrk above (about 200 here in a debug build).
+        assert!(ok > 20, "too little traffic to tell: {ok}");
         assert!(
             failed.is_empty(),
             "{} proxied requests failed during the outage ({ok} fine): {failed:?}",
