@@ -416,6 +416,7 @@ async fn respond<I: AsyncWrite + Unpin>(
     let Ok(framing) = encode_head(&mut out, &parts, head_request, len, close) else {
         // hyper answers 500 for a response it cannot write; so does this.
         tracing::warn!("A response with contradictory framing fields was replaced by a 500");
+        drop(body);
         let refusal = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         write_all(io, refusal, activity).await?;
         return Ok(false);
@@ -428,18 +429,17 @@ async fn respond<I: AsyncWrite + Unpin>(
         return Ok(keep);
     }
     let mut sent = 0u64;
-    let mut body = Pin::new(&mut body);
     loop {
         // What is ready goes out with what is already waiting; a frame that is not yet there first lets
         // the waiting bytes go (a streamed body must not wait for a buffer to fill).
-        let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 if !out.is_empty() {
                     write_all(io, &out, activity).await?;
                     out.clear();
                 }
-                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             }
         };
         match frame {
@@ -469,6 +469,10 @@ async fn respond<I: AsyncWrite + Unpin>(
             }
         }
     }
+    // The body goes before its last bytes do, as in hyper's server: dropping it records the response
+    // (metrics, access log, the origin connection back in the pool), which a client that has read the
+    // response must then find done.
+    drop(body);
     match framing {
         Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
         Framing::Length(len) if sent != len => return Err(io::Error::other("body shorter than its length")),
