@@ -100,6 +100,11 @@ pub(crate) fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
     value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// Whether the last transfer coding a `Transfer-Encoding` value lists is `chunked`.
+pub(crate) fn last_coding_is_chunked(value: &HeaderValue) -> bool {
+    value.as_bytes().rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::headers::has_token;
+use super::headers::{has_token, last_coding_is_chunked};
 
 /// Largest response head accepted, 1xx heads before it included: hyper's default read buffer limit
 /// (8 KiB + 100 × 4 KiB), so that what hyper's client accepted is accepted here.
@@ -466,12 +466,7 @@ fn names_only_keep_alive_or_close(value: &HeaderValue) -> bool {
 
 /// Whether the last transfer coding is `chunked`.
 fn is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
-        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    headers.get_all(header::TRANSFER_ENCODING).iter().next_back().is_some_and(last_coding_is_chunked)
 }
 
 /// `length` (what the earlier `Content-Length` fields agreed on) with one more field's `value` (a

@@ -16,13 +16,13 @@
 //! copies between them were about 10 % of the user-space instructions per request; a prototype without
 //! them served 5 to 9 % more requests per core (`benches/load/research/README.md`).
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -31,6 +31,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
+use crate::proxy::headers::{has_token, last_coding_is_chunked};
 use crate::proxy::{Activity, ConnInfo, Proxy, ProxyBody};
 
 /// hyper's limit on a request target (its `UriTooLong`, answered 414): longer ones go to hyper.
@@ -115,10 +116,10 @@ fn request(head: &Bytes, method: Method, target: [usize; 2], fields: &[[u32; 4]]
             return None;
         }
         if name == header::CONNECTION {
-            if has_token(value.as_bytes(), b"upgrade") {
+            if has_token(&value, b"upgrade") {
                 return None;
             }
-            close |= has_token(value.as_bytes(), b"close");
+            close |= has_token(&value, b"close");
         }
         headers.append(name, value);
     }
@@ -138,11 +139,6 @@ fn restore(buf: &mut BytesMut, head: Bytes) {
     whole.extend_from_slice(&head);
     whole.extend_from_slice(buf);
     *buf = whole;
-}
-
-/// Whether a comma-separated field value holds `token` (ASCII case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// How a response's body goes out.
@@ -228,7 +224,7 @@ pub fn encode_head(
             framing = Some(Framing::Chunked);
             out.extend_from_slice(b"transfer-encoding: ");
             out.extend_from_slice(value.as_bytes());
-            if !last_is_chunked(value.as_bytes()) {
+            if !last_coding_is_chunked(value) {
                 out.extend_from_slice(b", chunked");
             }
             out.extend_from_slice(b"\r\n");
@@ -238,7 +234,7 @@ pub fn encode_head(
         } else if *name == header::DATE {
             wrote_date = true;
         } else if *name == header::CONNECTION {
-            wrote_close |= has_token(value.as_bytes(), b"close");
+            wrote_close |= has_token(value, b"close");
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -285,10 +281,6 @@ fn content_length(value: &[u8]) -> Option<u64> {
         return None;
     }
     value.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-}
-
-fn last_is_chunked(value: &[u8]) -> bool {
-    value.rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 thread_local! {
@@ -485,7 +477,7 @@ async fn respond<I: AsyncWrite + Unpin>(
 }
 
 fn has_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| has_token(v.as_bytes(), b"close"))
+    headers.get_all(header::CONNECTION).iter().any(|v| has_token(v, b"close"))
 }
 
 /// `n` in lowercase hex, into `buf`.
@@ -557,28 +549,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// The connection as `server::serve` drives it: our part, then hyper's if a request needed it. Its
-/// graceful shutdown sets `closing` (read between requests here) or is passed on to hyper's.
-pub(super) struct Conn {
-    pub fut: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
-    pub closing: Arc<AtomicBool>,
-}
-
-impl Future for Conn {
-    type Output = hyper::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-        let r = ready!(self.fut.as_mut().poll(cx));
-        Poll::Ready(r)
-    }
-}
-
-impl Conn {
-    pub fn graceful_shutdown(self: Pin<&mut Self>) {
-        self.closing.store(true, Relaxed);
     }
 }
 

@@ -402,9 +402,10 @@ async fn serve_io<I>(
     match protocol {
         Protocol::Http1 => {
             let closing = Arc::new(AtomicBool::new(false));
-            let fut = http1_connection(io, info.clone(), ctx.proxy.clone(), settings.clone(), closing.clone());
-            let conn = Box::pin(h1::Conn { fut: Box::pin(fut), closing });
-            serve(conn, h1::Conn::graceful_shutdown, info, settings, ctx).await
+            let conn =
+                Box::pin(http1_connection(io, info.clone(), ctx.proxy.clone(), settings.clone(), closing.clone()));
+            // Graceful shutdown sets `closing`: read between requests by `h1::serve`, passed on to hyper's.
+            serve(conn, |_| closing.store(true, Relaxed), info, settings, ctx).await
         }
         Protocol::Http2 => {
             let svc = service(ctx.proxy.clone(), info.clone());
@@ -468,7 +469,7 @@ where
 /// Drives a connection under the watchdog (idle, header and send timeouts) and the shutdown.
 async fn serve<C>(
     mut conn: Pin<Box<C>>,
-    graceful_shutdown: fn(Pin<&mut C>),
+    graceful_shutdown: impl Fn(Pin<&mut C>),
     info: Arc<ConnInfo>,
     settings: &ListenerSettings,
     ctx: &Arc<ServerCtx>,
