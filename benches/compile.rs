@@ -26,7 +26,7 @@ use edgesplit::metrics::Metrics;
 use edgesplit::routing::{CompileInput, HealthRegistry, Routes};
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc_ctl::MiMalloc = alloc_ctl::MiMalloc;
 
 const PROJECT: &str = "shop";
 fn arns() -> edgesplit::evidently::arn::Arns {

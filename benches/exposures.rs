@@ -14,7 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edgesplit::evidently::exposure::{Exposure, ExposureLog, RuleKind};
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc_ctl::MiMalloc = alloc_ctl::MiMalloc;
 
 /// `[evidently] max_exposures`' default.
 const CAPACITY: usize = 100_000;

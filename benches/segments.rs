@@ -13,7 +13,7 @@ use edgesplit::evidently::pattern::Pattern;
 use serde_json::{Value, json};
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc_ctl::MiMalloc = alloc_ctl::MiMalloc;
 
 /// Fields are checked in key order (`Browser`, `Country`, `Price`).
 const SMALL: &str =
