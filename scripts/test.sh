@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --locked
+cargo test --locked --workspace # edgesplit and crates/alloc-ctl (its allocator test)
 
 # venv DIR REQUIREMENTS: DIR holds every pinned package of REQUIREMENTS, or is made (again) so it does.
 venv() {
