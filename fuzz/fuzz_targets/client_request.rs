@@ -11,7 +11,8 @@
 //!    asks for more (`Content-Length`, `Transfer-Encoding`, `Expect`, `Upgrade`, `TE`), and the buffer
 //!    keeps exactly the bytes after its head.
 //! 4. `encode_head` never panics, and what it writes for a response carrying the request's fields is one
-//!    whole, valid HTTP/1.1 response head (httparse reads it back, to its last byte).
+//!    whole, valid HTTP/1.1 response head (httparse reads it back, to its last byte), and it says the
+//!    connection closes exactly when that head has a `Connection: close` field.
 //!
 //! Input: byte 0 picks where the head is split; the rest is the client's bytes.
 #![no_main]
@@ -71,15 +72,19 @@ fuzz_target!(|data: &[u8]| {
     for body in [BodyLen::Ended, BodyLen::Known(u64::from(b0)), BodyLen::Unknown] {
         for head_request in [false, true] {
             let mut out = Vec::new();
-            if encode_head(&mut out, &parts, head_request, body, close).is_err() {
-                continue;
-            }
+            let Ok(encoded) = encode_head(&mut out, &parts, head_request, body, close) else { continue };
             let mut fields = vec![httparse::EMPTY_HEADER; req.headers().len() + 8];
             let mut resp = httparse::Response::new(&mut fields);
             match resp.parse(&out) {
                 Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "{:?}", String::from_utf8_lossy(&out)),
                 other => panic!("{other:?}: {:?}", String::from_utf8_lossy(&out)),
             }
+            // The connection is kept exactly when the written head does not say `close`.
+            let says_close = resp.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("connection")
+                    && h.value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
+            assert_eq!(encoded.closes, says_close, "{:?}", String::from_utf8_lossy(&out));
         }
     }
 });

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::headers::{has_token, last_coding_is_chunked};
+use super::headers::{field_name, has_token, last_coding_is_chunked};
 
 /// Largest response head accepted, 1xx heads before it included: hyper's default read buffer limit
 /// (8 KiB + 100 × 4 KiB), so that what hyper's client accepted is accepted here.
@@ -397,7 +397,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
         let mut length = Some(None);
         for [n0, n1, v0, v1] in &at[..count] {
             // httparse checked both: names are tokens, values are visible bytes, spaces and tabs.
-            let name = HeaderName::from_bytes(&head[*n0 as usize..*n1 as usize])
+            let name = field_name(&head[*n0 as usize..*n1 as usize])
                 .map_err(|_| HeadError::Syntax(httparse::Error::HeaderName))?;
             let value = HeaderValue::from_maybe_shared(head.slice(*v0 as usize..*v1 as usize))
                 .map_err(|_| HeadError::Syntax(httparse::Error::HeaderValue))?;

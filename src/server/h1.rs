@@ -25,13 +25,13 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
-use crate::proxy::headers::{has_token, last_coding_is_chunked};
+use crate::proxy::headers::{field_name, has_token, last_coding_is_chunked};
 use crate::proxy::{Activity, ConnInfo, Proxy, ProxyBody};
 
 /// hyper's limit on a request target (its `UriTooLong`, answered 414): longer ones go to hyper.
@@ -104,7 +104,7 @@ fn request(head: &Bytes, method: Method, target: [usize; 2], fields: &[[u32; 4]]
     let mut close = false;
     let mut headers = HeaderMap::with_capacity(fields.len() + REQUEST_ROOM);
     for [n0, n1, v0, v1] in fields {
-        let name = HeaderName::from_bytes(&head[*n0 as usize..*n1 as usize]).ok()?;
+        let name = field_name(&head[*n0 as usize..*n1 as usize]).ok()?;
         // httparse checked the value: visible bytes, spaces and tabs.
         let value = HeaderValue::from_maybe_shared(head.slice(*v0 as usize..*v1 as usize)).ok()?;
         if name == header::CONTENT_LENGTH
@@ -150,6 +150,14 @@ pub enum Framing {
     Chunked,
 }
 
+/// What [`encode_head`] wrote: how the body goes out, and whether the head says `Connection: close`
+/// (asked for, or a field of the response's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    pub framing: Framing,
+    pub closes: bool,
+}
+
 /// A response whose framing fields contradict each other or its body (hyper refuses to write it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unframeable;
@@ -173,7 +181,7 @@ pub fn encode_head(
     head_request: bool,
     body: BodyLen,
     close: bool,
-) -> Result<Framing, Unframeable> {
+) -> Result<Encoded, Unframeable> {
     let status = parts.status;
     let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let length_allowed = status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED;
@@ -265,6 +273,7 @@ pub fn encode_head(
     };
     if close && !wrote_close {
         out.extend_from_slice(b"connection: close\r\n");
+        wrote_close = true;
     }
     if !wrote_date {
         out.extend_from_slice(b"date: ");
@@ -272,7 +281,7 @@ pub fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(if no_body { Framing::None } else { framing })
+    Ok(Encoded { framing: if no_body { Framing::None } else { framing }, closes: wrote_close })
 }
 
 /// A `Content-Length` value: digits only, as hyper reads it.
@@ -352,7 +361,8 @@ where
         };
         let head_request = req.method() == Method::HEAD;
         // Boxed, as hyper's service does: inline, its few KB would size every idle connection's task.
-        let Ok(resp) = Box::pin(proxy.clone().handle(info.clone(), req)).await;
+        // The box is made first so that the future can be built in it, not built and then copied in.
+        let Ok(resp) = Pin::from(Box::write(Box::new_uninit(), proxy.clone().handle(info.clone(), req))).await;
         let close = close || closing.load(Relaxed);
         match respond(io, resp, head_request, close, &info.activity).await {
             Ok(true) if !close => {}
@@ -405,7 +415,7 @@ async fn respond<I: AsyncWrite + Unpin>(
         None => BodyLen::Unknown,
     };
     let mut out = Vec::new();
-    let Ok(framing) = encode_head(&mut out, &parts, head_request, len, close) else {
+    let Ok(Encoded { framing, closes }) = encode_head(&mut out, &parts, head_request, len, close) else {
         // hyper answers 500 for a response it cannot write; so does this.
         tracing::warn!("A response with contradictory framing fields was replaced by a 500");
         drop(body);
@@ -413,7 +423,7 @@ async fn respond<I: AsyncWrite + Unpin>(
         write_all(io, refusal, activity).await?;
         return Ok(false);
     };
-    let keep = !close && !has_close(&parts.headers);
+    let keep = !closes;
     drop(parts);
     if framing == Framing::None {
         drop(body);
@@ -474,10 +484,6 @@ async fn respond<I: AsyncWrite + Unpin>(
         write_all(io, &out, activity).await?;
     }
     Ok(keep)
-}
-
-fn has_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| has_token(v, b"close"))
 }
 
 /// `n` in lowercase hex, into `buf`.
@@ -555,6 +561,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     fn ours(head: &str) -> (Request<Incoming>, bool, BytesMut) {
         let mut buf = BytesMut::from(head);
@@ -620,7 +627,11 @@ mod tests {
         }
         let (parts, ()) = resp.into_parts();
         let mut out = Vec::new();
-        let framing = encode_head(&mut out, &parts, head_request, body, close).unwrap();
+        let Encoded { framing, closes } = encode_head(&mut out, &parts, head_request, body, close).unwrap();
+        assert_eq!(
+            closes,
+            close || fields.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.contains("close"))
+        );
         let text = String::from_utf8(out).unwrap();
         // The date changes; the rest must not.
         let text = text.lines().filter(|l| !l.starts_with("date: ")).collect::<Vec<_>>().join("\n");
