@@ -141,8 +141,7 @@ fn check_find_and_strip(headers: &HeaderMap, name: &str) {
     strip(&mut stripped, name);
     assert_eq!(find(&stripped, name), None, "find({name:?}) after strip");
     let ours = |piece: &[u8]| split_pair(piece).0.eq_ignore_ascii_case(name.as_bytes());
-    let present =
-        lines.iter().any(|l| l.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name.as_bytes())));
+    let present = lines.iter().any(|l| l.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name.as_bytes())));
     let kept: Vec<&[u8]> = stripped.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
     if !present && lines.len() == 1 {
         assert_eq!(kept, lines, "strip({name:?}) changed a line without it");

@@ -152,7 +152,12 @@ fuzz_target!(|data: &[u8]| {
             let response = match segments {
                 None => evidently::error_response(&evidently::invalid("path", "is not valid percent-encoding")),
                 Some(segments) => {
-                    let call = EvCall { method, segments, query: edgesplit::admin::parts_query(query), body: Bytes::copy_from_slice(body) };
+                    let call = EvCall {
+                        method,
+                        segments,
+                        query: edgesplit::admin::parts_query(query),
+                        body: Bytes::copy_from_slice(body),
+                    };
                     evidently::handle(&plane, call).await
                 }
             };
