@@ -482,7 +482,8 @@ async fn serve<C>(
     // A sleep reset by hand, not an `Interval`: once polled (its waker registered) it is polled again only
     // after it has fired, which `is_elapsed` tells with one atomic load. An `Interval` is polled on every
     // wake-up of the connection, two or three per request: about 400 instructions a request (callgrind).
-    let mut tick = std::pin::pin!(tokio::time::sleep_until(Instant::now() + period));
+    // Boxed, as `Interval` boxes its sleep: inline it made every connection 127 B larger (memory.sh).
+    let mut tick = Box::pin(tokio::time::sleep_until(Instant::now() + period));
     let mut tick_armed = false;
     let mut closing: Option<Instant> = None;
     // Polled once, which registers this task with the drain's token; kept (a dropped one unregisters),
