@@ -478,13 +478,7 @@ async fn serve<C>(
     C: Future<Output = hyper::Result<()>>,
 {
     let mut dog = Watchdog::new(&settings.timeouts);
-    let period = dog.period;
-    // A sleep reset by hand, not an `Interval`: once polled (its waker registered) it is polled again only
-    // after it has fired, which `is_elapsed` tells with one atomic load. An `Interval` is polled on every
-    // wake-up of the connection, two or three per request: about 400 instructions a request (callgrind).
-    // Boxed, as `Interval` boxes its sleep: inline it made every connection 127 B larger (memory.sh).
-    let mut tick = Box::pin(tokio::time::sleep_until(Instant::now() + period));
-    let mut tick_armed = false;
+    let mut tick = Tick::new(dog.period);
     let mut closing: Option<Instant> = None;
     // Polled once, which registers this task with the drain's token; kept (a dropped one unregisters),
     // and from then on `Drain::started` says.
@@ -505,17 +499,7 @@ async fn serve<C>(
                     return Poll::Ready(Event::Drain);
                 }
             }
-            if !tick_armed || tick.is_elapsed() {
-                if tick.as_mut().poll(cx).is_ready() {
-                    // The next check one period from now, however late this one was (no burst of ticks).
-                    let now = Instant::now();
-                    tick.as_mut().reset(now + period);
-                    tick_armed = false;
-                    return Poll::Ready(Event::Tick(now));
-                }
-                tick_armed = true;
-            }
-            Poll::Pending
+            tick.poll_tick(cx).map(Event::Tick)
         })
         .await;
         match event {
@@ -558,6 +542,42 @@ async fn serve<C>(
                 }
             }
         }
+    }
+}
+
+/// The watchdog's clock: fires every `period`, the next one a period after a late one (no burst).
+///
+/// A sleep reset by hand, not an `Interval`: once polled (its waker registered) it is polled again only
+/// after it has fired, which `Sleep::is_elapsed` tells with one atomic load. An `Interval` is polled on
+/// every wake-up of the connection, two or three per request: about 400 instructions a request
+/// (callgrind). Boxed, as `Interval` boxes its sleep: inline it made every connection 127 B larger
+/// (memory.sh).
+struct Tick {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    period: Duration,
+    /// Polled since the last reset, so the sleep holds the task's waker.
+    armed: bool,
+}
+
+impl Tick {
+    fn new(period: Duration) -> Tick {
+        Tick { sleep: Box::pin(tokio::time::sleep_until(Instant::now() + period)), period, armed: false }
+    }
+
+    fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        if self.armed && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        // Outside the task's budget: with the budget spent, a sleep answers Pending without registering
+        // the waker, and, polled again only once it has fired, it would never wake the connection.
+        if std::pin::pin!(tokio::task::coop::unconstrained(self.sleep.as_mut())).poll(cx).is_ready() {
+            let now = Instant::now();
+            self.sleep.as_mut().reset(now + self.period);
+            self.armed = false;
+            return Poll::Ready(now);
+        }
+        self.armed = true;
+        Poll::Pending
     }
 }
 
@@ -750,6 +770,25 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_watchdog_ticks_even_when_polled_with_the_task_budget_spent() {
+        // Each poll first spends the task's whole budget (as a busy connection can), then polls the tick:
+        // it must still hold the waker, or nothing would wake the task when it is due.
+        let mut tick = Tick::new(Duration::from_millis(20));
+        let spent_then_tick = std::future::poll_fn(|cx| {
+            while std::pin::pin!(tokio::task::coop::consume_budget()).poll(cx).is_ready() {}
+            tick.poll_tick(cx)
+        });
+        let started = Instant::now();
+        let at = tokio::time::timeout(Duration::from_secs(5), spent_then_tick).await.expect("the tick never fired");
+        assert!(at >= started + Duration::from_millis(20));
+        // And again after its reset, a period later.
+        let again = tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| tick.poll_tick(cx)))
+            .await
+            .expect("the second tick never fired");
+        assert!(again >= at + Duration::from_millis(20));
+    }
 
     fn timeouts(header: u64, idle: u64) -> Timeouts {
         Timeouts {
