@@ -181,6 +181,21 @@ async fn an_origin_dying_mid_stream_cuts_the_client_short_without_a_hang_and_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_origin_is_504_within_the_upstream_timeout_and_the_proxy_keeps_serving() {
+    // The watchdog ticks every second here (an eighth of the 10 s header timeout): too coarse for a
+    // 500 ms deadline, which each request then keeps with a timer of its own.
+    hanging_origin_is_504("[timeouts]\nupstream_response = \"500ms\"\n").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_origin_is_504_on_time_when_the_connection_watchdog_keeps_the_deadline() {
+    // The watchdog ticks every 50 ms (an eighth of the 400 ms header timeout), 10 times within the
+    // deadline: HTTP/1.1 requests served in the connection's task are held to it by its ticks.
+    hanging_origin_is_504("[timeouts]\nupstream_response = \"500ms\"\nclient_header = \"400ms\"\n").await;
+}
+
+/// Eight requests to a hanging origin are answered 504 after the 500 ms upstream timeout (not before,
+/// and not seconds later), while other requests are served at once.
+async fn hanging_origin_is_504(timeouts: &str) {
     let origin = Origin::start(|req: Request<Incoming>| async move {
         if req.uri().path() == "/hang" {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -189,7 +204,7 @@ async fn a_hanging_origin_is_504_within_the_upstream_timeout_and_the_proxy_keeps
     })
     .await;
     let files = Files::new();
-    write_config(&files.config(), &config(&origin.url(), None, "[timeouts]\nupstream_response = \"500ms\"\n"));
+    write_config(&files.config(), &config(&origin.url(), None, timeouts));
     let mut proc = Proc::start(&files.config());
     let addr = proc.addr("http").await;
     let hung: Vec<_> = (0..8)

@@ -93,6 +93,11 @@ pub struct ConnInfo {
     pub tls: bool,
     client_ip: HeaderValue,
     pub activity: Activity,
+    /// When the connection began: the origin of [`Activity::ticked`].
+    born: Instant,
+    /// The shortest timeout the connection's watchdog keeps for a request: 8 of its periods (so that a
+    /// deadline it sees pass late is at most an eighth of the timeout late).
+    watched_from: Duration,
 }
 
 /// Counters the connection watchdog reads to tell idle from busy, and a response the client takes from
@@ -107,6 +112,9 @@ pub struct Activity {
     pub waiting: AtomicU32,
     /// Frames the client side has taken from response bodies.
     pub pulls: AtomicU64,
+    /// When the watchdog last ticked, in nanoseconds since the connection began: the clock by which
+    /// [`Limit::Watchdog`] keeps upstream deadlines.
+    pub ticked: AtomicU64,
 }
 
 impl Activity {
@@ -128,10 +136,79 @@ impl Activity {
 }
 
 impl ConnInfo {
-    pub fn new(client: SocketAddr, tls: bool) -> ConnInfo {
+    /// `watchdog_period`: how often the connection's watchdog will tick and publish [`ConnInfo::tick`].
+    pub fn new(client: SocketAddr, tls: bool, watchdog_period: Duration) -> ConnInfo {
         let ip = client.ip().to_string();
         let client_ip = HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ConnInfo { client, tls, client_ip, activity: Activity::default() }
+        ConnInfo {
+            client,
+            tls,
+            client_ip,
+            activity: Activity::default(),
+            born: Instant::now(),
+            watched_from: watchdog_period * 8,
+        }
+    }
+
+    /// The watchdog ticked at `now`: deadlines kept by it ([`Limit::Watchdog`]) are judged by this time
+    /// until the next tick.
+    pub fn tick(&self, now: Instant) {
+        self.activity.ticked.store(self.nanos(now), Relaxed);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.born);
+        since.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(since.subsec_nanos()))
+    }
+
+    /// How an upstream exchange that began at `start` is held to `timeout`. By the watchdog when the
+    /// request runs in its connection's task (`in_task`: `h1`'s, which every tick wakes) and the
+    /// watchdog ticks at least 8 times within the timeout, so that the 504 comes at most an eighth of
+    /// the timeout late; else by a timer of its own.
+    fn limit(&self, in_task: bool, start: Instant, timeout: Duration) -> Limit<'_> {
+        if in_task && timeout >= self.watched_from {
+            Limit::Watchdog { activity: &self.activity, at: self.nanos(start + timeout) }
+        } else {
+            Limit::Timer(start + timeout)
+        }
+    }
+}
+
+/// How an upstream exchange's response deadline is kept.
+///
+/// A Tokio timer per request costs about 900 instructions (its entry registered in the worker's timer
+/// wheel, under the wheel's lock, then taken out again; callgrind, issue 17), and nearly every request
+/// is answered long before its deadline. The connection's watchdog already ticks, so for a request that
+/// runs inside the connection's task the deadline is a comparison with the last tick instead.
+enum Limit<'a> {
+    /// A timer of the request's own.
+    Timer(Instant),
+    /// Past once the watchdog publishes a tick at or after `at` (nanoseconds since the connection began).
+    Watchdog { activity: &'a Activity, at: u64 },
+}
+
+pin_project_lite::pin_project! {
+    /// An exchange held to a [`Limit::Watchdog`] deadline. The tick that passes it wakes the connection's
+    /// task, and with it this future, which then sees the tick.
+    struct Watched<'a, F> {
+        #[pin]
+        exchange: F,
+        activity: &'a Activity,
+        at: u64,
+    }
+}
+
+impl<F: Future<Output = Result<Answer, SendError>>> Future for Watched<'_, F> {
+    type Output = Result<Answer, SendError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        match this.exchange.poll(cx) {
+            std::task::Poll::Pending if this.activity.ticked.load(Relaxed) >= *this.at => {
+                std::task::Poll::Ready(Err(SendError::Timeout))
+            }
+            polled => polled,
+        }
     }
 }
 
@@ -248,14 +325,15 @@ impl Proxy {
         }
     }
 
-    /// One exchange with `origin`, bounded by the upstream response timeout (`deadline`: given, since
+    /// One exchange with `origin`, bounded by the upstream response timeout (`limit`: given, since
     /// the caller has read the clock already). HTTP/1.1 (and every upgrade) through our per-worker pool,
     /// HTTP/2 through hyper-util's client. Not an async fn, for the same reason as
     /// [`pool::H1Pool::send`]: the pool's future is wrapped, not awaited by a future that holds the
     /// request too.
+    #[allow(clippy::too_many_arguments)] // each is one request's own, and this is called twice
     fn send<'a>(
         state: &'a Serving,
-        deadline: Instant,
+        limit: Limit<'a>,
         origin: &Origin,
         protocol: UpstreamProtocol,
         req: Request<UpBody>,
@@ -276,7 +354,12 @@ impl Proxy {
         } else {
             Either::Right(h2_send(state, req))
         };
-        tokio::time::timeout_at(deadline, exchange).map(|r| r.unwrap_or(Err(SendError::Timeout)))
+        match limit {
+            Limit::Timer(deadline) => {
+                Either::Left(tokio::time::timeout_at(deadline, exchange).map(|r| r.unwrap_or(Err(SendError::Timeout))))
+            }
+            Limit::Watchdog { activity, at } => Either::Right(Watched { exchange, activity, at }),
+        }
     }
 
     /// The data plane on `snapshot`; it follows later ones once subscribed to the control plane. Fails
@@ -306,12 +389,16 @@ impl Proxy {
 
     /// Serves one request. Never fails: errors are answered here (`Err` cannot happen; the `Result` is
     /// what hyper's service takes). Owned arguments and no wrapper: this future is boxed as it is, per
-    /// request, so a wrapping one would be one more copy of its few KB (issue 17).
+    /// request, so a wrapping one would be one more copy of its few KB (issue 17). `in_task`: this
+    /// future runs inside the connection's task, which its watchdog wakes at every tick (`h1`'s requests;
+    /// not hyper's, whose HTTP/2 streams are tasks of their own), so the upstream deadline can be kept
+    /// by the watchdog ([`Limit`]).
     #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the block's comment
     pub fn handle(
         self: Arc<Self>,
         conn: Arc<ConnInfo>,
         mut req: Request<Incoming>,
+        in_task: bool,
     ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static {
         // An async block, not an async fn, which would keep the request twice in its state (as the
         // argument and as the local it is moved into).
@@ -427,9 +514,9 @@ impl Proxy {
 
             let protocol = if upgrade { UpstreamProtocol::Http1 } else { pool.protocol };
             let (body, body_done) = UpBody::client(body);
-            let deadline = start + state.upstream_response;
+            let limit = conn.limit(in_task, start, state.upstream_response);
             let request = Request::from_parts(parts, body);
-            let mut sent = Proxy::send(&state, deadline, origin, protocol, request, upgrade, body_done).await;
+            let mut sent = Proxy::send(&state, limit, origin, protocol, request, upgrade, body_done).await;
             let mut origin = origin;
             if let (Err(SendError::Connect(e)), Some(mut parts)) = (&sent, retry) {
                 origin.health.mark_down(state.snapshot.routes.unhealthy_for_ms);
@@ -450,9 +537,9 @@ impl Proxy {
                     // Boxed: this fallback is rare, and a second send future inline would make every
                     // request's future about 1.7 KB larger.
                     let fallback = Request::from_parts(parts, UpBody::Empty);
-                    let deadline = Instant::now() + state.upstream_response;
+                    let limit = Limit::Timer(Instant::now() + state.upstream_response);
                     let protocol = dist.primary.protocol;
-                    sent = Box::pin(Proxy::send(&state, deadline, primary, protocol, fallback, false, None)).await;
+                    sent = Box::pin(Proxy::send(&state, limit, primary, protocol, fallback, false, None)).await;
                 }
             }
             let answer = match sent {
@@ -603,4 +690,52 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    #[test]
+    fn the_watchdog_keeps_only_deadlines_it_ticks_8_times_within() {
+        let conn = ConnInfo::new(([127, 0, 0, 1], 1).into(), false, Duration::from_secs(1));
+        let start = Instant::now();
+        assert!(matches!(conn.limit(true, start, Duration::from_secs(30)), Limit::Watchdog { .. }));
+        assert!(matches!(conn.limit(true, start, Duration::from_secs(8)), Limit::Watchdog { .. }));
+        assert!(matches!(conn.limit(true, start, Duration::from_millis(7_999)), Limit::Timer(_)));
+        // hyper's requests: the watchdog's tick does not wake them.
+        assert!(matches!(conn.limit(false, start, Duration::from_secs(30)), Limit::Timer(_)));
+    }
+
+    #[test]
+    fn a_watched_exchange_times_out_at_the_first_tick_at_or_past_its_deadline() {
+        let conn = ConnInfo::new(([127, 0, 0, 1], 1).into(), false, Duration::from_millis(10));
+        let start = conn.born + Duration::from_secs(5);
+        let Limit::Watchdog { activity, at } = conn.limit(true, start, Duration::from_millis(100)) else {
+            panic!("a 100 ms timeout is 10 periods")
+        };
+        let mut watched = std::pin::pin!(Watched { exchange: std::future::pending(), activity, at });
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(watched.as_mut().poll(&mut cx).is_pending());
+        conn.tick(start + Duration::from_millis(99));
+        assert!(watched.as_mut().poll(&mut cx).is_pending());
+        conn.tick(start + Duration::from_millis(100));
+        assert!(matches!(watched.as_mut().poll(&mut cx), Poll::Ready(Err(SendError::Timeout))));
+    }
+
+    #[test]
+    fn a_watched_exchange_that_answers_is_not_timed_out() {
+        let conn = ConnInfo::new(([127, 0, 0, 1], 1).into(), false, Duration::from_millis(10));
+        let Limit::Watchdog { activity, at } = conn.limit(true, conn.born, Duration::from_millis(100)) else {
+            panic!("a 100 ms timeout is 10 periods")
+        };
+        // Past the deadline already, but the answer that is there wins, as with tokio's `timeout`.
+        conn.tick(conn.born + Duration::from_secs(1));
+        let answer = std::future::ready(Err(SendError::Limit));
+        let mut watched = std::pin::pin!(Watched { exchange: answer, activity, at });
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(watched.as_mut().poll(&mut cx), Poll::Ready(Err(SendError::Limit))));
+    }
 }

@@ -373,7 +373,7 @@ where
         let head_request = req.method() == Method::HEAD;
         // Boxed, as hyper's service does: inline, its few KB would size every idle connection's task.
         // The box is made first so that the future can be built in it, not built and then copied in.
-        let Ok(resp) = Pin::from(Box::write(Box::new_uninit(), proxy.clone().handle(info.clone(), req))).await;
+        let Ok(resp) = Pin::from(Box::write(Box::new_uninit(), proxy.clone().handle(info.clone(), req, true))).await;
         let close = close || closing.load(Relaxed);
         match respond(io, resp, head_request, close, &info.activity).await {
             Ok(true) if !close => {}

@@ -305,7 +305,7 @@ async fn accept_loop(
 }
 
 async fn serve_tcp(stream: TcpStream, addr: SocketAddr, settings: &Arc<ListenerSettings>, ctx: &Arc<ServerCtx>) {
-    let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some()));
+    let info = Arc::new(ConnInfo::new(addr, settings.tls.is_some(), Watchdog::period(&settings.timeouts)));
     let mut io = Watched { inner: stream, info: info.clone(), replay: Replay::default() };
     match &settings.tls {
         None => {
@@ -433,7 +433,7 @@ fn service(
         // is a few KB (2.4 KB in the release build). The allocation is paid per request instead: about
         // 0.5k instructions (1 %), for that much less per idle keep-alive connection (memory.sh).
         // The box is made first, so that the future is built in it rather than built and copied in.
-        Pin::from(Box::write(Box::new_uninit(), proxy.clone().handle(info.clone(), req)))
+        Pin::from(Box::write(Box::new_uninit(), proxy.clone().handle(info.clone(), req, false)))
     })
 }
 
@@ -517,6 +517,9 @@ async fn serve<C>(
                 closing = Some(Instant::now() + settings.timeouts.shutdown_grace);
             }
             Event::Tick(now) => {
+                // Published before the connection is polled again (the loop's next turn), where a request
+                // whose upstream deadline this tick passed sees it.
+                info.tick(now);
                 if closing.is_some_and(|deadline| now >= deadline) {
                     return;
                 }
@@ -654,15 +657,19 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    fn new(t: &Timeouts) -> Watchdog {
+    /// An eighth of the shortest client timeout, within 10 ms and 1 s.
+    fn period(t: &Timeouts) -> Duration {
         let shortest = t.client_idle.min(t.client_header).min(t.client_send);
-        let period = (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        (shortest / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    fn new(t: &Timeouts) -> Watchdog {
         let now = Instant::now();
         Watchdog {
             idle: t.client_idle,
             header: t.client_header,
             send: t.client_send,
-            period,
+            period: Watchdog::period(t),
             requests: 0,
             reads: 0,
             pulls: 0,
