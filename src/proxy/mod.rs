@@ -330,7 +330,6 @@ impl Proxy {
     /// HTTP/2 through hyper-util's client. Not an async fn, for the same reason as
     /// [`pool::H1Pool::send`]: the pool's future is wrapped, not awaited by a future that holds the
     /// request too.
-    #[allow(clippy::too_many_arguments)] // each is one request's own, and this is called twice
     fn send<'a>(
         state: &'a Serving,
         limit: Limit<'a>,
