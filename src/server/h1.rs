@@ -185,7 +185,6 @@ pub fn encode_head(
     let status = parts.status;
     let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let length_allowed = status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED;
-    out.reserve(head_room(parts));
     let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
     if status == StatusCode::OK && reason.is_none() {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
@@ -284,8 +283,9 @@ pub fn encode_head(
     Ok(Encoded { framing: if no_body { Framing::None } else { framing }, closes: wrote_close })
 }
 
-/// Room for the head [`encode_head`] writes, so that it rarely makes the buffer grow: 64 bytes a field
-/// and 64 for the status line and what it adds. An estimate, not a sum of the fields: walking a
+/// Room for the head [`encode_head`] writes, reserved by [`respond`] with the body's (`encode_head`
+/// itself reserves nothing: the buffer is sized once): 64 bytes a field and 64 for the status line and
+/// what it adds. An estimate, not a sum of the fields: walking a
 /// `HeaderMap` to add up its lengths costs more than the growth it would save (callgrind).
 fn head_room(parts: &http::response::Parts) -> usize {
     64 + parts.headers.len() * 64
